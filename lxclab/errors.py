@@ -1,0 +1,95 @@
+"""Every failure lxclab reports, as one named exception under one base class.
+
+Messages say what failed, on what, and what to do next. Catch `LxclabError` to catch
+them all; the CLI prints their message and exits non-zero instead of a traceback.
+"""
+
+
+class LxclabError(Exception):
+    """Base class of every error lxclab raises on purpose."""
+
+
+# --- references and manifests (layer 0) -------------------------------------------------
+class InvalidReference(LxclabError):
+    """An image reference that cannot be parsed."""
+
+
+class ManifestError(LxclabError):
+    """A manifest, index or config that is malformed or not understood."""
+
+
+class UnsupportedMediaType(ManifestError):
+    """A media type lxclab does not know how to handle."""
+
+
+class PlatformNotFound(ManifestError):
+    """An index has no manifest for the platform asked for."""
+
+
+class DigestMismatch(LxclabError):
+    """Content whose sha256 is not the digest it was asked for or announced with."""
+
+
+# --- registry client and store (layer 1) ------------------------------------------------
+class RegistryError(LxclabError):
+    """A registry answered with an error, or could not be reached."""
+
+
+class AuthenticationError(RegistryError):
+    """The registry or its token server refused the credentials or the scope."""
+
+
+class NotFound(RegistryError):
+    """The registry has no such repository, tag, manifest or blob."""
+
+
+class StoreError(LxclabError):
+    """The local content store cannot hold or find a blob or image."""
+
+
+# --- classroom registry -----------------------------------------------------------------
+class ClassroomError(LxclabError):
+    """The classroom registry or token server cannot start, stop or answer."""
+
+
+# --- layers and union filesystem --------------------------------------------------------
+class LayerError(LxclabError):
+    """A layer that cannot be applied; nothing of it was written."""
+
+
+class UnsafeLayerEntry(LayerError):
+    """A tar entry that would write outside the root, or an invalid whiteout."""
+
+
+class MountError(LxclabError):
+    """A mount or unmount that the kernel refused."""
+
+
+# --- kernel: chroot, namespaces, cgroups, network ---------------------------------------
+class KernelError(LxclabError):
+    """A system call failed; the message names the call, its arguments and errno."""
+
+
+class CgroupError(LxclabError):
+    """A cgroup that cannot be created, limited, read or removed."""
+
+
+class InvalidLimit(CgroupError):
+    """A resource limit value that cannot be understood (like '12 parsecs')."""
+
+
+class NetworkError(LxclabError):
+    """A network namespace, bridge or veth that cannot be set up or removed."""
+
+
+# --- engine and LXC ---------------------------------------------------------------------
+class ContainerError(LxclabError):
+    """A container operation that cannot be done in the container's present state."""
+
+
+class ContainerNotFound(ContainerError):
+    """No container with that name or ID exists."""
+
+
+class ImageNotFound(StoreError):
+    """The image has not been pulled into the local store."""

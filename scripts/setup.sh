@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Install everything lxclab needs on a fresh Debian 12 machine, as root; quick when already done.
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+venv="${LXCLAB_VENV:-$here/.venv}"
+
+# Debian packages: the real components (registry, oracles, LXC, a browser for widget tests).
+debs=(docker-registry busybox-static skopeo umoci crun lxc lxc-dev pkg-config gcc
+      zstd iproute2 util-linux uidmap chromium)
+# Node.js and npm come with this kind of machine; Debian's npm conflicts with them.
+command -v npm >/dev/null || debs+=(nodejs npm)
+missing=()
+for p in "${debs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing Debian packages: ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# The Python environment: the package, editable, with its test extras.
+stamp="$venv/.lxclab-installed"
+if [[ ! -x "$venv/bin/python" ]]; then
+  python3 -m venv "$venv"
+fi
+if [[ ! -f "$stamp" || "$here/pyproject.toml" -nt "$stamp" ]]; then
+  echo "setup: installing the Python environment in $venv"
+  "$venv/bin/pip" install -q --upgrade pip
+  "$venv/bin/pip" install -q -e "$here[test]"
+  touch "$stamp"
+fi
+
+# npm assets for offline widgets and slides (served locally, never from a CDN).
+if [[ -f "$here/package.json" && ( ! -d "$here/node_modules" || "$here/package.json" -nt "$here/node_modules" ) ]]; then
+  echo "setup: installing npm assets"
+  (cd "$here" && npm install --silent --no-audit --no-fund >/dev/null)
+  touch "$here/node_modules"
+fi

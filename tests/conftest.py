@@ -1,0 +1,3 @@
+"""Shared fixtures: each lives in its own tests/fixture_*.py module and is imported here."""
+
+from fixture_rootfs import busybox_rootfs  # noqa: F401

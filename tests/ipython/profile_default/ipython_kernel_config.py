@@ -1,0 +1,2 @@
+# Plain tracebacks, so that strict nbval compares words, not colour codes.
+c.InteractiveShell.colors = "nocolor"
