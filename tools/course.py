@@ -1,0 +1,112 @@
+"""Course tooling: regenerate lesson outputs, keep text twins in step, build the student edition.
+
+    python tools/course.py execute [NOTEBOOK...]   run notebooks in place, storing their outputs
+    python tools/course.py twins                   write notebooks/md/<name>.md (MyST) from each notebook
+    python tools/course.py check-twins             exit 1 if a twin is out of step with its notebook
+    python tools/course.py student [DIR]           write the student edition (solutions removed) to DIR
+
+Exercises follow nbgrader's convention: a solution region between `### BEGIN SOLUTION` and
+`### END SOLUTION` lines; the student edition replaces it with a NotImplementedError that
+the lesson's check cell turns into a plain-words hint.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import jupytext
+import nbformat
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = ROOT / "notebooks"
+TWINS = NOTEBOOKS / "md"
+BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
+_SOLUTION = re.compile(rf"^([ \t]*){re.escape(BEGIN)}\n.*?^[ \t]*{re.escape(END)}[ \t]*$", re.M | re.S)
+STUB = '{indent}raise NotImplementedError("exercise: replace this line with your code")'
+
+
+def lessons() -> list[Path]:
+    """Every lesson notebook, in lesson order."""
+    return sorted(NOTEBOOKS.glob("[0-9][0-9]-*.ipynb"))
+
+
+def execute(paths: list[Path]) -> None:
+    """Run each notebook top to bottom and store its outputs in place (as nbval will compare them)."""
+    for path in paths:
+        print(f"executing {path.name}", flush=True)
+        subprocess.run(
+            [sys.executable, "-m", "jupyter", "nbconvert", "--to", "notebook", "--execute", "--inplace",
+             "--ExecutePreprocessor.timeout=600", str(path)],
+            check=True, cwd=NOTEBOOKS,
+        )
+
+
+def twin_text(path: Path) -> str:
+    """The MyST markdown twin of a notebook: its cells without outputs, for review in diffs."""
+    return jupytext.writes(nbformat.read(path, as_version=4), fmt="md:myst")
+
+
+def write_twins() -> None:
+    """Write every lesson's MyST twin next to the notebooks, in notebooks/md/."""
+    TWINS.mkdir(exist_ok=True)
+    for path in lessons():
+        (TWINS / f"{path.stem}.md").write_text(twin_text(path))
+
+
+def stale_twins() -> list[str]:
+    """Names of lessons whose twin is missing or differs from the notebook."""
+    stale = []
+    for path in lessons():
+        twin = TWINS / f"{path.stem}.md"
+        if not twin.exists() or twin.read_text() != twin_text(path):
+            stale.append(path.name)
+    return stale
+
+
+def strip_solutions(source: str) -> str:
+    """A cell's source with every solution region replaced by a NotImplementedError stub."""
+    return _SOLUTION.sub(lambda m: STUB.format(indent=m.group(1)), source)
+
+
+def student_edition(path: Path) -> nbformat.NotebookNode:
+    """The student edition of one notebook: solutions removed, outputs cleared."""
+    notebook = nbformat.read(path, as_version=4)
+    for cell in notebook.cells:
+        if cell.cell_type == "code":
+            cell.source = strip_solutions(cell.source)
+            cell.outputs, cell.execution_count = [], None
+    return notebook
+
+
+def write_student(target: Path) -> None:
+    """Write the student edition of every lesson into `target`."""
+    target.mkdir(parents=True, exist_ok=True)
+    for path in lessons():
+        nbformat.write(student_edition(path), target / path.name)
+
+
+def main(argv: list[str]) -> int:
+    """Dispatch one course command; see the module docstring."""
+    command, args = (argv[0], argv[1:]) if argv else ("help", [])
+    if command == "execute":
+        execute([Path(a).resolve() for a in args] or lessons())
+    elif command == "twins":
+        write_twins()
+    elif command == "check-twins":
+        stale = stale_twins()
+        if stale:
+            print("out of step with their text twins (run `make twins`): " + ", ".join(stale))
+            return 1
+    elif command == "student":
+        write_student(Path(args[0]) if args else ROOT / "_build/student")
+    else:
+        print(__doc__)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
