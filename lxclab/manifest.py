@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import platform as _platform
+import re
 from dataclasses import dataclass, field
 
 from .errors import DigestMismatch, ManifestError, PlatformNotFound, UnsupportedMediaType
@@ -34,6 +35,7 @@ LAYER_TYPES = (OCI_LAYER, OCI_LAYER_GZIP, OCI_LAYER_ZSTD, DOCKER_LAYER_GZIP)
 ACCEPT = ", ".join(INDEX_TYPES + MANIFEST_TYPES)
 ATTESTATION_ANNOTATION = "vnd.docker.reference.type"
 
+_DIGEST = re.compile(r"[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+")
 _ARCH_ALIASES = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386"}
 
 
@@ -95,6 +97,8 @@ class Descriptor:
         """Build a descriptor from its JSON object, checking the required fields."""
         try:
             plat = obj.get("platform")
+            if not _DIGEST.fullmatch(obj["digest"]):
+                raise ValueError(f"digest {obj['digest']!r} is not algorithm:hex")
             return cls(
                 media_type=obj["mediaType"],
                 digest=obj["digest"],
@@ -102,7 +106,7 @@ class Descriptor:
                 platform=Platform(plat["os"], plat["architecture"], plat.get("variant")) if plat else None,
                 annotations=dict(obj.get("annotations") or {}),
             )
-        except (KeyError, TypeError, ValueError) as exc:
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
             raise ManifestError(f"invalid descriptor {obj!r}: missing or bad field {exc}") from None
 
     def to_json(self) -> dict:
@@ -238,10 +242,9 @@ class ImageConfig:
         rootfs = obj.get("rootfs") or {}
         if rootfs.get("type") != "layers" or not isinstance(rootfs.get("diff_ids"), list):
             raise ManifestError("invalid image config: rootfs must be {'type': 'layers', 'diff_ids': [...]}")
-        history = tuple(
-            HistoryEntry(h.get("created_by", ""), h.get("created"), bool(h.get("empty_layer")), h.get("comment"))
-            for h in obj.get("history") or []
-        )
+        history = obj.get("history") or []
+        if not isinstance(history, list) or not all(isinstance(h, dict) for h in history):
+            raise ManifestError("invalid image config: history must be a list of objects")
         return cls(
             architecture=obj.get("architecture", ""),
             os=obj.get("os", ""),
@@ -251,7 +254,10 @@ class ImageConfig:
             working_dir=run.get("WorkingDir") or "/",
             user=run.get("User") or "",
             diff_ids=tuple(rootfs["diff_ids"]),
-            history=history,
+            history=tuple(
+                HistoryEntry(h.get("created_by", ""), h.get("created"), bool(h.get("empty_layer")), h.get("comment"))
+                for h in history
+            ),
             raw=raw,
         )
 

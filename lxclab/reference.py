@@ -17,11 +17,11 @@ DOCKER_HUB_API = "registry-1.docker.io"
 DEFAULT_TAG = "latest"
 
 _COMPONENT = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*")
-_TAG = re.compile(r"[\w][\w.-]{0,127}")
+_TAG = re.compile(r"[\w][\w.-]{0,127}", re.ASCII)
 _DIGEST = re.compile(r"[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]{32,}")
 _SHA256 = re.compile(r"sha256:[a-f0-9]{64}")
 _HOST = re.compile(r"(?:[a-zA-Z0-9-]+(?:\.[a-zA-Z0-9-]+)*|\[[0-9a-fA-F:]+\])(?::[0-9]+)?")
-_LOOPBACK = ("localhost", "127.", "[::1]")
+_LOOPBACK_HOST = re.compile(r"(?:localhost|127(?:\.[0-9]{1,3}){3}|\[::1\])(?::[0-9]+)?")
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ class Reference:
     @property
     def is_loopback(self) -> bool:
         """True for a registry on this machine, which Docker talks to over plain HTTP."""
-        return self.registry.startswith(_LOOPBACK)
+        return bool(_LOOPBACK_HOST.fullmatch(self.registry))
 
     def base_url(self, insecure: bool = False) -> str:
         """The registry's base URL: plain HTTP for loopback or insecure registries, else HTTPS."""
