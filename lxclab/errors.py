@@ -52,6 +52,14 @@ class ClassroomError(LxclabError):
     """The classroom registry or token server cannot start, stop or answer."""
 
 
+class TokenError(ClassroomError):
+    """A JWT that cannot be decoded, or whose signature does not verify."""
+
+
+class SeedError(ClassroomError):
+    """A seed image that cannot be built or pushed (a package that cannot be fetched, a bad layout)."""
+
+
 # --- layers and union filesystem --------------------------------------------------------
 class LayerError(LxclabError):
     """A layer that cannot be applied; nothing of it was written."""

@@ -1,3 +1,4 @@
 """Shared fixtures: each lives in its own tests/fixture_*.py module and is imported here."""
 
 from fixture_rootfs import busybox_rootfs  # noqa: F401
+from fixture_classroom import classroom, short_token_classroom  # noqa: F401

@@ -1,0 +1,131 @@
+"""Background servers that outlive the command that started them, found again by PID file.
+
+A daemon here is a child started in its own session, its output appended to a log file
+and its PID written next to it. Whoever comes later (another `lxclab registry` command,
+a notebook kernel) reads the PID file and checks `/proc/PID/cmdline`, so a stale file or a
+PID reused by an unrelated process never counts as "running" and is never killed.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import ClassroomError
+
+_STARTED: dict[int, subprocess.Popen] = {}  # children of this process, reaped when they end
+
+
+@dataclass(frozen=True)
+class Daemon:
+    """One background server: its command line, and where its PID file and log live."""
+
+    name: str
+    argv: tuple[str, ...]
+    state_dir: Path
+    marker: str  # an argument that only this server's command line holds
+
+    @property
+    def pid_file(self) -> Path:
+        """Where the running server's PID is recorded."""
+        return self.state_dir / f"{self.name}.pid"
+
+    @property
+    def log_file(self) -> Path:
+        """Where the server's standard output and error go."""
+        return self.state_dir / f"{self.name}.log"
+
+    def pid(self) -> int | None:
+        """The PID of the running server, or None when it is not running (stale PID files too)."""
+        try:
+            pid = int(self.pid_file.read_text().strip())
+        except (OSError, ValueError):
+            return None
+        return pid if is_alive(pid, self.marker) else None
+
+    def start(self, env: dict[str, str] | None = None) -> int:
+        """Start the server in its own session, logging to its log file; return its PID."""
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.log_file, "ab") as log:
+            try:
+                process = subprocess.Popen(
+                    self.argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                    env=env, start_new_session=True, cwd=self.state_dir,
+                )
+            except OSError as exc:
+                raise ClassroomError(f"cannot start the {self.name} ({self.argv[0]}): {exc}") from exc
+        _STARTED[process.pid] = process
+        self.pid_file.write_text(f"{process.pid}\n")
+        return process.pid
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop the server by its recorded PID (SIGTERM, then SIGKILL) and remove the PID file."""
+        pid = self.pid()
+        if pid is not None:
+            _signal(pid, signal.SIGTERM)
+            if not _wait_gone(pid, self.marker, timeout):
+                _signal(pid, signal.SIGKILL)
+                _wait_gone(pid, self.marker, timeout)
+        self.pid_file.unlink(missing_ok=True)
+
+    def log_tail(self, lines: int = 15) -> str:
+        """The last `lines` lines of the server's log, for error messages."""
+        try:
+            with open(self.log_file, errors="replace") as log:
+                return "".join(deque(log, maxlen=lines)).rstrip()
+        except OSError:
+            return "(no log)"
+
+
+def is_alive(pid: int, marker: str) -> bool:
+    """Whether `pid` is a live (not zombie) process whose command line holds `marker`."""
+    child = _STARTED.get(pid)
+    if child is not None and child.poll() is not None:
+        del _STARTED[pid]
+        return False
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z" and marker.encode() in cmdline
+
+
+def check_port_free(host: str, port: int, what: str, flag: str) -> None:
+    """Raise ClassroomError naming the port and the flag to change it when host:port is taken."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise ClassroomError(
+                    f"cannot start the {what}: port {port} on {host} is already in use by another "
+                    f"program; pick another with {flag} N (or stop what is using it)"
+                ) from exc
+            raise ClassroomError(f"cannot start the {what} on {host}:{port}: {exc.strerror}") from exc
+
+
+def _signal(pid: int, signum: int) -> None:
+    """Send `signum` to `pid`, ignoring a process that has just gone away."""
+    try:
+        os.kill(pid, signum)
+    except ProcessLookupError:
+        pass
+
+
+def _wait_gone(pid: int, marker: str, timeout: float) -> bool:
+    """Wait up to `timeout` seconds for `pid` to end; True when it has."""
+    deadline = time.monotonic() + timeout
+    while is_alive(pid, marker):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True

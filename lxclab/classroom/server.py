@@ -1,0 +1,257 @@
+"""The classroom: a real registry and lxclab's token server, started and stopped as a pair.
+
+The registry is the CNCF distribution registry (Debian's `docker-registry`, 2.8) with token
+authentication: it answers `GET /v2/` with 401 and a Bearer challenge naming the token
+server (the realm), exactly as registry-1.docker.io points at auth.docker.io. Both servers
+run in the background, so `lxclab registry up` returns and a workshop keeps its registry.
+
+By default both bind to 127.0.0.1. To serve other machines, pass `host` = this machine's
+address on the classroom network: the registry's challenge sends clients to the token
+server at that same address, so the realm must be reachable from every student's machine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from .. import paths
+from ..errors import ClassroomError
+from . import keys, tokenserver, users
+from .daemon import Daemon, check_port_free
+
+REGISTRY_BINARY = Path("/usr/bin/docker-registry")
+SETTINGS_FILE = "classroom.json"
+REGISTRY_CONFIG_FILE = "registry.yml"
+START_TIMEOUT = 15.0
+_UNSPECIFIED_HOSTS = ("0.0.0.0", "::", "")
+
+
+@dataclass(frozen=True)
+class ClassroomStatus:
+    """Which classroom servers run, their PIDs, and their URLs."""
+
+    registry_running: bool
+    token_running: bool
+    pids: dict[str, int | None] = field(default_factory=dict)
+    urls: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def running(self) -> bool:
+        """Whether both servers run: only then can anyone pull."""
+        return self.registry_running and self.token_running
+
+
+class Classroom:
+    """An offline registry for a workshop: token-authenticated, like Docker Hub, on this machine."""
+
+    service = tokenserver.SERVICE
+
+    def __init__(
+        self, state_dir: Path | None = None, host: str = "127.0.0.1",
+        registry_port: int | None = None, token_port: int | None = None, token_ttl: int = tokenserver.DEFAULT_TTL,
+    ):
+        """A classroom kept in `state_dir`; ports default to $LXCLAB_REGISTRY_PORT / $LXCLAB_TOKEN_PORT, else 5000 / 5001."""
+        if host in _UNSPECIFIED_HOSTS:
+            raise ClassroomError(
+                f"cannot serve the classroom on {host!r}: clients are sent to the token server at this "
+                "address, so give the address students reach (like 192.168.1.10), or 127.0.0.1"
+            )
+        self.state_dir = Path(state_dir or paths.classroom_dir()).absolute()
+        self.host = host
+        self.registry_port = registry_port or int(os.environ.get("LXCLAB_REGISTRY_PORT", 5000))
+        self.token_port = token_port or int(os.environ.get("LXCLAB_TOKEN_PORT", 5001))
+        self.token_ttl = token_ttl
+        self.registry_binary = Path(shutil.which("docker-registry") or REGISTRY_BINARY)
+
+    @classmethod
+    def recorded(cls, state_dir: Path | None = None) -> Classroom:
+        """The classroom as the last `up` in `state_dir` configured it (defaults if never up)."""
+        state_dir = Path(state_dir or paths.classroom_dir())
+        try:
+            settings = json.loads((state_dir / SETTINGS_FILE).read_text())
+        except (OSError, ValueError):
+            return cls(state_dir)
+        return cls(state_dir, **settings)
+
+    @property
+    def registry_host(self) -> str:
+        """The registry as image references name it, like `127.0.0.1:5000`."""
+        return f"{_url_host(self.host)}:{self.registry_port}"
+
+    @property
+    def registry_url(self) -> str:
+        """The registry's base URL, like `http://127.0.0.1:5000`."""
+        return f"http://{self.registry_host}"
+
+    @property
+    def token_url(self) -> str:
+        """The token endpoint, the `realm` of the registry's challenge."""
+        return f"http://{_url_host(self.host)}:{self.token_port}/token"
+
+    @property
+    def teacher(self) -> tuple[str, str]:
+        """(username, password) of the account that may push anywhere; made on first use."""
+        return users.ensure_teacher(self.state_dir)
+
+    @property
+    def teacher_file(self) -> Path:
+        """The file (mode 0600) holding the teacher's credentials."""
+        return users.teacher_file(self.state_dir)
+
+    def up(self) -> None:
+        """Start whichever server is not running and wait until both answer; harmless when up."""
+        registry, token = self._registry_daemon(), self._token_daemon()
+        stopped = [(daemon, port, flag) for daemon, port, flag in
+                   ((token, self.token_port, "--token-port"), (registry, self.registry_port, "--port"))
+                   if daemon.pid() is None]
+        if registry.pid() is None and not self.registry_binary.exists():
+            raise ClassroomError(
+                f"cannot start the classroom registry: {self.registry_binary} is missing; "
+                "install it with `apt-get install docker-registry` (or run ./kit setup)"
+            )
+        self._prepare_state()
+        for daemon, port, flag in stopped:
+            check_port_free(self.host, port, f"classroom {daemon.name}", flag)
+        try:
+            for daemon, _, _ in stopped:
+                self._start(daemon)
+            self._wait_ready(token, self._token_answers)
+            self._wait_ready(registry, self._registry_answers)
+        except ClassroomError:
+            for daemon, _, _ in stopped:
+                daemon.stop()
+            raise
+
+    def down(self) -> None:
+        """Stop both servers by their recorded PIDs and remove the PID files; harmless when down."""
+        self._registry_daemon().stop()
+        self._token_daemon().stop()
+
+    def status(self) -> ClassroomStatus:
+        """Which servers run (a stale PID file counts as not running), with PIDs and URLs."""
+        registry_pid, token_pid = self._registry_daemon().pid(), self._token_daemon().pid()
+        return ClassroomStatus(
+            registry_running=registry_pid is not None,
+            token_running=token_pid is not None,
+            pids={"registry": registry_pid, "token": token_pid},
+            urls={"registry": self.registry_url, "token": self.token_url},
+        )
+
+    def add_user(self, name: str, password: str) -> None:
+        """Add (or update) a student who may pull everything and push to `name/...` repositories."""
+        users.add_user(self.state_dir, name, password)
+
+    def _prepare_state(self) -> None:
+        """Create the state directory, signing key, teacher account and settings record."""
+        self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        keys.load_or_create(self.state_dir, self.service)
+        users.ensure_teacher(self.state_dir)
+        settings = {"host": self.host, "registry_port": self.registry_port,
+                    "token_port": self.token_port, "token_ttl": self.token_ttl}
+        (self.state_dir / SETTINGS_FILE).write_text(json.dumps(settings, indent=2) + "\n")
+
+    def _start(self, daemon: Daemon) -> None:
+        """Start one of the two servers with the config and environment it needs."""
+        if daemon.name == "registry":
+            self._write_registry_config()
+            daemon.start(_registry_env())
+        else:
+            daemon.start(self._token_env())
+
+    def _registry_daemon(self) -> Daemon:
+        """The registry server: `docker-registry serve <state_dir>/registry.yml`."""
+        config = str(self.state_dir / REGISTRY_CONFIG_FILE)
+        return Daemon("registry", (str(self.registry_binary), "serve", config), self.state_dir, config)
+
+    def _token_daemon(self) -> Daemon:
+        """The token server: `python -m lxclab.classroom.tokenserver` in this Python."""
+        argv = (sys.executable, "-m", "lxclab.classroom.tokenserver", "--state-dir", str(self.state_dir),
+                "--host", self.host, "--port", str(self.token_port), "--ttl", str(self.token_ttl))
+        return Daemon("tokenserver", argv, self.state_dir, str(self.state_dir))
+
+    def _token_env(self) -> dict[str, str]:
+        """This process's environment, with lxclab importable in the token server's Python."""
+        package_root = str(Path(__file__).resolve().parents[2])
+        python_path = os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p)
+        return {**os.environ, "PYTHONPATH": python_path, "PYTHONUNBUFFERED": "1"}
+
+    def _write_registry_config(self) -> None:
+        """Write the registry's YAML config: filesystem storage, deletes, token auth against us."""
+        quote = json.dumps  # a JSON string is a valid YAML double-quoted scalar
+        config = f"""\
+# Written by lxclab on each start of the classroom registry; edits are overwritten.
+version: 0.1
+log:
+  level: info
+  formatter: text
+storage:
+  filesystem:
+    rootdirectory: {quote(str(self.state_dir / "data"))}
+  delete:
+    enabled: true
+http:
+  addr: {quote(f"{_url_host(self.host)}:{self.registry_port}")}
+  secret: {quote(secrets.token_hex(16))}
+auth:
+  token:
+    realm: {quote(self.token_url)}
+    service: {quote(self.service)}
+    issuer: {quote(tokenserver.ISSUER)}
+    rootcertbundle: {quote(str(keys.certificate_path(self.state_dir)))}
+"""
+        (self.state_dir / REGISTRY_CONFIG_FILE).write_text(config)
+
+    def _wait_ready(self, daemon: Daemon, answers) -> None:
+        """Wait until `answers()` is true; a server that dies or stays silent raises ClassroomError."""
+        deadline = time.monotonic() + START_TIMEOUT
+        while not answers():
+            if daemon.pid() is None:
+                daemon.pid_file.unlink(missing_ok=True)
+                raise ClassroomError(
+                    f"the classroom {daemon.name} stopped while starting; last lines of "
+                    f"{daemon.log_file}:\n{daemon.log_tail()}"
+                )
+            if time.monotonic() > deadline:
+                raise ClassroomError(
+                    f"the classroom {daemon.name} did not answer within {START_TIMEOUT:.0f} s; "
+                    f"see {daemon.log_file}, then `lxclab registry down` and up again:\n{daemon.log_tail()}"
+                )
+            time.sleep(0.1)
+
+    def _registry_answers(self) -> bool:
+        """Whether `GET /v2/` answers 401 with a Bearer challenge, as a token-auth registry does."""
+        response = _get(f"{self.registry_url}/v2/")
+        return response is not None and response.status_code == 401 and \
+            response.headers.get("www-authenticate", "").startswith("Bearer ")
+
+    def _token_answers(self) -> bool:
+        """Whether the token server's health check answers 200."""
+        response = _get(f"http://{_url_host(self.host)}:{self.token_port}/healthz")
+        return response is not None and response.status_code == 200
+
+
+def _get(url: str) -> httpx.Response | None:
+    """GET `url` directly (no proxy), or None when nothing answers yet."""
+    try:
+        return httpx.get(url, timeout=2.0, trust_env=False)
+    except httpx.TransportError:
+        return None
+
+
+def _url_host(host: str) -> str:
+    """`host` as it is written in a URL (IPv6 addresses in brackets)."""
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
+def _registry_env() -> dict[str, str]:
+    """This process's environment without REGISTRY_* variables, which would override the config."""
+    return {name: value for name, value in os.environ.items() if not name.startswith("REGISTRY_")}

@@ -1,0 +1,147 @@
+"""The classroom's token server: Docker Hub's auth.docker.io protocol, on one machine.
+
+`GET /token?service=S&scope=repository:NAME:pull,push` (Basic credentials optional) answers
+`{"token", "access_token", "expires_in", "issued_at"}` with an ES256 JWT that the registry
+trusts. Anonymous callers get `pull` only; wrong credentials get a 401 JSON error.
+`GET /healthz` tells a starting classroom that the server is up.
+
+Run it as `python -m lxclab.classroom.tokenserver --state-dir DIR --host H --port P`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import binascii
+import datetime
+import json
+import sys
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+from . import access, jwt, keys, users
+
+SERVICE = "lxclab-classroom"
+ISSUER = "lxclab-classroom"
+DEFAULT_TTL = 300
+
+
+class TokenIssuer:
+    """Turns one token request (credentials and scopes) into an HTTP status and a JSON body."""
+
+    def __init__(self, state_dir: Path, ttl: int = DEFAULT_TTL, service: str = SERVICE, issuer: str = ISSUER):
+        """Issue tokens signed with the key in `state_dir`, for accounts in its users.json."""
+        self.state_dir = state_dir
+        self.signing_key = keys.load(state_dir)
+        self.ttl, self.service, self.issuer = ttl, service, issuer
+
+    def issue(self, authorization: str | None, query: dict[str, list[str]]) -> tuple[int, dict]:
+        """Answer a token request: 200 and a token, 400 for another service, 401 for bad credentials."""
+        service = query.get("service", [self.service])[0]
+        if service != self.service:
+            return 400, _error("UNSUPPORTED", f"this token server serves {self.service!r}, not {service!r}")
+        try:
+            subject, role = self._authenticate(authorization)
+        except PermissionError as exc:
+            return 401, _error("UNAUTHORIZED", str(exc))
+        granted = access.grant(access.parse_scopes(query.get("scope", [])), subject, role)
+        return 200, self._token_response(subject, granted)
+
+    def _authenticate(self, authorization: str | None) -> tuple[str, str | None]:
+        """(subject, role) of the caller: ("", None) when anonymous; PermissionError if refused."""
+        if not authorization:
+            return access.ANONYMOUS, None
+        scheme, _, encoded = authorization.partition(" ")
+        try:
+            name, _, password = base64.b64decode(encoded.strip(), validate=True).decode("utf-8").partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            name = password = ""
+        if scheme.lower() != "basic" or not name:
+            raise PermissionError("send Basic credentials (username:password), or none for anonymous pull")
+        role = users.check_password(users.load_users(self.state_dir), name, password)
+        if role is None:
+            raise PermissionError("incorrect username or password")
+        return name, role
+
+    def _token_response(self, subject: str, granted: list[dict]) -> dict:
+        """The JSON body Docker's token servers send: the JWT twice, its lifetime and issue time."""
+        now = time.time()
+        token_claims = jwt.claims(
+            issuer=self.issuer, subject=subject, audience=self.service,
+            access=granted, issued_at=int(now), ttl=self.ttl,
+        )
+        token = jwt.encode(jwt.header(self.signing_key.certificate_der), token_claims, self.signing_key.private_key)
+        issued_at = datetime.datetime.fromtimestamp(now, datetime.timezone.utc)
+        return {
+            "token": token,
+            "access_token": token,
+            "expires_in": self.ttl,
+            "issued_at": issued_at.isoformat(timespec="seconds").replace("+00:00", "Z"),
+        }
+
+
+def _error(code: str, message: str) -> dict:
+    """An error body readable by both kinds of client: registry `errors` and Docker Hub `details`."""
+    return {"errors": [{"code": code, "message": message, "detail": None}], "details": message}
+
+
+class TokenRequestHandler(BaseHTTPRequestHandler):
+    """HTTP front of a TokenIssuer: /token and /healthz, JSON answers, one log line per request."""
+
+    protocol_version = "HTTP/1.1"
+    server_version = "lxclab-tokenserver"
+    timeout = 30
+    issuer: TokenIssuer  # set on a subclass by make_server
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        """Route a GET to the token endpoint or the health check."""
+        url = urlsplit(self.path)
+        if url.path == "/token":
+            status, body = self.issuer.issue(self.headers.get("Authorization"), parse_qs(url.query))
+        elif url.path == "/healthz":
+            status, body = 200, {"status": "ok", "service": self.issuer.service}
+        else:
+            status, body = 404, _error("NOT_FOUND", f"no such endpoint {url.path}; ask /token")
+        self._send_json(status, body)
+
+    def _send_json(self, status: int, body: dict) -> None:
+        """Send `body` as JSON with a Content-Length, so the connection can be kept alive."""
+        payload = json.dumps(body).encode("utf-8")
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+
+class TokenServer(ThreadingHTTPServer):
+    """A thread per connection and a deep listen queue, so a whole classroom can log in at once."""
+
+    daemon_threads = True
+    request_queue_size = 256
+
+
+def make_server(state_dir: Path, host: str, port: int, ttl: int = DEFAULT_TTL) -> TokenServer:
+    """A token server bound to host:port, issuing tokens with the key and users of `state_dir`."""
+    handler = type("BoundTokenRequestHandler", (TokenRequestHandler,), {"issuer": TokenIssuer(state_dir, ttl)})
+    return TokenServer((host, port), handler)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Serve tokens until killed (the classroom stops it with SIGTERM)."""
+    parser = argparse.ArgumentParser(prog="python -m lxclab.classroom.tokenserver", description=__doc__.splitlines()[0])
+    parser.add_argument("--state-dir", type=Path, required=True, help="classroom state: signing key and users.json")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=5001, help="port to bind (default 5001)")
+    parser.add_argument("--ttl", type=int, default=DEFAULT_TTL, help="token lifetime in seconds")
+    args = parser.parse_args(argv)
+    server = make_server(args.state_dir, args.host, args.port, args.ttl)
+    print(f"token server for {SERVICE} on http://{args.host}:{args.port}/token", file=sys.stderr, flush=True)
+    server.serve_forever()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
