@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run the whole suite: library tests, then every notebook under strict nbval.
+# Run the whole suite: library tests, then every lesson notebook under strict nbval.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="${LXCLAB_VENV:-$here/.venv}"
@@ -10,7 +10,10 @@ if (($#)); then
   exec python -m pytest "$@"
 fi
 python -m pytest -n 2 --dist loadfile tests
-if compgen -G "notebooks/*.ipynb" >/dev/null; then
-  python -m pytest -n 2 --dist loadfile --nbval --nbval-sanitize-with tests/sanitize.cfg \
-    -p no:cacheprovider notebooks
-fi
+
+# The lessons run against their own classroom registry, seeded with the deterministic images.
+"$here/scripts/lesson-classroom.sh" up
+trap '"$here/scripts/lesson-classroom.sh" down' EXIT
+export LXCLAB_HOME="${LXCLAB_LESSON_HOME:-$here/_build/lesson-home}"
+python -m pytest -n 2 --dist loadfile --nbval --nbval-sanitize-with tests/sanitize.cfg \
+  -p no:cacheprovider notebooks
