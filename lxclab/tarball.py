@@ -1,0 +1,169 @@
+"""Deterministic tar layers: the same entries always give the same bytes and digests.
+
+A layer is a tar archive (what a DiffID names) compressed with gzip (what the manifest's
+layer digest names). To make two builds byte-identical this writer sorts entries by
+path, gives every entry one fixed mtime and uid/gid 0 unless told otherwise, leaves user
+and group names empty, writes hardlinks in a second pass after every regular file (a tar
+reader can only link to a file it has already written), and gzips with mtime 0 and a
+fixed compression level. Whiteouts (`.wh.NAME`) and opaque markers (`.wh..wh..opq`) are
+ordinary empty files whose names tell an extractor to delete what the layers below hold.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import stat
+import tarfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from .errors import LayerError
+
+WHITEOUT_PREFIX = ".wh."
+OPAQUE_MARKER = ".wh..wh..opq"
+DEFAULT_MTIME = 1704067200  # 2024-01-01T00:00:00Z: any fixed time will do; this one is ours
+DEFAULT_GZIP_LEVEL = 6
+
+FILE, DIRECTORY, SYMLINK, HARDLINK = "file", "dir", "symlink", "hardlink"
+_TAR_TYPES = {FILE: tarfile.REGTYPE, DIRECTORY: tarfile.DIRTYPE, SYMLINK: tarfile.SYMTYPE, HARDLINK: tarfile.LNKTYPE}
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One member of a layer: a file, directory, symlink or hardlink at a relative path."""
+
+    path: str
+    kind: str
+    mode: int = 0o644
+    data: bytes | Path = b""
+    target: str = ""
+    uid: int = 0
+    gid: int = 0
+
+    def __post_init__(self) -> None:
+        if self.kind not in _TAR_TYPES:
+            raise LayerError(f"tar entry {self.path!r}: unknown kind {self.kind!r}; use file, dir, symlink or hardlink")
+        object.__setattr__(self, "path", clean_path(self.path))
+        if self.kind == HARDLINK:
+            object.__setattr__(self, "target", clean_path(self.target))
+
+    def content(self) -> bytes:
+        """The bytes of a regular file (read from disk when the entry names a file there)."""
+        if self.kind != FILE:
+            return b""
+        return self.data.read_bytes() if isinstance(self.data, Path) else self.data
+
+
+def clean_path(path: str) -> str:
+    """A tar member name relative to the root, refusing paths that climb out of it."""
+    parts = [p for p in PurePosixPath(path).parts if p not in ("/", ".")]
+    if not parts or ".." in parts:
+        raise LayerError(f"tar entry {path!r}: a layer path must name something inside the root, without '..'")
+    return "/".join(parts)
+
+
+def regular_file(path: str, data: bytes | Path, mode: int = 0o644, uid: int = 0, gid: int = 0) -> Entry:
+    """A regular file holding `data` (bytes, or a Path read when the layer is written)."""
+    return Entry(path, FILE, mode, data, uid=uid, gid=gid)
+
+
+def directory(path: str, mode: int = 0o755, uid: int = 0, gid: int = 0) -> Entry:
+    """A directory; its mode keeps setuid/setgid/sticky bits (like /tmp's 1777)."""
+    return Entry(path, DIRECTORY, mode, uid=uid, gid=gid)
+
+
+def symlink(path: str, target: str, uid: int = 0, gid: int = 0) -> Entry:
+    """A symbolic link to `target`, stored verbatim (absolute targets stay absolute)."""
+    return Entry(path, SYMLINK, 0o777, target=target, uid=uid, gid=gid)
+
+
+def hardlink(path: str, target: str) -> Entry:
+    """A second name for the regular file `target`, which must be in the same layer."""
+    return Entry(path, HARDLINK, 0o644, target=target)
+
+
+def whiteout(path: str) -> Entry:
+    """The marker `DIR/.wh.NAME` that deletes `DIR/NAME` from the layers below."""
+    name = PurePosixPath(clean_path(path))
+    return Entry(str(name.parent / (WHITEOUT_PREFIX + name.name)), FILE, 0o644)
+
+
+def opaque(directory_path: str) -> Entry:
+    """The marker `DIR/.wh..wh..opq` that hides everything the layers below hold in DIR."""
+    return Entry(f"{clean_path(directory_path)}/{OPAQUE_MARKER}", FILE, 0o644)
+
+
+@dataclass(frozen=True)
+class Layer:
+    """A built layer: its gzip bytes (named by `digest`) and its tar's sha256 (the DiffID)."""
+
+    blob: bytes
+    diff_id: str
+
+    @property
+    def digest(self) -> str:
+        """The sha256 of the compressed bytes, as a manifest's layer descriptor names it."""
+        return "sha256:" + hashlib.sha256(self.blob).hexdigest()
+
+    @property
+    def size(self) -> int:
+        """The length of the compressed bytes."""
+        return len(self.blob)
+
+
+def build_layer(entries: list[Entry], mtime: int = DEFAULT_MTIME, level: int = DEFAULT_GZIP_LEVEL) -> Layer:
+    """Write `entries` as a deterministic gzip tar layer and compute its DiffID."""
+    tar = write_tar(entries, mtime)
+    return Layer(blob=gzip_deterministic(tar, level), diff_id="sha256:" + hashlib.sha256(tar).hexdigest())
+
+
+def write_tar(entries: list[Entry], mtime: int = DEFAULT_MTIME) -> bytes:
+    """The uncompressed tar: every non-hardlink sorted by path, then hardlinks sorted by path."""
+    _check_unique(entries)
+    _check_hardlink_targets(entries)
+    ordered = sorted((e for e in entries if e.kind != HARDLINK), key=lambda e: e.path)
+    ordered += sorted((e for e in entries if e.kind == HARDLINK), key=lambda e: e.path)
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as archive:
+        for entry in ordered:
+            data = entry.content()
+            archive.addfile(_tar_info(entry, mtime, len(data)), io.BytesIO(data) if data else None)
+    return buffer.getvalue()
+
+
+def gzip_deterministic(data: bytes, level: int = DEFAULT_GZIP_LEVEL) -> bytes:
+    """Gzip `data` with mtime 0, no file name and a fixed level, so equal input gives equal output."""
+    compressor = zlib.compressobj(level, zlib.DEFLATED, 31)  # wbits 31: gzip header, mtime 0
+    return compressor.compress(data) + compressor.flush()
+
+
+def _tar_info(entry: Entry, mtime: int, size: int) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(entry.path)
+    info.type = _TAR_TYPES[entry.kind]
+    info.mode = stat.S_IMODE(entry.mode)
+    info.mtime = mtime
+    info.uid, info.gid = entry.uid, entry.gid
+    info.uname = info.gname = ""
+    info.linkname = entry.target if entry.kind in (SYMLINK, HARDLINK) else ""
+    info.size = size
+    return info
+
+
+def _check_unique(entries: list[Entry]) -> None:
+    seen: set[str] = set()
+    for entry in entries:
+        if entry.path in seen:
+            raise LayerError(f"tar entry {entry.path!r} appears twice in one layer; give each path once")
+        seen.add(entry.path)
+
+
+def _check_hardlink_targets(entries: list[Entry]) -> None:
+    files = {e.path for e in entries if e.kind == FILE}
+    for entry in entries:
+        if entry.kind == HARDLINK and entry.target not in files:
+            raise LayerError(
+                f"hardlink {entry.path!r} -> {entry.target!r}: the target must be a regular file in the "
+                "same layer; add it, or store this path as a regular file"
+            )
