@@ -101,3 +101,8 @@ class ContainerNotFound(ContainerError):
 
 class ImageNotFound(StoreError):
     """The image has not been pulled into the local store."""
+
+
+# --- resource monitoring and graphs -----------------------------------------------------
+class MonitorError(LxclabError):
+    """Resource samples that cannot be taken, recorded, replayed or drawn."""
