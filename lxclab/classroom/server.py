@@ -148,6 +148,7 @@ class Classroom:
 
     def add_user(self, name: str, password: str) -> None:
         """Add (or update) a student who may pull everything and push to `name/...` repositories."""
+        users.ensure_teacher(self.state_dir)
         users.add_user(self.state_dir, name, password)
 
     def _prepare_state(self) -> None:

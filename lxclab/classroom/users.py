@@ -14,6 +14,7 @@ import json
 import os
 import re
 import secrets
+import threading
 from pathlib import Path
 
 from ..errors import ClassroomError
@@ -23,12 +24,14 @@ USERS_FILE = "users.json"
 TEACHER_FILE = "teacher.json"
 TEACHER_NAME = "teacher"
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1, "dklen": 32}
+_HASHING_AT_ONCE = threading.BoundedSemaphore(4)  # 100 logins at once must not take 100 x 16 MiB
 _USERNAME = re.compile(r"[a-z0-9]+(?:[._-][a-z0-9]+)*")
 
 
 def hash_password(password: str, salt: bytes) -> bytes:
-    """The scrypt hash of `password` with `salt` (n=2^14, r=8, p=1: about 16 MiB, a few ms)."""
-    return hashlib.scrypt(password.encode("utf-8"), salt=salt, **_SCRYPT)
+    """The scrypt hash of `password` with `salt` (n=2^14, r=8, p=1: 16 MiB and tens of ms per guess)."""
+    with _HASHING_AT_ONCE:
+        return hashlib.scrypt(password.encode("utf-8"), salt=salt, **_SCRYPT)
 
 
 def add_user(state_dir: Path, name: str, password: str, role: str = STUDENT) -> None:
@@ -41,6 +44,8 @@ def add_user(state_dir: Path, name: str, password: str, role: str = STUDENT) -> 
     if not password:
         raise ClassroomError(f"cannot add user {name!r} with an empty password")
     users = load_users(state_dir)
+    if users.get(name, {}).get("role", role) != role:
+        raise ClassroomError(f"cannot add user {name!r}: that name is the teacher's account; pick another name")
     salt = secrets.token_bytes(16)
     users[name] = {"role": role, "salt": salt.hex(), "scrypt": hash_password(password, salt).hex()}
     _write_private_json(state_dir / USERS_FILE, users)
