@@ -51,12 +51,11 @@ class Reference:
     @property
     def is_loopback(self) -> bool:
         """True for a registry on this machine, which Docker talks to over plain HTTP."""
-        return bool(_LOOPBACK_HOST.fullmatch(self.registry))
+        return is_loopback(self.registry)
 
     def base_url(self, insecure: bool = False) -> str:
         """The registry's base URL: plain HTTP for loopback or insecure registries, else HTTPS."""
-        scheme = "http" if insecure or self.is_loopback else "https"
-        return f"{scheme}://{self.api_host}"
+        return registry_base_url(self.registry, insecure)
 
     def with_tag(self, tag: str) -> Reference:
         """The same repository with another tag and no digest."""
@@ -85,6 +84,18 @@ class Reference:
             if text.startswith(prefix):
                 return text[len(prefix):]
         return text
+
+
+def is_loopback(registry: str) -> bool:
+    """True if `registry` (host[:port]) is this machine: localhost, 127.x.y.z or [::1]."""
+    return bool(_LOOPBACK_HOST.fullmatch(registry))
+
+
+def registry_base_url(registry: str, insecure: bool = False) -> str:
+    """The base URL of a registry's API: plain HTTP for loopback or insecure ones, else HTTPS."""
+    host = DOCKER_HUB_API if registry in (DOCKER_HUB, "index.docker.io") else registry
+    scheme = "http" if insecure or is_loopback(registry) else "https"
+    return f"{scheme}://{host}"
 
 
 def parse(text: str) -> Reference:

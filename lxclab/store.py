@@ -200,6 +200,8 @@ class Ingest:
     def __exit__(self, *exc_info) -> None:
         if self._file:
             self._file.close()
+        if self.partial.is_file() and self.partial.stat().st_size == 0:
+            self.partial.unlink()
         if self.done:
             self._lock_path.unlink(missing_ok=True)
         self._lock.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from lxclab.errors import InvalidReference
-from lxclab.reference import Reference, parse
+from lxclab.reference import Reference, parse, registry_base_url
 
 SHA = "sha256:" + "ab" * 32
 
@@ -86,6 +86,15 @@ def test_only_loopback_registries_are_spoken_to_over_plain_http(registry, loopba
 
 def test_an_insecure_registry_uses_plain_http():
     assert parse("registry.lan/app").base_url(insecure=True) == "http://registry.lan"
+
+
+@pytest.mark.parametrize(
+    "registry, url",
+    [("docker.io", "https://registry-1.docker.io"), ("index.docker.io", "https://registry-1.docker.io"),
+     ("127.0.0.1:5000", "http://127.0.0.1:5000"), ("ghcr.io", "https://ghcr.io")],
+)
+def test_a_registry_name_alone_gives_its_api_url(registry, url):
+    assert registry_base_url(registry) == url
 
 
 def test_identifier_prefers_the_digest_over_the_tag():

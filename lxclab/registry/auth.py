@@ -1,0 +1,150 @@
+"""The registry token dance, as an `httpx.Auth` flow that reads top to bottom.
+
+1. The first time, ask `GET /v2/`: a registry that wants tokens answers 401 with a challenge
+   naming its token server (`realm`) and its own name (`service`).
+2. Before each request, work out the scopes it needs (`repository:lab/app:pull`), and get a
+   token for exactly those from the realm, with basic credentials if we have them.
+   Tokens are cached per set of scopes until they expire.
+3. Send the request with `Authorization: Bearer <token>`. If the registry still answers 401
+   (the token expired early, or was revoked: `error="invalid_token"`), forget the token,
+   get a fresh one and send the request once more.
+
+Getting the token *before* sending matters for uploads: a 401 would consume the body.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import time
+from dataclasses import dataclass
+from typing import Generator
+
+import httpx
+
+from ..errors import AuthenticationError, RegistryError
+from .challenge import Challenge, parse_challenge
+
+_REPOSITORY_PATH = re.compile(r"/v2/(?P<name>.+?)/(?:manifests|blobs|tags|referrers)/")
+_READ_METHODS = ("GET", "HEAD")
+DEFAULT_EXPIRES_IN = 60  # seconds; the token spec's default when the server gives none
+
+
+@dataclass(frozen=True)
+class Token:
+    """A bearer token and the moment (time.monotonic) after which it must not be used."""
+
+    value: str
+    renew_at: float
+
+    @property
+    def expired(self) -> bool:
+        """True when the token is too close to its expiry to be sent."""
+        return time.monotonic() >= self.renew_at
+
+
+def scopes_for(method: str, url: httpx.URL) -> tuple[str, ...]:
+    """The scopes a registry request needs: pull to read, pull,push to write, pull on a mount's source."""
+    match = _REPOSITORY_PATH.match(url.path)
+    if not match:
+        return ()
+    actions = "pull" if method.upper() in _READ_METHODS else "pull,push"
+    scopes = [f"repository:{match['name']}:{actions}"]
+    source = url.params.get("from")
+    if source and "mount" in url.params:
+        scopes.append(f"repository:{source}:pull")
+    return tuple(scopes)
+
+
+def basic_authorization(credentials: tuple[str, str]) -> str:
+    """The value of an `Authorization: Basic` header for a username and password."""
+    user, password = credentials
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+class RegistryAuth(httpx.Auth):
+    """Authenticate registry requests the way Docker does: Bearer tokens from the challenged realm, or Basic."""
+
+    def __init__(self, credentials: tuple[str, str] | None = None):
+        self.credentials = credentials
+        self.challenge: Challenge | None = None
+        self._pinged = False
+        self._tokens: dict[tuple[str, ...], Token] = {}
+        self.token_requests = 0
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        """Ping once to learn the challenge, authorize up front, and retry once after a 401."""
+        if not self._pinged:
+            ping = yield httpx.Request("GET", request.url.copy_with(path="/v2/", query=None))
+            self._learn(ping)
+            self._pinged = True
+        scopes = scopes_for(request.method, request.url)
+        yield from self._authorize(request, scopes)
+        response = yield request
+        if response.status_code != 401:
+            return
+        self._learn(response)
+        self._forget(scopes or self._challenge_scopes())
+        yield from self._authorize(request, scopes)
+        yield request
+
+    def _learn(self, response: httpx.Response) -> None:
+        """Remember the challenge of a 401 answer (a 200 from /v2/ means no authentication)."""
+        if response.status_code == 401:
+            self.challenge = parse_challenge(response.headers.get_list("www-authenticate"))
+
+    def _authorize(self, request: httpx.Request, scopes: tuple[str, ...]) -> Generator[httpx.Request, httpx.Response, None]:
+        """Set the Authorization header the challenge asks for, fetching a token if needed."""
+        if self.challenge is None:
+            return
+        if self.challenge.scheme == "basic" and self.credentials:
+            request.headers["Authorization"] = basic_authorization(self.credentials)
+        elif self.challenge.scheme == "bearer":
+            scopes = scopes or self._challenge_scopes()
+            token = self._tokens.get(scopes)
+            if token is None or token.expired:
+                token = yield from self._fetch_token(scopes)
+                self._tokens[scopes] = token
+            request.headers["Authorization"] = f"Bearer {token.value}"
+
+    def _fetch_token(self, scopes: tuple[str, ...]) -> Generator[httpx.Request, httpx.Response, Token]:
+        """Ask the challenge's realm for a token covering exactly `scopes`."""
+        realm = self.challenge.realm
+        if not realm or not realm.startswith(("http://", "https://")):
+            raise AuthenticationError(f"registry sent a Bearer challenge without a usable realm ({realm!r})")
+        response = yield self._token_request(realm, scopes)
+        response.read()
+        self.token_requests += 1
+        return self._token_from(response, realm, scopes)
+
+    def _token_request(self, realm: str, scopes: tuple[str, ...]) -> httpx.Request:
+        """The GET to the token server: service, one `scope` parameter per scope, basic credentials if any."""
+        params = [("service", self.challenge.service)] if self.challenge.service else []
+        params += [("scope", scope) for scope in scopes]
+        headers = {}
+        if self.credentials:
+            params.append(("account", self.credentials[0]))
+            headers["Authorization"] = basic_authorization(self.credentials)
+        return httpx.Request("GET", realm, params=params, headers=headers)
+
+    def _token_from(self, response: httpx.Response, realm: str, scopes: tuple[str, ...]) -> Token:
+        """Read the token server's JSON answer, or raise a clear error."""
+        who = f"user {self.credentials[0]!r}" if self.credentials else "anonymous access"
+        if response.status_code in (401, 403):
+            raise AuthenticationError(
+                f"token server {realm} refused {who} for {' '.join(scopes) or 'registry access'} "
+                f"({response.status_code}): check the username and password (`lxclab login`)"
+            )
+        try:
+            body = response.json()
+            value = body.get("token") or body["access_token"]
+        except (ValueError, KeyError, AttributeError):
+            raise RegistryError(f"token server {realm} answered {response.status_code} without a token") from None
+        expires_in = max(int(body.get("expires_in") or DEFAULT_EXPIRES_IN), 1)
+        return Token(value, time.monotonic() + expires_in - min(10, expires_in / 10))
+
+    def _forget(self, scopes: tuple[str, ...]) -> None:
+        self._tokens.pop(scopes, None)
+
+    def _challenge_scopes(self) -> tuple[str, ...]:
+        return self.challenge.scopes if self.challenge else ()

@@ -1,0 +1,295 @@
+"""A registry client speaking the OCI distribution API: manifests, blobs, uploads, mounts.
+
+Every byte that comes back is checked against the digest it was asked for; blobs stream
+into the content store, resume after a cut connection, and retry transient failures (429
+honouring Retry-After, 5xx, resets) a bounded number of times. Authentication is the
+`RegistryAuth` flow, so the same code talks to the classroom registry and to Docker Hub.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from pathlib import Path
+from typing import Callable, Iterator, TypeVar
+
+import httpx
+
+from .. import __version__
+from ..errors import AuthenticationError, DigestMismatch, NotFound, RegistryError
+from ..manifest import ACCEPT, Descriptor, Index, Manifest, parse_manifest, sha256_digest, verify_digest
+from ..progress import Progress
+from ..reference import registry_base_url
+from ..store import Ingest, Store
+from .auth import RegistryAuth
+
+TRIES = 4  # attempts per operation before giving up
+BACKOFF = 0.25  # seconds before the second attempt; doubled for each further one
+MAX_RETRY_AFTER = 30.0  # seconds; a longer Retry-After is cut to this
+READ_CHUNK = 1 << 20
+T = TypeVar("T")
+
+
+class TransientError(RegistryError):
+    """A failure worth trying again (429, 5xx): carries the delay the server asked for, if any."""
+
+    def __init__(self, message: str, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class FileBody:
+    """A byte range of a file as a request body that can be sent again (after a 401 or a retry)."""
+
+    def __init__(self, path: Path, start: int, length: int):
+        self.path, self.start, self.length = path, start, length
+
+    def __iter__(self) -> Iterator[bytes]:
+        with open(self.path, "rb") as source:
+            source.seek(self.start)
+            left = self.length
+            while left > 0 and (chunk := source.read(min(READ_CHUNK, left))):
+                left -= len(chunk)
+                yield chunk
+
+
+class RegistryClient:
+    """Talks to one registry (`127.0.0.1:5000`, `docker.io`) with verified reads and writes."""
+
+    def __init__(
+        self,
+        registry: str,
+        credentials: tuple[str, str] | None = None,
+        insecure: bool = False,
+        transport: httpx.BaseTransport | None = None,
+    ):
+        self.registry = registry
+        self.auth = RegistryAuth(credentials)
+        self._http = httpx.Client(
+            base_url=registry_base_url(registry, insecure),
+            auth=self.auth,
+            transport=transport,
+            follow_redirects=True,
+            timeout=httpx.Timeout(60.0, connect=10.0),
+            headers={"User-Agent": f"lxclab/{__version__}"},
+        )
+
+    def __enter__(self) -> RegistryClient:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the client's connections."""
+        self._http.close()
+
+    # --- manifests ------------------------------------------------------------------------
+    def get_manifest(self, repository: str, identifier: str) -> Manifest | Index:
+        """Fetch a manifest or index by tag or digest, checking its digest and parsing it."""
+        what = f"manifest {_name(repository, identifier)} on {self.registry}"
+        response = self._request("GET", f"/v2/{repository}/manifests/{identifier}", what, headers={"Accept": ACCEPT})
+        raw = response.content
+        if identifier.startswith("sha256:"):
+            verify_digest(raw, identifier, what)
+        announced = response.headers.get("Docker-Content-Digest")
+        if announced:
+            verify_digest(raw, announced, f"{what} (its Docker-Content-Digest header)")
+        return parse_manifest(raw, response.headers.get("Content-Type"))
+
+    def put_manifest(self, repository: str, reference: str, raw: bytes, media_type: str) -> str:
+        """Upload a manifest or index under a tag or digest (its blobs or children first); returns its digest."""
+        digest = sha256_digest(raw)
+        what = f"manifest {_name(repository, reference)} to {self.registry}"
+        headers = {"Content-Type": media_type}
+        response = self._request("PUT", f"/v2/{repository}/manifests/{reference}", what, content=raw, headers=headers)
+        _check_announced(response, digest, what)
+        return digest
+
+    def list_tags(self, repository: str) -> list[str]:
+        """The tags of a repository."""
+        what = f"tags of {repository} on {self.registry}"
+        return self._request("GET", f"/v2/{repository}/tags/list", what).json().get("tags") or []
+
+    # --- blobs: download ------------------------------------------------------------------
+    def fetch_blob(self, repository: str, descriptor: Descriptor, store: Store, progress: Progress | None = None) -> Path:
+        """Stream a blob into the store (resuming a partial one), verify it, and return its path."""
+        if store.has(descriptor.digest):
+            return store.path(descriptor.digest)
+        what = f"blob {descriptor.digest} of {repository} on {self.registry}"
+        with store.ingest(descriptor.digest, descriptor.size) as ingest:
+            if ingest.done:
+                return store.path(descriptor.digest)
+            if progress:
+                progress.start(descriptor.digest, descriptor.digest[7:19], descriptor.size)
+            try:
+                self._with_retries(lambda: self._download(repository, descriptor, ingest, progress), what)
+                return ingest.commit()
+            finally:
+                if progress:
+                    progress.finish(descriptor.digest)
+
+    def _download(self, repository: str, descriptor: Descriptor, ingest: Ingest, progress: Progress | None) -> None:
+        """One attempt: GET the blob from the partial file's offset (Range) and append what arrives."""
+        if ingest.offset == descriptor.size:
+            return
+        headers = {"Accept-Encoding": "identity"}
+        if ingest.offset:
+            headers["Range"] = f"bytes={ingest.offset}-"
+        request = self._http.build_request("GET", f"/v2/{repository}/blobs/{descriptor.digest}", headers=headers)
+        with self._http.send(request, stream=True) as response:
+            self._check(response, f"blob {descriptor.digest} of {repository} on {self.registry}")
+            if response.status_code != 206 and ingest.offset:
+                ingest.restart()
+            for chunk in response.iter_raw(READ_CHUNK):
+                ingest.write(chunk)
+                if progress:
+                    progress.update(descriptor.digest, ingest.offset)
+                if ingest.offset > descriptor.size:
+                    break
+
+    def blob_exists(self, repository: str, digest: str) -> bool:
+        """True if the repository already has this blob (a HEAD request)."""
+        what = f"blob {digest} of {repository} on {self.registry}"
+        response = self._request("HEAD", f"/v2/{repository}/blobs/{digest}", what, accept=(404,))
+        return response.status_code != 404
+
+    # --- blobs: upload --------------------------------------------------------------------
+    def push_blob(self, repository: str, digest: str, source: bytes | Path, chunk_size: int | None = None) -> None:
+        """Upload a blob unless the repository has it: in one PUT, or in PATCH chunks of `chunk_size` bytes."""
+        if isinstance(source, bytes):
+            verify_digest(source, digest, f"blob {digest} to push")
+        if self.blob_exists(repository, digest):
+            return
+        what = f"upload of blob {digest} to {self.registry}/{repository}"
+        self._with_retries(lambda: self._upload(repository, digest, source, chunk_size), what)
+
+    def _upload(self, repository: str, digest: str, source: bytes | Path, chunk_size: int | None) -> None:
+        """One attempt: POST for an upload URL, PATCH the chunks (following each new Location), PUT ?digest=."""
+        what = f"upload of blob {digest} to {self.registry}/{repository}"
+        location = self._start_upload(repository, what)
+        size = len(source) if isinstance(source, bytes) else source.stat().st_size
+        final_body: bytes | FileBody = b""
+        if chunk_size:
+            for start in range(0, size, chunk_size):
+                body, length = _body(source, start, min(chunk_size, size - start))
+                headers = _octets(length) | {"Content-Range": f"{start}-{start + length - 1}"}
+                response = self._send_once("PATCH", location, what, content=body, headers=headers)
+                location = self._location(response, what)
+        else:
+            final_body, size = _body(source, 0, size)
+        url = httpx.URL(location).copy_merge_params({"digest": digest})
+        length = 0 if chunk_size else size
+        response = self._send_once("PUT", url, what, content=final_body, headers=_octets(length))
+        _check_announced(response, digest, what)
+
+    def mount_blob(self, repository: str, digest: str, from_repository: str) -> bool:
+        """Ask the registry to link a blob from another repository; False if it would not (then upload it)."""
+        what = f"mount of blob {digest} from {from_repository} into {self.registry}/{repository}"
+        params = {"mount": digest, "from": from_repository}
+        response = self._request("POST", f"/v2/{repository}/blobs/uploads/", what, params=params, headers=_octets(0))
+        if response.status_code == 201:
+            return True
+        self._request("DELETE", self._location(response, what), what, accept=(404,))
+        return False
+
+    def _start_upload(self, repository: str, what: str) -> str:
+        response = self._send_once("POST", f"/v2/{repository}/blobs/uploads/", what, headers=_octets(0))
+        return self._location(response, what)
+
+    def _location(self, response: httpx.Response, what: str) -> str:
+        """The absolute URL in a Location header (registries may send it relative)."""
+        location = response.headers.get("Location")
+        if not location:
+            raise RegistryError(f"{what}: the registry answered {response.status_code} without a Location header")
+        return str(self._http.base_url.join(location))
+
+    # --- sending, checking and retrying ---------------------------------------------------
+    def _request(self, method: str, url: str | httpx.URL, what: str, accept: tuple[int, ...] = (), **kwargs) -> httpx.Response:
+        """Send a request, retrying transient failures; raise a named error for any other failure."""
+        return self._with_retries(lambda: self._send_once(method, url, what, accept, **kwargs), what)
+
+    def _send_once(self, method: str, url: str | httpx.URL, what: str, accept: tuple[int, ...] = (), **kwargs) -> httpx.Response:
+        response = self._http.request(method, url, **kwargs)
+        self._check(response, what, accept)
+        return response
+
+    def _check(self, response: httpx.Response, what: str, accept: tuple[int, ...] = ()) -> None:
+        """Raise the error that an unsuccessful status means (TransientError for 429 and 5xx)."""
+        status = response.status_code
+        if response.is_success or status in accept:
+            return
+        response.read()
+        detail = f"{status} {_registry_errors(response)}"
+        if status == 429 or status >= 500:
+            raise TransientError(f"{what}: {detail}", _retry_after(response))
+        if status == 404:
+            raise NotFound(f"{what}: not found ({detail}); check the repository name, tag or digest")
+        if status in (401, 403):
+            raise AuthenticationError(
+                f"{what}: access denied ({detail}); pushing needs credentials: run `lxclab login {self.registry}`"
+            )
+        raise RegistryError(f"{what}: the registry refused it ({detail})")
+
+    def _with_retries(self, attempt: Callable[[], T], what: str) -> T:
+        """Run `attempt` up to TRIES times, sleeping between tries (Retry-After if given, else backoff)."""
+        for number in range(TRIES):
+            try:
+                return attempt()
+            except TransientError as exc:
+                failure, delay = exc, exc.retry_after
+            except httpx.TransportError as exc:
+                failure, delay = exc, None
+            if number + 1 < TRIES:
+                time.sleep(delay if delay is not None else BACKOFF * 2**number)
+        raise RegistryError(f"{what}: gave up after {TRIES} tries; last failure: {_describe(failure)}")
+
+
+def _name(repository: str, identifier: str) -> str:
+    return f"{repository}@{identifier}" if ":" in identifier else f"{repository}:{identifier}"
+
+
+def _body(source: bytes | Path, start: int, length: int) -> tuple[bytes | FileBody, int]:
+    if isinstance(source, bytes):
+        return source[start : start + length], length
+    return FileBody(source, start, length), length
+
+
+def _octets(length: int) -> dict[str, str]:
+    return {"Content-Type": "application/octet-stream", "Content-Length": str(length)}
+
+
+def _check_announced(response: httpx.Response, digest: str, what: str) -> None:
+    announced = response.headers.get("Docker-Content-Digest")
+    if announced and announced != digest:
+        raise DigestMismatch(f"{what}: the registry stored {announced}, but we sent {digest}")
+
+
+def _registry_errors(response: httpx.Response) -> str:
+    """The registry's error codes and messages from its JSON body, else the reason phrase."""
+    try:
+        errors = response.json()["errors"]
+        return "; ".join(f"{e.get('code')}: {e.get('message')}" for e in errors)
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return response.reason_phrase
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    """Seconds to wait from a Retry-After header (seconds or an HTTP date), capped at MAX_RETRY_AFTER."""
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            seconds = email.utils.parsedate_to_datetime(value).timestamp() - time.time()
+        except (TypeError, ValueError):
+            return None
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
+
+
+def _describe(failure: Exception) -> str:
+    if isinstance(failure, httpx.ConnectError):
+        return f"cannot connect ({failure}); is the registry running?"
+    return str(failure) or type(failure).__name__

@@ -1,0 +1,65 @@
+"""Saved registry logins: `lxclab login` writes them, pulls and pushes read them.
+
+They live in one JSON file (`lxclab.paths.credentials_file()`, mode 0600) mapping a
+registry (`127.0.0.1:5000`, `docker.io`) to a username and password. The environment
+variables LXCLAB_USERNAME and LXCLAB_PASSWORD, when both are set, override the file for
+every registry (handy in CI and in a classroom).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+
+from .. import paths
+from ..errors import RegistryError
+
+USERNAME_VARIABLE = "LXCLAB_USERNAME"
+PASSWORD_VARIABLE = "LXCLAB_PASSWORD"
+
+
+def lookup(registry: str) -> tuple[str, str] | None:
+    """The credentials to use for `registry`: the environment's, else the saved ones, else None."""
+    user, password = os.environ.get(USERNAME_VARIABLE), os.environ.get(PASSWORD_VARIABLE)
+    if user and password is not None:
+        return user, password
+    entry = _load().get(registry)
+    return (entry["username"], entry["password"]) if entry else None
+
+
+def save(registry: str, username: str, password: str) -> None:
+    """Remember a login for `registry`, in a file only its owner can read."""
+    logins = _load()
+    logins[registry] = {"username": username, "password": password}
+    _write(logins)
+
+
+def forget(registry: str) -> bool:
+    """Remove the saved login for `registry`; False if there was none."""
+    logins = _load()
+    if logins.pop(registry, None) is None:
+        return False
+    _write(logins)
+    return True
+
+
+def _load() -> dict:
+    path = paths.credentials_file()
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except (ValueError, OSError) as exc:
+        raise RegistryError(f"cannot read saved logins in {path}: {exc}; delete the file and log in again") from None
+
+
+def _write(logins: dict) -> None:
+    """Write the file atomically, created with mode 0600 so the password is never world-readable."""
+    path = paths.credentials_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".credentials-")
+    with os.fdopen(fd, "w") as out:
+        json.dump(logins, out, indent=2)
+    os.chmod(temp, 0o600)
+    os.replace(temp, path)
