@@ -1,14 +1,20 @@
 """The only module that calls libc directly (through ctypes): mounts, namespaces, pivot_root.
 
-Each function raises KernelError naming the call, its arguments and errno's meaning.
-All of them need privileges (CAP_SYS_ADMIN in the relevant user namespace).
+Each function raises KernelError naming the call, its arguments and errno's meaning, with
+the errno kept as `.errno`. All of them need privileges: CAP_SYS_ADMIN (CAP_NET_ADMIN for
+links) in the user namespace that owns the namespace being changed.
 """
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import errno as errnos
+import fcntl
 import os
+import platform
+import socket
+import struct
 
 from .errors import KernelError
 
@@ -28,11 +34,53 @@ MS_SLAVE = 1 << 19
 # umount2(2) flags
 MNT_DETACH = 0x2
 
+# clone(2) / unshare(2) / setns(2) flags: one per namespace kind
+CLONE_NEWTIME = 0x00000080
+CLONE_NEWNS = 0x00020000
+CLONE_NEWCGROUP = 0x02000000
+CLONE_NEWUTS = 0x04000000
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWPID = 0x20000000
+CLONE_NEWNET = 0x40000000
 
-def _check(result: int, call: str) -> int:
+# The namespace names of /proc/PID/ns/ and the flag that makes a new one of each.
+NAMESPACE_FLAGS = {
+    "mnt": CLONE_NEWNS,
+    "uts": CLONE_NEWUTS,
+    "ipc": CLONE_NEWIPC,
+    "net": CLONE_NEWNET,
+    "pid": CLONE_NEWPID,
+    "user": CLONE_NEWUSER,
+    "cgroup": CLONE_NEWCGROUP,
+}
+
+# prctl(2) options
+PR_SET_PDEATHSIG = 1
+PR_SET_DUMPABLE = 4
+PR_SET_CHILD_SUBREAPER = 36
+PR_SET_NO_NEW_PRIVS = 38
+
+# pivot_root has no glibc wrapper: the raw system call number differs per architecture.
+_SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "arm64": 41}
+
+_HINTS = {
+    errnos.EPERM: "it needs CAP_SYS_ADMIN: run as root, or inside a user namespace you created",
+    errnos.EACCES: "permission denied: check ownership and that the caller may use this path",
+    errnos.ENOENT: "a path does not exist: create the target first",
+    errnos.EBUSY: "the target is busy: a process or mount still uses it",
+}
+
+
+def _check(result: int, call: str, hints: dict[int, str] | None = None) -> int:
+    """Return `result`, or raise KernelError describing `call` if it is -1."""
     if result == -1:
-        errno = ctypes.get_errno()
-        raise KernelError(f"{call} failed: {os.strerror(errno)} (errno {errno})")
+        number = ctypes.get_errno()
+        hint = (hints or {}).get(number) or _HINTS.get(number)
+        message = f"{call} failed: {os.strerror(number)} (errno {number})"
+        error = KernelError(f"{message}; {hint}" if hint else message)
+        error.errno = number
+        raise error
     return result
 
 
@@ -50,3 +98,76 @@ def mount(source: str, target: str, fstype: str | None = None, flags: int = 0, d
 def umount(target: str, flags: int = 0) -> None:
     """Unmount `target` (umount2); MNT_DETACH detaches it now and frees it when no longer busy."""
     _check(_libc.umount2(str(target).encode(), flags), f"umount2({str(target)!r}, {flags})")
+
+
+def unshare(flags: int) -> None:
+    """Move the caller into new namespaces of the kinds in `flags` (CLONE_NEW*).
+
+    CLONE_NEWUSER needs a single-threaded caller (fork first); the other kinds need
+    CAP_SYS_ADMIN; CLONE_NEWPID only affects children created afterwards.
+    """
+    _check(
+        _libc.unshare(ctypes.c_int(flags)), f"unshare({namespace_names(flags)})",
+        {errnos.EINVAL: "CLONE_NEWUSER needs a single-threaded process: fork a child and unshare there",
+         errnos.ENOSPC: "too many namespaces of this kind: see /proc/sys/user/max_*_namespaces"},
+    )
+
+
+def setns(fd: int, nstype: int = 0) -> None:
+    """Join the namespace that `fd` (an open /proc/PID/ns/KIND file) refers to.
+
+    Needs CAP_SYS_ADMIN over that namespace; joining a PID namespace only affects children
+    created afterwards, and a multi-threaded process cannot join a user or mount namespace.
+    """
+    _check(_libc.setns(ctypes.c_int(fd), ctypes.c_int(nstype)), f"setns(fd {fd}, {namespace_names(nstype)})")
+
+
+def pivot_root(new_root: str, put_old: str) -> None:
+    """Make `new_root` the root of the caller's mount namespace and move the old root to `put_old`.
+
+    `new_root` must be a mount point, not on the same mount as the current root, and the
+    mounts involved must not be shared: use a new mount namespace with MS_PRIVATE first.
+    """
+    number = _SYS_PIVOT_ROOT.get(platform.machine())
+    if number is None:
+        raise KernelError(f"pivot_root: no system call number known for {platform.machine()}; add it to _linux")
+    _check(
+        _libc.syscall(ctypes.c_long(number), str(new_root).encode(), str(put_old).encode()),
+        f"pivot_root({str(new_root)!r}, {str(put_old)!r})",
+        dict.fromkeys((errnos.EINVAL, errnos.EBUSY), "new_root must be a mount point of its own (bind-mount it "
+                      "onto itself) in a private, non-shared mount namespace"),
+    )
+
+
+def sethostname(name: str) -> None:
+    """Set the host name of the caller's UTS namespace; needs CAP_SYS_ADMIN over it, at most 64 bytes."""
+    raw = name.encode()
+    _check(_libc.sethostname(raw, ctypes.c_size_t(len(raw))), f"sethostname({name!r})")
+
+
+def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int:
+    """Call prctl(2) with integer arguments, e.g. PR_SET_DUMPABLE after setuid, before writing uid_map."""
+    args = [ctypes.c_ulong(a) for a in (arg2, arg3, arg4, arg5)]
+    return _check(_libc.prctl(ctypes.c_int(option), *args), f"prctl({option}, {arg2}, {arg3}, {arg4}, {arg5})")
+
+
+def set_link_up(interface: str) -> None:
+    """Bring a network interface of the caller's network namespace up; needs CAP_NET_ADMIN over it."""
+    siocgifflags, siocsifflags, iff_up = 0x8913, 0x8914, 0x1
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        request = struct.pack("16sh22x", interface.encode(), 0)
+        try:
+            flags = struct.unpack("16sh22x", fcntl.ioctl(sock, siocgifflags, request))[1]
+            fcntl.ioctl(sock, siocsifflags, struct.pack("16sh22x", interface.encode(), flags | iff_up))
+        except OSError as exc:
+            error = KernelError(f"ioctl(SIOCSIFFLAGS, {interface!r}, up) failed: {exc.strerror}; "
+                                "it needs CAP_NET_ADMIN in the interface's network namespace")
+            error.errno = exc.errno
+            raise error from None
+
+
+def namespace_names(flags: int) -> str:
+    """The CLONE_NEW* flags in `flags` as readable text, like 'CLONE_NEWNS|CLONE_NEWPID'."""
+    names = [f"CLONE_NEW{kind.upper() if kind != 'mnt' else 'NS'}"
+             for kind, flag in NAMESPACE_FLAGS.items() if flags & flag]
+    return "|".join(names) or "0"
