@@ -53,7 +53,8 @@ def bearer(token: str) -> dict[str, str]:
 
 def upload_blob(classroom: Classroom, repository: str, data: bytes, token: str) -> httpx.Response:
     """Push `data` as a blob the monolithic way (POST, then PUT ?digest=); the last answer."""
-    start = httpx.post(f"{classroom.registry_url}/v2/{repository}/blobs/uploads/", headers=bearer(token), trust_env=False)
+    uploads = f"{classroom.registry_url}/v2/{repository}/blobs/uploads/"
+    start = httpx.post(uploads, headers=bearer(token), trust_env=False)
     if start.status_code != 202:
         return start
     digest = "sha256:" + hashlib.sha256(data).hexdigest()
@@ -303,6 +304,17 @@ def test_a_registry_that_dies_at_start_shows_its_log(tmp_path):
     with pytest.raises(ClassroomError, match="(?s)stopped while starting.*rootcertbundle is empty"):
         classroom.up()
     assert not classroom.status().token_running
+
+
+def test_ports_come_from_the_environment_unless_given(monkeypatch, tmp_path):
+    monkeypatch.setenv("LXCLAB_REGISTRY_PORT", "6123")
+    monkeypatch.setenv("LXCLAB_TOKEN_PORT", "6124")
+    from_env = Classroom(tmp_path)
+    assert from_env.registry_host == "127.0.0.1:6123" and from_env.token_url == "http://127.0.0.1:6124/token"
+    assert Classroom(tmp_path, registry_port=7000).registry_url == "http://127.0.0.1:7000"
+    monkeypatch.setenv("LXCLAB_REGISTRY_PORT", "five thousand")
+    with pytest.raises(ClassroomError, match="LXCLAB_REGISTRY_PORT"):
+        Classroom(tmp_path)
 
 
 def test_unspecified_host_is_refused():

@@ -31,7 +31,7 @@ from .daemon import Daemon, check_port_free
 REGISTRY_BINARY = Path("/usr/bin/docker-registry")
 SETTINGS_FILE = "classroom.json"
 REGISTRY_CONFIG_FILE = "registry.yml"
-START_TIMEOUT = 15.0
+START_TIMEOUT = 30.0
 _UNSPECIFIED_HOSTS = ("0.0.0.0", "::", "")
 
 
@@ -59,7 +59,8 @@ class Classroom:
         self, state_dir: Path | None = None, host: str = "127.0.0.1",
         registry_port: int | None = None, token_port: int | None = None, token_ttl: int = tokenserver.DEFAULT_TTL,
     ):
-        """A classroom kept in `state_dir`; ports default to $LXCLAB_REGISTRY_PORT / $LXCLAB_TOKEN_PORT, else 5000 / 5001."""
+        """A classroom kept in `state_dir`; ports: $LXCLAB_REGISTRY_PORT, $LXCLAB_TOKEN_PORT, else 5000, 5001."""
+        host = host.strip("[]")
         if host in _UNSPECIFIED_HOSTS:
             raise ClassroomError(
                 f"cannot serve the classroom on {host!r}: clients are sent to the token server at this "
@@ -67,8 +68,8 @@ class Classroom:
             )
         self.state_dir = Path(state_dir or paths.classroom_dir()).absolute()
         self.host = host
-        self.registry_port = registry_port or int(os.environ.get("LXCLAB_REGISTRY_PORT", 5000))
-        self.token_port = token_port or int(os.environ.get("LXCLAB_TOKEN_PORT", 5001))
+        self.registry_port = registry_port or _port_from_env("LXCLAB_REGISTRY_PORT", 5000)
+        self.token_port = token_port or _port_from_env("LXCLAB_TOKEN_PORT", 5001)
         self.token_ttl = token_ttl
         self.registry_binary = Path(shutil.which("docker-registry") or REGISTRY_BINARY)
 
@@ -246,6 +247,16 @@ def _get(url: str) -> httpx.Response | None:
         return httpx.get(url, timeout=2.0, trust_env=False)
     except httpx.TransportError:
         return None
+
+
+def _port_from_env(variable: str, default: int) -> int:
+    """The port number in environment `variable`, else `default`."""
+    value = os.environ.get(variable, "").strip()
+    if not value:
+        return default
+    if not value.isdigit() or not 0 < int(value) < 65536:
+        raise ClassroomError(f"${variable} is {value!r}, not a port number; set it to 1-65535 or unset it")
+    return int(value)
 
 
 def _url_host(host: str) -> str:

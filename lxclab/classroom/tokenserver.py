@@ -15,6 +15,7 @@ import base64
 import binascii
 import datetime
 import json
+import socket
 import sys
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -124,10 +125,17 @@ class TokenServer(ThreadingHTTPServer):
     request_queue_size = 256
 
 
+class TokenServer6(TokenServer):
+    """The token server on an IPv6 address."""
+
+    address_family = socket.AF_INET6
+
+
 def make_server(state_dir: Path, host: str, port: int, ttl: int = DEFAULT_TTL) -> TokenServer:
     """A token server bound to host:port, issuing tokens with the key and users of `state_dir`."""
     handler = type("BoundTokenRequestHandler", (TokenRequestHandler,), {"issuer": TokenIssuer(state_dir, ttl)})
-    return TokenServer((host, port), handler)
+    server_class = TokenServer6 if ":" in host else TokenServer
+    return server_class((host.strip("[]"), port), handler)
 
 
 def main(argv: list[str] | None = None) -> int:
