@@ -3,8 +3,10 @@ PY := .venv/bin/python
 export IPYTHONDIR := $(CURDIR)/tests/ipython
 export LXCLAB_HOME := $(CURDIR)/_build/lesson-home
 
-.PHONY: notebooks twins student
-notebooks:  ## run every lesson against a fresh classroom, store its outputs, refresh the text twins
+.PHONY: notebooks run-lessons twins student
+notebooks:  ## run lessons (LESSONS=path... for some) on a fresh classroom, store outputs, refresh twins
+	mkdir -p _build && flock _build/lessons.lock $(MAKE) --no-print-directory run-lessons
+run-lessons:
 	scripts/lesson-classroom.sh up
 	$(PY) tools/course.py execute $(LESSONS) || (scripts/lesson-classroom.sh down; exit 1)
 	scripts/lesson-classroom.sh down
