@@ -1,0 +1,37 @@
+"""Layers: apply OCI/Docker layer tars to a root filesystem safely, and turn a changed directory back into one.
+
+Which module to use:
+- `apply_layer` (apply.py): the one entry point for extraction, into a flattened root
+  (copy mode) or into one directory per layer with overlayfs markers (overlay form).
+- `read_entries` (entries.py): what a layer holds, as data, for the union-fs model.
+- `diff_directory` (diff.py): an overlay upper directory as a new layer.
+Below them: names.py (name checks, whiteout names), stream.py (decompression, DiffID),
+stage.py (extraction into a staging area), merge.py (moving it in, with undo),
+overlayform.py (overlayfs markers), metadata.py (owner, mode, times, xattrs).
+
+The safety policy, in one place:
+- A leading `/` is dropped, so absolute names land inside the root (contained, as GNU tar
+  does); a `..` component anywhere refuses the layer.
+- Symlinks are created as written (absolute targets too) and never followed while
+  extracting: an entry whose parent this layer made a symlink or file is refused; a
+  parent that a lower layer made a symlink is replaced by a directory, as overlayfs does.
+- Hardlinks link only to a non-directory of the same layer (before or after the link in
+  the stream), by name, never through a symlink.
+- Whiteouts are judged against the layers below and never followed through a symlink;
+  `.wh.`, `.wh..`, `.wh...` and `.wh.` in a parent component are refused.
+- A 0/0 character device (overlayfs's own whiteout) and unknown tar types are refused;
+  `trusted.overlay.*` xattrs from a layer are ignored with a warning.
+- A refused layer, or one whose DiffID does not match, leaves the root exactly as it was.
+"""
+
+from .apply import apply_layer
+from .diff import diff_directory
+from .entries import LayerEntry, read_entries
+from .names import OPAQUE_MARKER, WHITEOUT_PREFIX
+from .overlayform import OPAQUE_XATTR, LowerView, is_whiteout_node
+from .report import ApplyReport, LayerWarning
+
+__all__ = [
+    "ApplyReport", "LayerEntry", "LayerWarning", "LowerView", "OPAQUE_MARKER", "OPAQUE_XATTR", "WHITEOUT_PREFIX",
+    "apply_layer", "diff_directory", "is_whiteout_node", "read_entries",
+]

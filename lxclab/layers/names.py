@@ -1,0 +1,82 @@
+"""Tar member names, checked and made relative to the root; whiteout names recognised.
+
+Pure functions, no I/O. The policy they carry out:
+- a leading `/` or `./` is dropped (GNU tar does the same): `/etc/passwd` means `etc/passwd`
+  inside the root, never the host's file;
+- a `..` component is refused outright: no honest layer needs one;
+- a whiteout marker is only ever the last component: `.wh.etc/passwd` is refused;
+- `.wh.` `.wh..` and `.wh...` (a whiteout of nothing, of `.`, of `..`) are refused;
+- names longer than Linux allows (a 255-byte component, a 4095-byte path) are refused;
+- `.lxclab-staging-*` at the top is reserved for the extractor's own staging area.
+"""
+
+from __future__ import annotations
+
+import os
+
+from ..errors import UnsafeLayerEntry
+
+WHITEOUT_PREFIX = ".wh."
+OPAQUE_MARKER = ".wh..wh..opq"
+AUFS_META_PREFIX = ".wh..wh."
+STAGING_PREFIX = ".lxclab-staging-"
+MAX_COMPONENT_BYTES = 255
+MAX_PATH_BYTES = 4095
+
+ENTRY, WHITEOUT, OPAQUE, AUFS_META = "entry", "whiteout", "opaque", "aufs-meta"
+
+
+def refuse(layer: str, name: str, reason: str) -> UnsafeLayerEntry:
+    """The error for a refused tar entry, naming the layer, the entry and why."""
+    return UnsafeLayerEntry(
+        f"layer {layer}: entry {name!r} refused: {reason}. Nothing of this layer was applied; "
+        "the layer is malformed or hostile, so do not use this image"
+    )
+
+
+def clean_name(name: str, layer: str) -> str:
+    """The member name as a path relative to the root ('' is the root), or UnsafeLayerEntry."""
+    parts = [part for part in name.split("/") if part not in ("", ".")]
+    if ".." in parts:
+        raise refuse(layer, name, "a '..' component would climb out of the root")
+    if any(len(os.fsencode(part)) > MAX_COMPONENT_BYTES for part in parts):
+        raise refuse(layer, name, f"a path component is longer than {MAX_COMPONENT_BYTES} bytes")
+    path = "/".join(parts)
+    if len(os.fsencode(path)) > MAX_PATH_BYTES:
+        raise refuse(layer, name, f"the path is longer than {MAX_PATH_BYTES} bytes")
+    if any(part.startswith(WHITEOUT_PREFIX) for part in parts[:-1]):
+        raise refuse(layer, name, "a whiteout marker (.wh.) may only be the last component of a path")
+    if parts and parts[0].startswith(STAGING_PREFIX):
+        raise refuse(layer, name, f"names starting with {STAGING_PREFIX} are reserved for lxclab's staging area")
+    return path
+
+
+def classify(path: str, name: str, layer: str) -> tuple[str, str]:
+    """What a cleaned path means: (ENTRY, path), (WHITEOUT, deleted path), (OPAQUE, dir) or (AUFS_META, path)."""
+    parent, _, base = path.rpartition("/")
+    if not base.startswith(WHITEOUT_PREFIX):
+        return ENTRY, path
+    if base == OPAQUE_MARKER:
+        return OPAQUE, parent
+    if base.startswith(AUFS_META_PREFIX):
+        return AUFS_META, path
+    deleted = base[len(WHITEOUT_PREFIX):]
+    if deleted in ("", ".", ".."):
+        raise refuse(layer, name, f"the whiteout {base!r} names no file (it would delete {deleted or 'nothing'!r})")
+    return WHITEOUT, f"{parent}/{deleted}" if parent else deleted
+
+
+def parents(path: str) -> list[str]:
+    """The proper ancestors of a relative path, outermost first: 'a/b/c' -> ['a', 'a/b']."""
+    parts = path.split("/")
+    return ["/".join(parts[:i]) for i in range(1, len(parts))]
+
+
+def is_under(path: str, ancestor: str) -> bool:
+    """True if `path` is `ancestor` or inside it ('' is the root, which holds everything)."""
+    return ancestor == "" or path == ancestor or path.startswith(ancestor + "/")
+
+
+def depth(path: str) -> int:
+    """How many components a relative path has (the root has 0)."""
+    return 0 if path == "" else path.count("/") + 1
