@@ -90,6 +90,14 @@ class NetworkError(LxclabError):
     """A network namespace, bridge or veth that cannot be set up or removed."""
 
 
+class SpawnError(LxclabError):
+    """A container process that could not be set up or started; the message names the step."""
+
+
+class CommandNotFound(SpawnError):
+    """The command to run does not exist in the container's root filesystem."""
+
+
 # --- engine and LXC ---------------------------------------------------------------------
 class ContainerError(LxclabError):
     """A container operation that cannot be done in the container's present state."""

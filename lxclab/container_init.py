@@ -1,0 +1,175 @@
+"""What a container's first process does in its new namespaces before it becomes the command.
+
+It runs in the second forked child of namespaces.spawn, after the parent has put it into
+its cgroup: unshare the remaining namespaces, mount /proc, /dev and /sys into the root,
+pivot_root into it, set the host name, bring lo up, switch to the image's user and exec.
+Nothing here may run in the calling process.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import _linux
+from .chroot import bind_root, pivot_into, private_mount_namespace
+from .errors import CommandNotFound, KernelError, SpawnError
+
+KINDS = frozenset(_linux.NAMESPACE_FLAGS)  # mnt uts ipc net pid user cgroup
+DEFAULT_NAMESPACES = KINDS - {"user"}  # rootless mode adds "user"
+DEV_NODES = ("null", "zero", "full", "random", "urandom", "tty")
+DEV_LINKS = {"fd": "/proc/self/fd", "stdin": "/proc/self/fd/0", "stdout": "/proc/self/fd/1",
+             "stderr": "/proc/self/fd/2", "ptmx": "pts/ptmx"}
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything the child processes need, prepared in the parent before fork."""
+
+    argv: list[str]
+    rootfs: str | None = None  # None when joining a running container (`enter`)
+    namespaces: frozenset[str] = DEFAULT_NAMESPACES
+    hostname: str | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    cwd: str = "/"
+    user: str | None = None
+    netns_path: str | None = None
+    join_pid: int | None = None
+    outer_ids: tuple[int, int] = (0, 0)
+    stdio: tuple[int | None, int | None, int | None] = (None, None, None)
+    status_file: str | None = None
+
+
+def namespace_flags(kinds: set[str] | frozenset[str]) -> int:
+    """The CLONE_NEW* flags of a set of namespace kinds."""
+    flags = 0
+    for kind in kinds:
+        flags |= _linux.NAMESPACE_FLAGS[kind]
+    return flags
+
+
+def run_first_process(plan: Plan, go_r: int, error_w: int) -> None:
+    """Wait for the parent's go, build the container's view of the world, and exec the command."""
+    try:
+        released = os.read(go_r, 2) == b"go"
+        os.close(go_r)
+        if not released:
+            os._exit(1)  # the parent gave up (a cgroup it could not join); it reports why
+        _attach_stdio(plan.stdio)
+        if plan.join_pid is None:
+            _build_world(plan)
+        _become_user_and_exec(plan)
+    except BaseException as exc:  # noqa: BLE001
+        report_error(error_w, exc)
+    os._exit(127)
+
+
+def _attach_stdio(stdio: tuple[int | None, int | None, int | None]) -> None:
+    """Put the given descriptors on 0, 1 and 2."""
+    for target, fd in enumerate(stdio):
+        if fd is not None and fd != target:
+            os.dup2(fd, target)
+
+
+def _build_world(plan: Plan) -> None:
+    """Unshare the remaining namespaces, set up the root (pivot_root or chroot), the host name and lo."""
+    _linux.unshare(namespace_flags(plan.namespaces & {"uts", "ipc", "net", "cgroup"}))
+    if "mnt" in plan.namespaces:
+        private_mount_namespace()
+        bind_root(plan.rootfs)
+        _mount_pseudo_filesystems(plan.rootfs, sysfs="net" in plan.namespaces or "user" not in plan.namespaces)
+        pivot_into(plan.rootfs)
+    else:
+        os.chroot(plan.rootfs)
+        os.chdir("/")
+    if "uts" in plan.namespaces and plan.hostname:
+        _linux.sethostname(plan.hostname)
+    if "net" in plan.namespaces:
+        _linux.set_link_up("lo")
+
+
+def _mount_pseudo_filesystems(rootfs: str, sysfs: bool) -> None:
+    """Mount /proc, a minimal /dev of bind-mounted host nodes and (read-only) /sys inside `rootfs`.
+
+    proc must be mounted before pivot_root: the kernel lets a user namespace mount proc
+    only while a full proc is visible. mknod is refused in a user namespace, so device
+    nodes are bind mounts of the host's.
+    """
+    root = Path(rootfs)
+    safe = _linux.MS_NOSUID | _linux.MS_NODEV | _linux.MS_NOEXEC
+    for name in ("proc", "dev", "sys"):
+        (root / name).mkdir(exist_ok=True)
+    _linux.mount("proc", root / "proc", "proc", safe)
+    _linux.mount("tmpfs", root / "dev", "tmpfs", _linux.MS_NOSUID, "mode=755,size=1m")
+    for node in DEV_NODES:
+        (root / "dev" / node).touch()
+        _linux.mount(f"/dev/{node}", root / "dev" / node, None, _linux.MS_BIND)
+    for name, target in DEV_LINKS.items():
+        (root / "dev" / name).symlink_to(target)
+    for name in ("pts", "shm"):
+        (root / "dev" / name).mkdir()
+    _linux.mount("shm", root / "dev/shm", "tmpfs", safe, "mode=1777")
+    if sysfs:
+        _linux.mount("sysfs", root / "sys", "sysfs", safe | _linux.MS_RDONLY)
+
+
+def _become_user_and_exec(plan: Plan) -> None:
+    """Switch to the image's user, go to the working directory and exec the command."""
+    uid, gid, groups = resolve_user(plan.user, _read_text("/etc/passwd"), _read_text("/etc/group"))
+    os.makedirs(plan.cwd, exist_ok=True)
+    os.chdir(plan.cwd)
+    if Path("/proc/self/setgroups").exists() and _read_text("/proc/self/setgroups").strip() == "deny":
+        groups = None  # setgroups is forbidden in a user namespace written by an unprivileged caller
+    if groups is not None:
+        os.setgroups(groups)
+    os.setgid(gid)
+    os.setuid(uid)
+    for signum in (signal.SIGPIPE, signal.SIGXFSZ):
+        signal.signal(signum, signal.SIG_DFL)  # Python ignores these; the command must not inherit that
+    try:
+        os.execvpe(plan.argv[0], plan.argv, plan.env)
+    except FileNotFoundError:
+        raise CommandNotFound(f"command {plan.argv[0]!r} not found in the image (PATH={plan.env.get('PATH')}); "
+                              "check the image's Cmd/Entrypoint or give the full path") from None
+
+
+def _read_text(path: str) -> str:
+    """A file's text, or '' if it is missing."""
+    try:
+        return Path(path).read_text()
+    except FileNotFoundError:
+        return ""
+
+
+def report_error(error_w: int, exc: BaseException) -> None:
+    """Send an error to the parent as 'ClassName:message'."""
+    name = type(exc).__name__ if isinstance(exc, (CommandNotFound, KernelError)) else "SpawnError"
+    try:
+        os.write(error_w, f"{name}:{exc}".encode())
+    except OSError:
+        pass
+
+
+def resolve_user(spec: str | None, passwd: str, group: str) -> tuple[int, int, list[int]]:
+    """(uid, gid, supplementary gids) for Docker's "user[:group]" given /etc/passwd and /etc/group text.
+
+    Names and numbers both work; a number missing from /etc/passwd is fine, a name is not.
+    """
+    user_part, _, group_part = (spec or "0").partition(":")
+    users = {f[0]: f for f in (line.split(":") for line in passwd.splitlines()) if len(f) >= 4}
+    groups = [f for f in (line.split(":") for line in group.splitlines()) if len(f) >= 4]
+    by_uid = {f[2]: f for f in users.values()}
+    entry = users.get(user_part) or by_uid.get(user_part)
+    if entry is None and not user_part.isdigit():
+        raise SpawnError(f"user {user_part!r} is not in the image's /etc/passwd; give a number or add the user")
+    uid, gid = int(entry[2] if entry else user_part), int(entry[3]) if entry else 0
+    if group_part:
+        match = [f for f in groups if group_part in (f[0], f[2])]
+        if not match and not group_part.isdigit():
+            raise SpawnError(f"group {group_part!r} is not in the image's /etc/group; give a number or add it")
+        gid = int(match[0][2]) if match else int(group_part)
+    name = entry[0] if entry else None
+    extra = sorted({int(f[2]) for f in groups if name and name in f[3].split(",")} - {gid})
+    return uid, gid, extra

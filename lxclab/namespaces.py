@@ -1,0 +1,281 @@
+"""Namespaces: run a command as PID 1 of its own world of processes, mounts, host name and network.
+
+`spawn` forks a small waiter process that enters new user/PID namespaces (or joins a
+network namespace) and forks the container's first process; that process unshares the
+mount, UTS, IPC, network and cgroup namespaces, mounts /proc, a minimal /dev and /sys
+into the root, pivots into it and execs the command. The waiter passes the exit status
+back. The calling process itself never changes namespaces, mounts or cgroups.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from . import _linux
+from .chroot import DEFAULT_PATH, Completed, ExitStatus
+from .container_init import (DEFAULT_NAMESPACES, KINDS, Plan, namespace_flags, report_error,
+                             run_first_process)
+from .errors import CommandNotFound, KernelError, SpawnError
+
+_JOIN_ORDER = ("user", "ipc", "uts", "net", "pid", "cgroup", "mnt")  # mnt last: it moves the root
+
+
+@dataclass
+class Resources:
+    """Everything a container run created on the host, as JSON, so that `gc` can remove leftovers."""
+
+    pids: list[int] = field(default_factory=list)
+    mounts: list[str] = field(default_factory=list)
+    cgroups: list[str] = field(default_factory=list)
+    netns: list[str] = field(default_factory=list)
+    veths: list[str] = field(default_factory=list)
+    dirs: list[str] = field(default_factory=list)
+
+    def to_json(self) -> str:
+        """The record as a JSON object."""
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "Resources":
+        """A record read back from `to_json` output."""
+        return cls(**json.loads(text))
+
+
+class Process:
+    """A running container process: its host PID, and a way to wait for its exit status."""
+
+    def __init__(self, pid: int, waiter_pid: int, status_fd: int):
+        self.pid = pid  # the host's PID of the container's first process (PID 1 inside)
+        self.waiter_pid = waiter_pid
+        self._status_fd = status_fd
+        self.status: ExitStatus | None = None
+
+    def wait(self, timeout: float | None = None) -> ExitStatus | None:
+        """The exit status once the process has ended; None if `timeout` seconds pass first."""
+        if self.status is None:
+            if timeout is not None and not select.select([self._status_fd], [], [], timeout)[0]:
+                return None
+            line = _read_line(self._status_fd)
+            os.close(self._status_fd)
+            os.waitpid(self.waiter_pid, 0)
+            if not line:
+                raise SpawnError(f"the waiter of container process {self.pid} died without reporting its status")
+            self.status = ExitStatus.from_wait_status(int(line))
+        return self.status
+
+    def poll(self) -> ExitStatus | None:
+        """The exit status if the process has ended, else None, without blocking."""
+        return self.wait(timeout=0)
+
+    def kill(self, signum: int = signal.SIGKILL) -> None:
+        """Send a signal; SIGKILL to PID 1 ends every process of its PID namespace."""
+        if self.status is None:
+            try:
+                os.kill(self.pid, signum)
+            except ProcessLookupError:
+                pass
+
+    def namespace_ids(self) -> dict[str, str]:
+        """The namespaces the process is in, like {'pid': 'pid:[4026532301]'}, while it runs."""
+        return {kind: os.readlink(f"/proc/{self.pid}/ns/{kind}") for kind in sorted(KINDS)}
+
+    def __repr__(self) -> str:
+        return f"<Process pid={self.pid} {self.status or 'running'}>"
+
+
+def spawn(rootfs: str | os.PathLike, argv: list[str], namespaces: set[str] | frozenset[str] | None = None,
+          hostname: str | None = None, env: dict[str, str] | None = None, cwd: str = "/",
+          user: str | None = None, cgroup=None, netns: str | None = None, rootless: bool | None = None,
+          stdin: int | None = None, stdout: int | None = None, stderr: int | None = None,
+          status_file: str | None = None) -> Process:
+    """Run `argv` in `rootfs` inside new namespaces and return once it has been exec'd.
+
+    `namespaces` names the kinds to create (default all but user); "mnt" pivots into the
+    root and mounts /proc, /dev and /sys, without it the root is only chroot'ed. `netns`
+    is a network namespace file to join instead of a new one; `cgroup` any object with
+    `add(pid)` (a cgroups.Cgroup). Root is needed, or `rootless` (default for non-root
+    users), which adds a user namespace mapping the caller to root inside. `user` is
+    Docker's "uid[:gid]" or "name[:group]"; stdio are file descriptors to hand over;
+    the waiter also writes the raw wait status to `status_file` if given.
+    """
+    kinds = frozenset(DEFAULT_NAMESPACES if namespaces is None else namespaces)
+    rootless = os.geteuid() != 0 if rootless is None else rootless
+    _check_namespace_request(kinds, rootless, netns)
+    plan = Plan(argv=list(argv), rootfs=os.path.abspath(rootfs), namespaces=kinds | ({"user"} if rootless else set()),
+                hostname=hostname, env={"PATH": DEFAULT_PATH, **(env or {})}, cwd=cwd, user=user,
+                netns_path=netns, outer_ids=(os.geteuid(), os.getegid()), stdio=(stdin, stdout, stderr),
+                status_file=status_file)
+    return _start(plan, cgroup)
+
+
+def run(rootfs: str | os.PathLike, argv: list[str], timeout: float | None = None, **options) -> Completed:
+    """spawn(rootfs, argv, **options), wait, and return the status with stdout and stderr together.
+
+    Output goes through a temporary file, never a pipe that could fill up while nobody reads
+    it. After `timeout` seconds the container is killed (and reported killed by SIGKILL).
+    """
+    with tempfile.TemporaryFile() as output:
+        process = spawn(rootfs, argv, stdout=output.fileno(), stderr=output.fileno(), **options)
+        if process.wait(timeout) is None:
+            process.kill()
+        status = process.wait()
+        output.seek(0)
+        return Completed(status, output.read().decode(errors="replace"))
+
+
+def enter(pid: int, argv: list[str], env: dict[str, str] | None = None, cwd: str = "/", user: str | None = None,
+          cgroup=None, stdin: int | None = None, stdout: int | None = None, stderr: int | None = None) -> Process:
+    """Run `argv` inside every namespace of running process `pid` (what `docker exec` does); needs root.
+
+    setns joins a PID namespace only for children, so a waiter joins and forks the command.
+    """
+    plan = Plan(argv=list(argv), env={"PATH": DEFAULT_PATH, **(env or {})}, cwd=cwd, user=user,
+                join_pid=pid, stdio=(stdin, stdout, stderr))
+    return _start(plan, cgroup)
+
+
+def _check_namespace_request(kinds: frozenset[str], rootless: bool, netns: str | None) -> None:
+    """Refuse namespace combinations that cannot work, before anything is forked."""
+    unknown = kinds - KINDS
+    if unknown:
+        raise SpawnError(f"unknown namespace kinds {sorted(unknown)}: choose from {sorted(KINDS)}")
+    if netns and "net" in kinds:
+        raise SpawnError("give either a new network namespace ('net' in namespaces) or netns=PATH to join, not both")
+    if rootless and netns:
+        raise SpawnError("a rootless container cannot join a network namespace made by root; use 'net' (only lo)")
+    if rootless and "mnt" not in kinds:
+        raise SpawnError("rootless mode needs a mount namespace: chroot alone needs root")
+
+
+def _start(plan: Plan, cgroup) -> Process:
+    """Fork the waiter, place the first process in the cgroup, release it and check that it exec'd."""
+    status_r, status_w = os.pipe()
+    go_r, go_w = os.pipe()
+    error_r, error_w = os.pipe()
+    waiter = os.fork()
+    if waiter == 0:
+        os.close(status_r), os.close(go_w), os.close(error_r)
+        _waiter_main(plan, status_w, go_r, error_w)
+    os.close(status_w), os.close(go_r), os.close(error_w)
+    try:
+        pid = _read_line(status_r)
+        if pid and cgroup is not None:
+            cgroup.add(int(pid))
+        os.write(go_w, b"go") if pid else None
+    except BaseException:
+        os.kill(int(pid), signal.SIGKILL) if pid else None
+        raise
+    finally:
+        os.close(go_w)
+        error = _read_all(error_r)
+        if not pid or error:
+            _reap(waiter, status_r)
+    if error or not pid:
+        raise _error_from_child(error or b"SpawnError:the waiter died before starting the command")
+    return Process(int(pid), waiter, status_r)
+
+
+def _reap(waiter: int, status_r: int) -> None:
+    """Collect a failed start's waiter and close its pipe."""
+    _read_line(status_r)
+    os.close(status_r)
+    os.waitpid(waiter, 0)
+
+
+def _error_from_child(message: bytes) -> Exception:
+    """Rebuild the error a child reported as 'ClassName:message'."""
+    name, _, text = message.decode(errors="replace").partition(":")
+    return {"CommandNotFound": CommandNotFound, "KernelError": KernelError}.get(name, SpawnError)(text)
+
+
+def _read_line(fd: int) -> bytes:
+    """Read one line (without its newline) from a pipe, byte by byte so nothing is over-read."""
+    line = b""
+    while (byte := os.read(fd, 1)) not in (b"", b"\n"):
+        line += byte
+    return line
+
+
+def _read_all(fd: int) -> bytes:
+    """Read a pipe to its end and close it."""
+    chunks = []
+    while chunk := os.read(fd, 4096):
+        chunks.append(chunk)
+    os.close(fd)
+    return b"".join(chunks)
+
+
+# --- in the waiter: the first fork --------------------------------------------------------
+def _waiter_main(plan: Plan, status_w: int, go_r: int, error_w: int) -> None:
+    """Enter user/PID namespaces (or join a container's), fork the first process, report its status."""
+    try:
+        _close_fds_except({status_w, go_r, error_w, *(fd for fd in plan.stdio if fd is not None)})
+        if plan.join_pid is not None:
+            _join_namespaces(plan.join_pid)
+        else:
+            _enter_waiter_namespaces(plan)
+        child = os.fork()
+        if child == 0:
+            os.close(status_w)
+            run_first_process(plan, go_r, error_w)
+        os.close(go_r), os.close(error_w)
+        os.write(status_w, f"{child}\n".encode())
+        _, status = os.waitpid(child, 0)
+        if plan.status_file:
+            Path(plan.status_file).write_text(f"{status}\n")
+        os.write(status_w, f"{status}\n".encode())
+    except BrokenPipeError:
+        pass  # nobody is listening any more (a detached container): the status file has it
+    except BaseException as exc:  # noqa: BLE001 - everything must reach the parent
+        report_error(error_w, exc)
+        os._exit(1)
+    os._exit(0)
+
+
+def _close_fds_except(keep: set[int]) -> None:
+    """Close inherited descriptors above stderr so a long-lived waiter holds nothing of its parent's."""
+    start = 3
+    for fd in sorted(fd for fd in keep if fd >= 3):
+        os.closerange(start, fd)
+        start = fd + 1
+    os.closerange(start, 1 << 16)
+
+
+def _enter_waiter_namespaces(plan: Plan) -> None:
+    """Join the network namespace if asked, then create the user and PID namespaces."""
+    if plan.netns_path:
+        fd = os.open(plan.netns_path, os.O_RDONLY | os.O_CLOEXEC)
+        _linux.setns(fd, _linux.CLONE_NEWNET)
+        os.close(fd)
+    flags = namespace_flags(plan.namespaces & {"user", "pid"})
+    if flags:
+        _linux.unshare(flags)
+    if "user" in plan.namespaces:
+        _map_caller_to_root(*plan.outer_ids)
+
+
+def _map_caller_to_root(uid: int, gid: int) -> None:
+    """Map the caller's uid and gid to 0 in its new user namespace (the only map it may write alone).
+
+    After a setuid the process is not dumpable and its /proc files belong to root, so set
+    PR_SET_DUMPABLE first; "deny" setgroups before an unprivileged gid_map.
+    """
+    _linux.prctl(_linux.PR_SET_DUMPABLE, 1)
+    Path("/proc/self/setgroups").write_text("deny")
+    Path("/proc/self/uid_map").write_text(f"0 {uid} 1")
+    Path("/proc/self/gid_map").write_text(f"0 {gid} 1")
+
+
+def _join_namespaces(pid: int) -> None:
+    """setns into each namespace of `pid` that differs from ours, user first and mount last."""
+    fds = {kind: os.open(f"/proc/{pid}/ns/{kind}", os.O_RDONLY | os.O_CLOEXEC) for kind in _JOIN_ORDER}
+    for kind in _JOIN_ORDER:
+        if os.stat(f"/proc/self/ns/{kind}").st_ino != os.fstat(fds[kind]).st_ino:
+            _linux.setns(fds[kind], _linux.NAMESPACE_FLAGS[kind])
+        os.close(fds[kind])
