@@ -11,22 +11,24 @@ from pathlib import Path
 
 import pytest
 
-from lxclab.classroom import seed
+from lxclab.classroom import Classroom, seed
 from lxclab.classroom.debian import fetch_debs
 from lxclab.classroom.ocilayout import OciLayout
+from lxclab.classroom.publish import push_layout, split_name
+from lxclab.cli import main
 from lxclab.errors import SeedError
+from lxclab.registry import RegistryClient
 from lxclab.manifest import ImageConfig, Index, Manifest, parse_manifest
 
 AARCH64_MACHINE = 183  # ELF e_machine of ARM 64-bit
 
 
 @pytest.fixture(scope="module")
-def layouts(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+def layouts(seed_layout: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """The seed layout built twice, into two fresh directories (packages from the shared cache)."""
-    first, second = tmp_path_factory.mktemp("seed-one"), tmp_path_factory.mktemp("seed-two")
-    seed.build_seed_layout(first)
+    second = tmp_path_factory.mktemp("seed-again")
     seed.build_seed_layout(second)
-    return first, second
+    return seed_layout, second
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +65,7 @@ def test_two_builds_are_byte_identical(layouts: tuple[Path, Path]) -> None:
 
 def test_layout_names_every_tag_and_each_platform(layout: Path) -> None:
     refs = OciLayout(layout).refs()
-    assert set(refs) == {"lab/busybox:latest", "lab/busybox:1.0", "lab/busybox:latest-amd64", "lab/busybox:latest-arm64"}
+    assert set(refs) == {f"lab/busybox:{tag}" for tag in ("latest", "1.0", "latest-amd64", "latest-arm64")}
     assert refs["lab/busybox:latest"].digest == refs["lab/busybox:1.0"].digest
     index = parse_manifest(OciLayout(layout).read_blob(refs["lab/busybox:latest"].digest))
     assert [str(p) for p in index.platforms] == ["linux/amd64", "linux/arm64"]
@@ -116,9 +118,11 @@ def test_umoci_unpacks_whiteouts_opaque_dirs_hardlinks_and_modes(layout: Path, t
 
 def test_amd64_busybox_runs_the_lab_script(layout: Path, tmp_path: Path) -> None:
     rootfs = umoci_unpack(layout, "lab/busybox:latest-amd64", tmp_path / "bundle")
-    done = subprocess.run([shutil.which("chroot"), str(rootfs), "/bin/sh", "-c", "cd /opt/lab && greet && ls /etc"],
-                          env={"PATH": "/opt/lab/bin:/bin", "LAB": "lxclab"}, check=True, capture_output=True, text=True)
-    assert done.stdout.splitlines() == ["Hello from lxclab: layer 2 put me here, as /opt/lab/bin/greet", "group", "passwd"]
+    command = [shutil.which("chroot"), str(rootfs), "/bin/sh", "-c", "cd /opt/lab && greet && ls /etc"]
+    done = subprocess.run(command, env={"PATH": "/opt/lab/bin:/bin", "LAB": "lxclab"},
+                          check=True, capture_output=True, text=True)
+    greeting = "Hello from lxclab: layer 2 put me here, as /opt/lab/bin/greet"
+    assert done.stdout.splitlines() == [greeting, "group", "passwd"]
 
 
 def test_arm64_busybox_is_an_aarch64_executable(layout: Path, tmp_path: Path) -> None:
@@ -145,9 +149,11 @@ def test_bench_image_is_big_incompressible_and_deterministic(tmp_path: Path) -> 
     assert tree(first) == tree(second)
 
 
-def test_a_missing_package_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(SeedError, match="lxclab-no-such-package"):
-        fetch_debs(tmp_path / "cache", "lxclab-no-such-package", ("arm64",))
+def test_a_package_that_cannot_be_fetched_is_a_clear_error(tmp_path: Path) -> None:
+    # An architecture no archive carries: apt fetches only the small Release files, then finds nothing.
+    with pytest.raises(SeedError, match=r"cannot fetch busybox-static for lxclabarch: .*Unable to locate.* into "):
+        fetch_debs(tmp_path / "cache", seed.PACKAGE, ("lxclabarch",))
+    assert not list((tmp_path / "cache").glob("*.deb"))
 
 
 def test_fetching_a_foreign_package_leaves_the_system_apt_state_alone(tmp_path: Path) -> None:
@@ -155,6 +161,64 @@ def test_fetching_a_foreign_package_leaves_the_system_apt_state_alone(tmp_path: 
     before = {p: (p.stat().st_mtime_ns, sorted(os.listdir(p)) if p.is_dir() else None) for p in watched}
     debs = fetch_debs(tmp_path / "cache", seed.PACKAGE, ("arm64",))
     assert debs["arm64"].name.endswith("_arm64.deb")
-    assert debs["arm64"].read_bytes() == fetch_debs(seed.default_cache_dir(), seed.PACKAGE, ("arm64",))["arm64"].read_bytes()
+    shared = fetch_debs(seed.default_cache_dir(), seed.PACKAGE, ("arm64",))["arm64"]
+    assert debs["arm64"].read_bytes() == shared.read_bytes()
     assert {p: (p.stat().st_mtime_ns, sorted(os.listdir(p)) if p.is_dir() else None) for p in watched} == before
     assert [p.name for p in (tmp_path / "cache").iterdir() if p.name.endswith(".deb")] == [debs["arm64"].name]
+
+
+def skopeo(*args: str) -> bytes:
+    return subprocess.run(["skopeo", *args], check=True, capture_output=True).stdout
+
+
+def test_the_pushed_index_is_the_layout_index_byte_for_byte(seeded_classroom: Classroom, seed_layout: Path) -> None:
+    layout = OciLayout(seed_layout)
+    source = f"docker://{seeded_classroom.registry_host}/lab/busybox:latest"
+    raw = skopeo("inspect", "--tls-verify=false", "--raw", source)
+    assert raw == layout.read_blob(layout.refs()["lab/busybox:latest"].digest)
+    assert {m["platform"]["architecture"] for m in json.loads(raw)["manifests"]} == {"amd64", "arm64"}
+
+
+def test_skopeo_copies_each_platform_out_of_the_registry(seeded_classroom: Classroom, seed_layout: Path,
+                                                         tmp_path: Path) -> None:
+    refs = OciLayout(seed_layout).refs()
+    for arch in ("amd64", "arm64"):
+        skopeo("copy", "--src-tls-verify=false", "--override-arch", arch,
+               f"docker://{seeded_classroom.registry_host}/lab/busybox:1.0", f"oci:{tmp_path / 'copy'}:{arch}")
+        copied = OciLayout(tmp_path / "copy").refs()[arch]
+        assert copied.digest == refs[f"lab/busybox:latest-{arch}"].digest
+
+
+def test_pushing_again_changes_nothing(seeded_classroom: Classroom, seed_layout: Path) -> None:
+    layout = OciLayout(seed_layout)
+    with RegistryClient(seeded_classroom.registry_host, seeded_classroom.teacher) as client:
+        pushed = push_layout(layout, client)
+        assert pushed == {name: d.digest for name, d in layout.refs().items()}
+        assert {"1.0", "latest", "latest-amd64", "latest-arm64"} <= set(client.list_tags("lab/busybox"))
+
+
+def test_cli_seeds_the_recorded_classroom(seeded_classroom: Classroom, tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    status = main(["seed", "--layout", str(tmp_path / "layout"), "--state-dir", str(seeded_classroom.state_dir)])
+    out = capsys.readouterr().out
+    assert status == 0
+    digest = OciLayout(tmp_path / "layout").refs()["lab/busybox:latest"].digest
+    assert f"{seeded_classroom.registry_host}/lab/busybox:latest" in out and digest in out
+
+
+def test_cli_without_a_running_classroom_says_what_to_do(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    status = main(["seed", "--layout", str(tmp_path / "layout"), "--state-dir", str(tmp_path / "no-classroom")])
+    assert status == 1
+    assert "lxclab registry up" in capsys.readouterr().err
+    assert not (tmp_path / "layout").exists()
+
+
+def test_cli_builds_without_pushing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["seed", "--no-push", "--layout", str(tmp_path / "layout")]) == 0
+    assert "lab/busybox:latest-arm64" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name", ["latest", "lab/busybox", ":latest", "lab:busybox/latest"])
+def test_layout_names_need_a_repository_and_a_tag(name: str) -> None:
+    with pytest.raises(SeedError, match="REPOSITORY:TAG"):
+        split_name(name)

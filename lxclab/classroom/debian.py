@@ -83,7 +83,8 @@ def _private_apt_options(scratch: Path, architectures: tuple[str, ...]) -> list[
     (lists / "partial").mkdir(parents=True)
     (cache / "archives" / "partial").mkdir(parents=True)
     settings = [("Dir::State::Lists", lists), ("Dir::Cache", cache), ("APT::Sandbox::User", "root")]
-    settings += [("Debug::NoLocking", "true")] + [("APT::Architectures::", arch) for arch in architectures]
+    settings += [("Debug::NoLocking", "true"), ("APT::Architecture", architectures[0])]  # else the native one too
+    settings += [("APT::Architectures::", arch) for arch in architectures]
     return ["-q", *[arg for key, value in settings for arg in ("-o", f"{key}={value}")]]
 
 

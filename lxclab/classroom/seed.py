@@ -155,7 +155,7 @@ def app_entries() -> tuple[Entry, ...]:
         directory("opt/lab/bin"),
         regular_file("opt/lab/bin/hello", script, 0o755),
         hardlink("opt/lab/bin/greet", "opt/lab/bin/hello"),
-        regular_file("opt/lab/README.txt", b"lab/busybox: three layers, a whiteout, an opaque directory, a hardlink.\n"),
+        regular_file("opt/lab/README.txt", b"lab/busybox: three layers, a whiteout, an opaque dir, a hardlink.\n"),
     )
 
 
@@ -213,7 +213,8 @@ def build_index(layout: OciLayout, images: list[Descriptor]) -> Descriptor:
 
 def build_bench(layout: OciLayout, busybox: Busybox, size_mb: int) -> dict[str, Descriptor]:
     """Build `lab/bench`: the busybox base layer plus ~`size_mb` MB of pseudo-random layers."""
-    steps = [base_step(busybox)] + [Step(f"ADD bench/layer-{n}/ /bench/layer-{n}/", bench_entries(n, size_mb)) for n in range(BENCH_LAYERS)]
+    steps = [base_step(busybox)]
+    steps += [Step(f"ADD bench/layer-{n}/ /bench/layer-{n}/", bench_entries(n, size_mb)) for n in range(BENCH_LAYERS)]
     image = build_image(layout, steps, busybox.arch, {"Cmd": list(CMD), "Env": [ENV[0]], "WorkingDir": "/bench"})
     return {f"{BENCH_REPOSITORY}:latest": image}
 
