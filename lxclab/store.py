@@ -4,7 +4,7 @@ Layout under the root (default `$LXCLAB_HOME/store`):
 
     blobs/sha256/<hex>     verified blobs: manifests, indexes, configs, layers
     tmp/<hex>.partial      a download in progress, kept so that a later pull resumes it
-    tmp/<hex>.lock         held (flock) by whoever is downloading that blob
+    tmp/<hex>.lock         held (flock) by whoever is downloading that blob, removed after
     images/<hex>.json      image records: reference → manifest digest, platform, index digest
 
 A blob appears in `blobs/` only by an atomic rename after its digest was checked, so a
@@ -191,8 +191,7 @@ class Ingest:
         self._lock = self._file = self._hasher = None
 
     def __enter__(self) -> Ingest:
-        self._lock = open(self._lock_path, "a")
-        fcntl.flock(self._lock, fcntl.LOCK_EX)
+        self._lock = self._acquire_lock()
         if not self.done:
             self._open_partial()
         return self
@@ -202,9 +201,20 @@ class Ingest:
             self._file.close()
         if self.partial.is_file() and self.partial.stat().st_size == 0:
             self.partial.unlink()
-        if self.done:
-            self._lock_path.unlink(missing_ok=True)
+        self._lock_path.unlink(missing_ok=True)
         self._lock.close()
+
+    def _acquire_lock(self):
+        """Hold an flock on the lock file; retry if its holder removed it while we waited."""
+        while True:
+            lock = open(self._lock_path, "a")
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                if os.stat(self._lock_path).st_ino == os.fstat(lock.fileno()).st_ino:
+                    return lock
+            except FileNotFoundError:
+                pass
+            lock.close()
 
     @property
     def done(self) -> bool:

@@ -137,16 +137,19 @@ class RegistryClient:
         if ingest.offset:
             headers["Range"] = f"bytes={ingest.offset}-"
         request = self._http.build_request("GET", f"/v2/{repository}/blobs/{descriptor.digest}", headers=headers)
-        with self._http.send(request, stream=True) as response:
+        response = self._http.send(request, stream=True)
+        try:
             self._check(response, f"blob {descriptor.digest} of {repository} on {self.registry}")
             if response.status_code != 206 and ingest.offset:
                 ingest.restart()
-            for chunk in response.iter_raw(READ_CHUNK):
+            for chunk in response.iter_raw():  # as they arrive: a chunk buffer would lose bytes on a cut
                 ingest.write(chunk)
                 if progress:
                     progress.update(descriptor.digest, ingest.offset)
                 if ingest.offset > descriptor.size:
                     break
+        finally:
+            response.close()
 
     def blob_exists(self, repository: str, digest: str) -> bool:
         """True if the repository already has this blob (a HEAD request)."""
@@ -155,14 +158,15 @@ class RegistryClient:
         return response.status_code != 404
 
     # --- blobs: upload --------------------------------------------------------------------
-    def push_blob(self, repository: str, digest: str, source: bytes | Path, chunk_size: int | None = None) -> None:
-        """Upload a blob unless the repository has it: in one PUT, or in PATCH chunks of `chunk_size` bytes."""
+    def push_blob(self, repository: str, digest: str, source: bytes | Path, chunk_size: int | None = None) -> bool:
+        """Upload a blob in one PUT, or in PATCH chunks of `chunk_size` bytes; False if the repository had it."""
         if isinstance(source, bytes):
             verify_digest(source, digest, f"blob {digest} to push")
         if self.blob_exists(repository, digest):
-            return
+            return False
         what = f"upload of blob {digest} to {self.registry}/{repository}"
         self._with_retries(lambda: self._upload(repository, digest, source, chunk_size), what)
+        return True
 
     def _upload(self, repository: str, digest: str, source: bytes | Path, chunk_size: int | None) -> None:
         """One attempt: POST for an upload URL, PATCH the chunks (following each new Location), PUT ?digest=."""
