@@ -254,3 +254,21 @@ def record(sampler: Sampler) -> Recording:
     recording = Recording()
     sampler.subscribe(recording.append)
     return recording
+
+
+def cgroup_reader(group) -> Callable[[], dict]:
+    """A stats callable for Sampler from a cgroups.Cgroup (any object whose stats() has cgroups.Stats fields).
+
+    The group must exist: once it is removed (its container ended) the callable raises
+    MonitorError, which ends the sampler with that message.
+    """
+    def read() -> dict:
+        try:
+            stats = group.stats()
+        except FileNotFoundError as err:
+            raise MonitorError(f"cgroup {group.name} is gone ({err.filename} is missing): its container "
+                               "ended or it was removed, so sampling stopped") from None
+        return {"memory_bytes": stats.memory_bytes, "memory_limit": stats.memory_limit_bytes,
+                "cpu_seconds": stats.cpu_usage_ns / 1e9, "cpu_quota": stats.cpu_limit,
+                "pids": stats.pids, "pids_limit": stats.pids_limit, "oom_kills": stats.oom_kills}
+    return read

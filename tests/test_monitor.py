@@ -7,17 +7,30 @@ import signal
 import subprocess
 import sys
 import threading
+import uuid
 from pathlib import Path
 
 import pytest
 
+from lxclab import cgroups
 from lxclab.errors import MonitorError
-from lxclab.monitor import Recording, Sample, Sampler, record
+from lxclab.monitor import Recording, Sample, Sampler, cgroup_reader, record
 
 MiB = 2**20
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 BUSY_CHILD = "import itertools\nfor _ in itertools.count():\n    pass\n"
+HOG_CHILD = """
+import sys, time
+sys.stdin.readline()
+spin_until = time.monotonic() + 0.3
+while time.monotonic() < spin_until:
+    pass
+hoard = []
+while True:
+    hoard.append(b"x" * (4 << 20))
+    time.sleep(0.02)
+"""
 
 
 def sample(t: float, cpu: float = 0.0, oom: int = 0, memory: int = 10 * MiB) -> Sample:
@@ -174,3 +187,30 @@ def test_sampler_stops_cleanly_twice_and_runs_only_once():
 def test_sampler_refuses_a_non_positive_interval():
     with pytest.raises(MonitorError, match="must be positive"):
         Sampler(dict, interval=0)
+
+
+# --- the cgroups adapter ------------------------------------------------------------------
+def test_cgroup_reader_samples_a_real_memory_hog_until_the_kernel_kills_it():
+    limits = cgroups.Limits(memory_bytes=48 * MiB, cpus=0.5, pids=10)
+    with cgroups.create(f"lxclab-test-monitor-{uuid.uuid4().hex[:10]}", limits) as group:
+        hog = subprocess.Popen([sys.executable, "-c", HOG_CHILD], stdin=subprocess.PIPE)
+        try:
+            group.add(hog.pid)
+            killed = threading.Event()
+            with Sampler(cgroup_reader(group), interval=0.05) as sampler:
+                recording = record(sampler)
+                sampler.subscribe(lambda s: s.oom_kills >= 1 and killed.set())
+                hog.stdin.write(b"go\n")
+                hog.stdin.close()
+                assert killed.wait(30), f"no OOM kill seen; error: {sampler.error}"
+        finally:
+            group.kill()
+            hog.wait()
+        assert hog.returncode == -signal.SIGKILL and sampler.error is None
+    last = recording.samples[-1]
+    assert (last.memory_limit, last.cpu_quota, last.pids_limit) == (48 * MiB, 0.5, 10)
+    assert max(m for _, m in recording.series("memory")) > 24 * MiB
+    assert max(p for _, p in recording.cpu_percent()) > 0
+    assert len(recording.oom_times()) == 1
+    with pytest.raises(MonitorError, match=f"cgroup {group.name} is gone"):
+        cgroup_reader(group)()

@@ -23,8 +23,9 @@ from ..monitor import METRICS, Recording, Sample, Sampler
 MIN_REDRAW_SECONDS = 0.2  # redraw at most ~5 times a second, however fast samples arrive
 LIMIT_COLOUR = "#d62728"
 OOM_COLOUR = "#d62728"
-NICE_STEPS = (1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10)
-MARGIN_LEFT, MARGIN_RIGHT, MARGIN_TOP, MARGIN_BOTTOM = 58, 14, 22, 30
+VALUE_STEPS = (1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10)  # tops of the value axis
+TIME_STEPS = (1, 2, 2.5, 5, 10)  # spacing of time ticks
+MARGIN_LEFT, MARGIN_RIGHT, MARGIN_TOP, MARGIN_BOTTOM = 58, 24, 22, 30
 
 
 @dataclass(frozen=True)
@@ -79,10 +80,10 @@ class Frame:
         return self.bottom - value / self.top * (self.bottom - MARGIN_TOP)
 
 
-def nice_ceiling(value: float) -> float:
-    """The smallest round number (1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6 or 8 times a power of ten) >= `value` > 0."""
+def nice_ceiling(value: float, steps: tuple[float, ...] = VALUE_STEPS) -> float:
+    """The smallest round number (one of `steps` times a power of ten) that is at least `value` > 0."""
     power = 10 ** math.floor(math.log10(value))
-    return next(step * power for step in NICE_STEPS if step * power >= value * (1 - 1e-9))
+    return next(step * power for step in steps if step * power >= value * (1 - 1e-9))
 
 
 def time_range(recording: Recording, window_seconds: float | None) -> tuple[float, float]:
@@ -129,21 +130,36 @@ def _svg_document(frame: Frame, label: str, parts: list[str]) -> str:
 
 def _axes(frame: Frame, panel: Panel) -> str:
     """The frame, the heading with its unit, value ticks on the left and time ticks below."""
-    parts = [f'<rect x="{frame.left}" y="{MARGIN_TOP}" width="{frame.right - frame.left}" '
-             f'height="{frame.bottom - MARGIN_TOP}" fill="#fafafa" stroke="#999"/>',
-             f'<text class="heading" x="{frame.left}" y="{MARGIN_TOP - 7}" font-weight="bold">'
-             f"{html.escape(panel.heading)} ({html.escape(panel.unit)})</text>",
-             f'<text class="unit" x="12" y="{(MARGIN_TOP + frame.bottom) / 2:.1f}" text-anchor="middle" '
-             f'transform="rotate(-90 12 {(MARGIN_TOP + frame.bottom) / 2:.1f})">{html.escape(panel.unit)}</text>']
+    middle = (MARGIN_TOP + frame.bottom) / 2
+    return (f'<rect x="{frame.left}" y="{MARGIN_TOP}" width="{frame.right - frame.left}" '
+            f'height="{frame.bottom - MARGIN_TOP}" fill="#fafafa" stroke="#999"/>'
+            f'<text class="heading" x="{frame.left}" y="{MARGIN_TOP - 7}" font-weight="bold">'
+            f"{html.escape(panel.heading)} ({html.escape(panel.unit)})</text>"
+            f'<text class="unit" x="12" y="{middle:.1f}" text-anchor="middle" '
+            f'transform="rotate(-90 12 {middle:.1f})">{html.escape(panel.unit)}</text>'
+            + _value_ticks(frame) + _time_ticks(frame))
+
+
+def _value_ticks(frame: Frame) -> str:
+    """Horizontal grid lines at 0, half and the top of the value axis, labelled on the left."""
+    parts = []
     for value in (0.0, frame.top / 2, frame.top):
         y = frame.y(value)
         parts.append(f'<line class="grid" x1="{frame.left}" x2="{frame.right}" y1="{y:.1f}" y2="{y:.1f}" '
-                     f'stroke="#e0e0e0"/>'
-                     f'<text class="tick" x="{frame.left - 4}" y="{y + 4:.1f}" text-anchor="end">'
-                     f"{_number(value)}</text>")
-    for t in (frame.start, (frame.start + frame.end) / 2, frame.end):
-        parts.append(f'<text class="tick" x="{frame.x(t):.1f}" y="{frame.bottom + 14}" text-anchor="middle">'
-                     f"{_number(t)} s</text>")
+                     f'stroke="#e0e0e0"/><text class="tick" x="{frame.left - 4}" y="{y + 4:.1f}" '
+                     f'text-anchor="end">{_number(value)}</text>')
+    return "".join(parts)
+
+
+def _time_ticks(frame: Frame) -> str:
+    """Vertical grid lines at round seconds (about five across the panel), labelled below."""
+    step = nice_ceiling((frame.end - frame.start) / 5, TIME_STEPS)
+    parts = []
+    for k in range(math.ceil(frame.start / step - 1e-9), math.floor(frame.end / step + 1e-9) + 1):
+        x = frame.x(k * step)
+        parts.append(f'<line class="time-grid" x1="{x:.1f}" x2="{x:.1f}" y1="{MARGIN_TOP}" y2="{frame.bottom}" '
+                     f'stroke="#eeeeee"/><text class="tick" x="{x:.1f}" y="{frame.bottom + 14}" '
+                     f'text-anchor="middle">{_number(k * step)} s</text>')
     return "".join(parts)
 
 
