@@ -5,7 +5,8 @@ limits and the OOM-kill count. A `Recording` keeps samples in order, derives CPU
 them and round-trips through JSON, so a lesson can store a run and draw it again. A
 `Sampler` calls any stats callable several times a second in a background thread; it
 never touches a cgroup itself, so the same class watches a cgroup, a /proc entry or a test
-source. Widgets draw recordings; they never sample.
+source; `cgroup_reader` adapts an lxclab.cgroups group to it. Widgets draw recordings; they
+never sample.
 """
 
 from __future__ import annotations
