@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import json
 import os
 import stat
 import tarfile
@@ -169,3 +170,52 @@ def differences(a: dict, b: dict) -> list[str]:
         found.append(f"hardlink groups differ: {sorted(map(sorted, a['hardlinks']))} != "
                      f"{sorted(map(sorted, b['hardlinks']))}")
     return found
+
+
+# --- whole images ------------------------------------------------------------------------
+@dataclass
+class BuiltImage:
+    """An image made in a test: uncompressed layer tars, their blobs, config and manifest bytes."""
+
+    tars: list[bytes]
+    blobs: list[bytes]
+    config: bytes
+    manifest: bytes
+
+
+def build_image(layers: list[list[Member]], created_by: list[str] | None = None, compress=gz,
+                media_type: str = "application/vnd.oci.image.layer.v1.tar+gzip") -> BuiltImage:
+    """An OCI image (config, manifest, layer blobs) from each layer's members, bottom first."""
+    tars = [build_tar(members) for members in layers]
+    blobs = [compress(tar) for tar in tars]
+    history = [{"created_by": line} for line in (created_by or [f"layer {n}" for n in range(len(tars))])]
+    config = json.dumps({
+        "architecture": "amd64", "os": "linux", "config": {"Cmd": ["sh"]},
+        "rootfs": {"type": "layers", "diff_ids": [diff_id(t) for t in tars]}, "history": history,
+    }).encode()
+    manifest = json.dumps({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": sha256(config),
+                   "size": len(config)},
+        "layers": [{"mediaType": media_type, "digest": sha256(b), "size": len(b)} for b in blobs],
+    }).encode()
+    return BuiltImage(tars, blobs, config, manifest)
+
+
+def sha256(data: bytes) -> str:
+    """The OCI digest of some bytes."""
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def write_oci_layout(image: BuiltImage, layout: Path, tag: str) -> Path:
+    """Write `image` as an OCI image layout (what umoci and skopeo read), tagged `tag`."""
+    blobs = layout / "blobs" / "sha256"
+    blobs.mkdir(parents=True, exist_ok=True)
+    for data in [image.config, image.manifest, *image.blobs]:
+        (blobs / sha256(data)[7:]).write_bytes(data)
+    (layout / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
+    index = {"schemaVersion": 2, "manifests": [{
+        "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": sha256(image.manifest),
+        "size": len(image.manifest), "annotations": {"org.opencontainers.image.ref.name": tag}}]}
+    (layout / "index.json").write_text(json.dumps(index))
+    return layout

@@ -111,8 +111,12 @@ def _whiteout(stager: Stager, lower: LowerView, rel: str) -> None:
 
 def _opaque(stager: Stager, lower: LowerView, rel: str) -> None:
     if rel == "":
-        for name in sorted(lower.top_level_names() - set(os.listdir(stager.root))):
-            os.mknod(stager.root / name, stat.S_IFCHR, os.makedev(0, 0))
+        for name in sorted(lower.top_level_names()):
+            own = lstat_or_none(stager.root / name)
+            if own is None:
+                os.mknod(stager.root / name, stat.S_IFCHR, os.makedev(0, 0))
+            elif stat.S_ISDIR(own.st_mode):
+                os.setxattr(stager.root / name, OPAQUE_XATTR, b"y", follow_symlinks=False)
         return
     state = _staged_state(stager, rel)
     if state is None:
