@@ -20,11 +20,19 @@ from pathlib import Path
 
 import pytest
 
+from fixture_images import unique_repository
 from fixture_layers import (
-    Member, build_tar, device, differences, directory, file, hardlink, opaque, raw, snapshot, symlink, whiteout,
+    Member, build_image, build_tar, device, differences, directory, file, hardlink, opaque, raw, sha256, snapshot,
+    symlink, whiteout,
 )
+from lxclab.engine.pull import pull
+from lxclab.engine.push import push_content
 from lxclab.errors import UnsafeLayerEntry
 from lxclab.layers import LayerWarning, apply_layer
+from lxclab.manifest import OCI_MANIFEST
+from lxclab.registry import RegistryClient
+from lxclab.store import Store
+from lxclab.unionfs import COPY, unpack_image
 
 LAYER = "hostile"
 BASE = [directory("etc"), file("etc/passwd", b"root:x:0:0\n"), file("etc/motd", b"hi\n"), directory("usr"),
@@ -175,3 +183,34 @@ def test_forged_overlay_xattrs_are_ignored_with_a_warning(tmp_path: Path):
     with pytest.warns(LayerWarning, match="ignored xattr trusted.overlay.opaque"):
         apply_layer(io.BytesIO(tar), root, name=LAYER)
     assert os.listxattr(root / "d") == ["user.ok"]
+
+
+@pytest.fixture(scope="module")
+def hostile_repository(classroom, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
+    """Every case pushed to the classroom registry as a two-layer image, tagged with the case's name."""
+    host = make_host(tmp_path_factory.mktemp("pushed"))
+    repository = f"{classroom.registry_host}/{unique_repository('lab/hostile')}"
+    with RegistryClient(classroom.registry_host, classroom.teacher) as client:
+        for case in CASES:
+            image = build_image([BASE + case.lower(host), PREFIX + case.layer(host)])
+            blobs = {sha256(blob): blob for blob in [image.config, *image.blobs]}
+            push_content(client, repository.partition("/")[2], case.name, image.manifest, OCI_MANIFEST, blobs.get)
+    return repository, host
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_hostile_layer_pulled_from_the_registry(hostile_repository, tmp_path: Path, case: Case,
+                                                monkeypatch: pytest.MonkeyPatch):
+    repository, host = hostile_repository
+    monkeypatch.setenv("LXCLAB_HOME", str(tmp_path / "home"))
+    image = pull(f"{repository}:{case.name}", store=Store(tmp_path / "store"))
+    around = snapshot(host.parent)
+    if case.refused:
+        with pytest.raises(UnsafeLayerEntry, match=case.refused):
+            unpack_image(image, tmp_path / "rootfs", COPY)
+        apply_layer(io.BytesIO(build_tar(BASE + case.lower(host))), tmp_path / "expected", name="base")
+        assert differences(snapshot(tmp_path / "expected"), snapshot(tmp_path / "rootfs")) == []
+    else:
+        unpack_image(image, tmp_path / "rootfs", COPY)
+        assert case.check(tmp_path / "rootfs", host)
+    assert differences(around, snapshot(host.parent)) == [], "something outside the root changed"
