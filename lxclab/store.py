@@ -40,6 +40,7 @@ class StoredImage:
     index_digest: str | None
     platform: Platform
     layer_paths: list[Path]
+    origin: Reference | None = None  # where it was pulled from, when it was tagged under another name
 
     @property
     def digest(self) -> str:
@@ -109,7 +110,8 @@ class Store:
 
     # --- image records --------------------------------------------------------------------
     def record_image(
-        self, reference: Reference, manifest: Manifest, platform: Platform, index: Index | None = None
+        self, reference: Reference, manifest: Manifest, platform: Platform, index: Index | None = None,
+        origin: Reference | None = None,
     ) -> StoredImage:
         """Remember that `reference` names this manifest (and index); its config and layers must be stored."""
         self.write(manifest.raw, manifest.digest)
@@ -120,17 +122,19 @@ class Store:
             "manifest": manifest.digest,
             "index": index.digest if index is not None else None,
             "platform": str(platform),
+            "origin": str(origin) if origin else None,
         }
         image = self._load(record)
         self._write_record(record)
         return image
 
     def tag(self, source: str | Reference, target: str | Reference) -> StoredImage:
-        """Give a stored image a second name, as `docker tag` does."""
+        """Give a stored image a second name, as `docker tag` does, remembering where it came from."""
         image = self.image(source)
         target_ref = parse(target) if isinstance(target, str) else target
         index = parse_manifest(self.read(image.index_digest)) if image.index_digest else None
-        return self.record_image(target_ref, image.manifest, image.platform, index)
+        origin = image.origin or image.reference
+        return self.record_image(target_ref, image.manifest, image.platform, index, origin)
 
     def untag(self, ref: str | Reference) -> None:
         """Forget the name `ref`; the blobs stay until garbage collection."""
@@ -168,6 +172,7 @@ class Store:
             index_digest=record["index"],
             platform=Platform.parse(record["platform"]),
             layer_paths=[self.path(layer.digest) for layer in manifest.layers],
+            origin=parse(record["origin"]) if record.get("origin") else None,
         )
 
     def _write_record(self, record: dict) -> None:

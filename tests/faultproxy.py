@@ -30,6 +30,7 @@ class Exchange:
     authorization: str | None
     range: str | None
     at: float
+    location: str | None = None  # the Location header of the answer
 
 
 @dataclass
@@ -136,7 +137,10 @@ def _handler_for(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
                 status, headers, data = self._forward(body)
                 if fault and fault.rewrite:
                     data = fault.rewrite(data)
-            proxy.log.append(Exchange(self.command, self.path, status, authorization, self.headers.get("Range"), time.monotonic()))
+            location = next((v for k, v in headers.items() if k.lower() == "location"), None)
+            proxy.log.append(
+                Exchange(self.command, self.path, status, authorization, self.headers.get("Range"), time.monotonic(), location)
+            )
             self._send(status, headers, data, fault.cut_after if fault else None)
 
         def _read_body(self) -> bytes:

@@ -25,12 +25,16 @@ def push(
     source: str | Reference | None = None,
     chunk_size: int | None = None,
 ) -> str:
-    """Push the stored image `ref` (or the one stored as `source`) to `ref`'s registry; returns the manifest digest."""
+    """Push the stored image `ref` (or the one stored as `source`) to `ref`'s registry; returns the manifest digest.
+
+    Blobs are mounted from the repository the image was pulled from when it is on the same registry.
+    """
     target = parse(ref) if isinstance(ref, str) else ref
     origin = parse(source) if isinstance(source, str) else source
     store = store or Store()
     image = store.image(origin or target)
-    mount_from = origin.repository if origin and origin.registry == target.registry else None
+    home = image.origin or image.reference
+    mount_from = home.repository if home.registry == target.registry and home.repository != target.repository else None
     credentials = credentials or saved_credentials.lookup(target.registry)
     with RegistryClient(target.registry, credentials) as client:
         digest = push_content(

@@ -26,7 +26,7 @@ from ..errors import AuthenticationError, RegistryError
 from .challenge import Challenge, parse_challenge
 
 _REPOSITORY_PATH = re.compile(r"/v2/(?P<name>.+?)/(?:manifests|blobs|tags|referrers)/")
-_READ_METHODS = ("GET", "HEAD")
+_ACTIONS = {"GET": "pull", "HEAD": "pull", "DELETE": "delete"}  # anything else writes: pull,push
 DEFAULT_EXPIRES_IN = 60  # seconds; the token spec's default when the server gives none
 
 
@@ -44,11 +44,11 @@ class Token:
 
 
 def scopes_for(method: str, url: httpx.URL) -> tuple[str, ...]:
-    """The scopes a registry request needs: pull to read, pull,push to write, pull on a mount's source."""
+    """The scopes a registry request needs: pull to read, pull,push to write, delete to delete, pull on a mount's source."""
     match = _REPOSITORY_PATH.match(url.path)
     if not match:
         return ()
-    actions = "pull" if method.upper() in _READ_METHODS else "pull,push"
+    actions = _ACTIONS.get(method.upper(), "pull,push")
     scopes = [f"repository:{match['name']}:{actions}"]
     source = url.params.get("from")
     if source and "mount" in url.params:

@@ -84,6 +84,10 @@ class RegistryClient:
         """Close the client's connections."""
         self._http.close()
 
+    def ping(self) -> None:
+        """Check that the registry answers and accepts our credentials (an authorized GET /v2/)."""
+        self._request("GET", "/v2/", f"registry {self.registry}")
+
     # --- manifests ------------------------------------------------------------------------
     def get_manifest(self, repository: str, identifier: str) -> Manifest | Index:
         """Fetch a manifest or index by tag or digest, checking its digest and parsing it."""
@@ -188,14 +192,15 @@ class RegistryClient:
         _check_announced(response, digest, what)
 
     def mount_blob(self, repository: str, digest: str, from_repository: str) -> bool:
-        """Ask the registry to link a blob from another repository; False if it would not (then upload it)."""
+        """Ask the registry to link a blob from another repository; False if it would not (then upload it).
+
+        On refusal the registry opens an ordinary upload session instead (202); it is left to
+        the registry's purge of stale uploads, since cancelling it would need `delete` access.
+        """
         what = f"mount of blob {digest} from {from_repository} into {self.registry}/{repository}"
         params = {"mount": digest, "from": from_repository}
         response = self._request("POST", f"/v2/{repository}/blobs/uploads/", what, params=params, headers=_octets(0))
-        if response.status_code == 201:
-            return True
-        self._request("DELETE", self._location(response, what), what, accept=(404,))
-        return False
+        return response.status_code == 201
 
     def _start_upload(self, repository: str, what: str) -> str:
         response = self._send_once("POST", f"/v2/{repository}/blobs/uploads/", what, headers=_octets(0))
