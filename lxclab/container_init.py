@@ -25,6 +25,20 @@ DEV_LINKS = {"fd": "/proc/self/fd", "stdin": "/proc/self/fd/0", "stdout": "/proc
 
 
 @dataclass(frozen=True)
+class Mount:
+    """A mount made in the container's own mount namespace before its root is set up, gone when it ends.
+
+    Give the image's overlay this way (target = the rootfs) and a crash can never leak it.
+    """
+
+    source: str
+    target: str
+    fstype: str | None = None
+    flags: int = 0
+    data: str | None = None
+
+
+@dataclass(frozen=True)
 class Plan:
     """Everything the child processes need, prepared in the parent before fork."""
 
@@ -40,6 +54,7 @@ class Plan:
     outer_ids: tuple[int, int] = (0, 0)
     stdio: tuple[int | None, int | None, int | None] = (None, None, None)
     status_file: str | None = None
+    mounts: tuple[Mount, ...] = ()
 
 
 def namespace_flags(kinds: set[str] | frozenset[str]) -> int:
@@ -78,6 +93,8 @@ def _build_world(plan: Plan) -> None:
     _linux.unshare(namespace_flags(plan.namespaces & {"uts", "ipc", "net", "cgroup"}))
     if "mnt" in plan.namespaces:
         private_mount_namespace()
+        for mount in plan.mounts:
+            _linux.mount(mount.source, mount.target, mount.fstype, mount.flags, mount.data)
         bind_root(plan.rootfs)
         _mount_pseudo_filesystems(plan.rootfs, sysfs="net" in plan.namespaces or "user" not in plan.namespaces)
         pivot_into(plan.rootfs)

@@ -9,42 +9,19 @@ back. The calling process itself never changes namespaces, mounts or cgroups.
 
 from __future__ import annotations
 
-import json
 import os
 import select
 import signal
 import tempfile
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from . import _linux
 from .chroot import DEFAULT_PATH, Completed, ExitStatus
-from .container_init import (DEFAULT_NAMESPACES, KINDS, Plan, namespace_flags, report_error,
+from .container_init import (DEFAULT_NAMESPACES, KINDS, Mount, Plan, namespace_flags, report_error,
                              run_first_process)
 from .errors import CommandNotFound, KernelError, SpawnError
 
 _JOIN_ORDER = ("user", "ipc", "uts", "net", "pid", "cgroup", "mnt")  # mnt last: it moves the root
-
-
-@dataclass
-class Resources:
-    """Everything a container run created on the host, as JSON, so that `gc` can remove leftovers."""
-
-    pids: list[int] = field(default_factory=list)
-    mounts: list[str] = field(default_factory=list)
-    cgroups: list[str] = field(default_factory=list)
-    netns: list[str] = field(default_factory=list)
-    veths: list[str] = field(default_factory=list)
-    dirs: list[str] = field(default_factory=list)
-
-    def to_json(self) -> str:
-        """The record as a JSON object."""
-        return json.dumps(asdict(self), sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str) -> "Resources":
-        """A record read back from `to_json` output."""
-        return cls(**json.loads(text))
 
 
 class Process:
@@ -81,6 +58,10 @@ class Process:
             except ProcessLookupError:
                 pass
 
+    def identity(self) -> list[int]:
+        """[PID, start time] of the container process, for a Resources record; its waiter ends with it."""
+        return [self.pid, start_time(self.pid)]
+
     def namespace_ids(self) -> dict[str, str]:
         """The namespaces the process is in, like {'pid': 'pid:[4026532301]'}, while it runs."""
         return {kind: os.readlink(f"/proc/{self.pid}/ns/{kind}") for kind in sorted(KINDS)}
@@ -93,7 +74,7 @@ def spawn(rootfs: str | os.PathLike, argv: list[str], namespaces: set[str] | fro
           hostname: str | None = None, env: dict[str, str] | None = None, cwd: str = "/",
           user: str | None = None, cgroup=None, netns: str | None = None, rootless: bool | None = None,
           stdin: int | None = None, stdout: int | None = None, stderr: int | None = None,
-          status_file: str | None = None) -> Process:
+          status_file: str | None = None, mounts: list[Mount] | tuple[Mount, ...] = ()) -> Process:
     """Run `argv` in `rootfs` inside new namespaces and return once it has been exec'd.
 
     `namespaces` names the kinds to create (default all but user); "mnt" pivots into the
@@ -102,15 +83,17 @@ def spawn(rootfs: str | os.PathLike, argv: list[str], namespaces: set[str] | fro
     `add(pid)` (a cgroups.Cgroup). Root is needed, or `rootless` (default for non-root
     users), which adds a user namespace mapping the caller to root inside. `user` is
     Docker's "uid[:gid]" or "name[:group]"; stdio are file descriptors to hand over;
-    the waiter also writes the raw wait status to `status_file` if given.
+    the waiter also writes the raw wait status to `status_file` if given. `mounts` are
+    made inside the container's mount namespace first (like its overlay root) and vanish
+    with it.
     """
     kinds = frozenset(DEFAULT_NAMESPACES if namespaces is None else namespaces)
     rootless = os.geteuid() != 0 if rootless is None else rootless
-    _check_namespace_request(kinds, rootless, netns)
+    _check_namespace_request(kinds, rootless, netns, bool(mounts))
     plan = Plan(argv=list(argv), rootfs=os.path.abspath(rootfs), namespaces=kinds | ({"user"} if rootless else set()),
                 hostname=hostname, env={"PATH": DEFAULT_PATH, **(env or {})}, cwd=cwd, user=user,
                 netns_path=netns, outer_ids=(os.geteuid(), os.getegid()), stdio=(stdin, stdout, stderr),
-                status_file=status_file)
+                status_file=status_file, mounts=tuple(mounts))
     return _start(plan, cgroup)
 
 
@@ -140,7 +123,16 @@ def enter(pid: int, argv: list[str], env: dict[str, str] | None = None, cwd: str
     return _start(plan, cgroup)
 
 
-def _check_namespace_request(kinds: frozenset[str], rootless: bool, netns: str | None) -> None:
+def start_time(pid: int) -> int:
+    """When process `pid` started, in clock ticks since boot: with the PID it names one process for good."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return -1
+    return int(stat.rsplit(")", 1)[1].split()[19])
+
+
+def _check_namespace_request(kinds: frozenset[str], rootless: bool, netns: str | None, mounts: bool) -> None:
     """Refuse namespace combinations that cannot work, before anything is forked."""
     unknown = kinds - KINDS
     if unknown:
@@ -151,6 +143,8 @@ def _check_namespace_request(kinds: frozenset[str], rootless: bool, netns: str |
         raise SpawnError("a rootless container cannot join a network namespace made by root; use 'net' (only lo)")
     if rootless and "mnt" not in kinds:
         raise SpawnError("rootless mode needs a mount namespace: chroot alone needs root")
+    if mounts and "mnt" not in kinds:
+        raise SpawnError("extra mounts need a mount namespace ('mnt'): they would land on the host otherwise")
 
 
 def _start(plan: Plan, cgroup) -> Process:

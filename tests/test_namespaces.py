@@ -2,25 +2,21 @@
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import uuid
 from pathlib import Path
 
 import pytest
-from fixture_rootfs import make_busybox_rootfs
+from fixture_kernel import mounts_under
 
 from lxclab import cgroups, namespaces
 from lxclab.chroot import ExitStatus
 from lxclab.errors import CommandNotFound, SpawnError
-from lxclab.container_init import DEV_NODES, KINDS, resolve_user
-from lxclab.namespaces import Resources
+from lxclab.container_init import DEV_NODES, KINDS, Mount, resolve_user
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -96,17 +92,15 @@ def test_each_namespace_can_be_switched_on_and_off(busybox_rootfs, kind):
 
 
 def test_without_a_mount_namespace_the_root_is_only_chrooted(busybox_rootfs):
-    mounts = Path("/proc/self/mountinfo").read_text()
     done = namespaces.run(busybox_rootfs, ["sh", "-c", "ls /; ls /proc | wc -l"], namespaces={"pid", "uts"})
     assert "linuxrc" in done.output.split() and done.output.split()[-1] == "0"  # no /proc mounted
-    assert Path("/proc/self/mountinfo").read_text() == mounts
+    assert mounts_under(busybox_rootfs) == []
 
 
 def test_a_missing_command_is_a_clear_error_and_leaves_nothing(busybox_rootfs):
-    mounts = Path("/proc/self/mountinfo").read_text()
     with pytest.raises(CommandNotFound, match="'no-such-command' not found in the image"):
         namespaces.spawn(busybox_rootfs, ["no-such-command"])
-    assert Path("/proc/self/mountinfo").read_text() == mounts
+    assert mounts_under(busybox_rootfs) == []
     with pytest.raises(ChildProcessError):
         os.waitpid(-1, os.WNOHANG)  # the waiter was reaped
 
@@ -177,19 +171,24 @@ def test_joining_a_netns_and_making_one_cannot_be_combined(busybox_rootfs):
         namespaces.spawn(busybox_rootfs, ["true"], netns="/proc/self/ns/net")
 
 
-def test_resources_round_trip_through_json():
-    record = Resources(pids=[12], mounts=["/m"], cgroups=["/sys/fs/cgroup/pids/x"], netns=["lxclab-x"],
-                       veths=["lxclab-net-n/lx2"], dirs=["/d"])
-    assert Resources.from_json(record.to_json()) == record
-    assert json.loads(record.to_json())["netns"] == ["lxclab-x"]
+def test_extra_mounts_are_made_inside_the_container_only(busybox_rootfs):
+    scratch = Mount("tmpfs", str(busybox_rootfs / "tmp"), "tmpfs", data="size=1m")
+    done = namespaces.run(busybox_rootfs, ["sh", "-c", "grep ' /tmp ' /proc/mounts"], mounts=[scratch])
+    assert done.output.startswith("tmpfs /tmp tmpfs")
+    assert mounts_under(busybox_rootfs) == []
+
+
+def test_extra_mounts_without_a_mount_namespace_are_refused(busybox_rootfs):
+    with pytest.raises(SpawnError, match="need a mount namespace"):
+        namespaces.spawn(busybox_rootfs, ["true"], namespaces={"pid"}, mounts=[Mount("tmpfs", "/mnt", "tmpfs")])
 
 
 def test_nothing_leaks_after_50_runs(busybox_rootfs):
-    mounts, fds = Path("/proc/self/mountinfo").read_text(), sorted(os.listdir("/proc/self/fd"))
+    fds = sorted(os.listdir("/proc/self/fd"))
     for number in range(50):
         done = namespaces.run(busybox_rootfs, ["sh", "-c", f"exit {number % 3}"], hostname=f"run{number}")
         assert done.status == ExitStatus(code=number % 3)
-    assert Path("/proc/self/mountinfo").read_text() == mounts
+    assert mounts_under(busybox_rootfs) == []
     assert sorted(os.listdir("/proc/self/fd")) == fds
     with pytest.raises(ChildProcessError):
         os.waitpid(-1, os.WNOHANG)
@@ -202,15 +201,6 @@ done = namespaces.run(sys.argv[1], ["sh", "-c", "echo $$; hostname; id -u; cat /
                       hostname="rootless-box")
 print(done.status.exit_code, done.output, sep="\\n", end="")
 """
-
-
-@pytest.fixture
-def world_readable_rootfs():
-    """A busybox rootfs in a directory that user nobody may enter (pytest's tmp_path is 0700)."""
-    top = Path(tempfile.mkdtemp(prefix="lxclab-rootless-"))
-    top.chmod(0o755)
-    yield make_busybox_rootfs(top / "rootfs")
-    shutil.rmtree(top)
 
 
 def test_rootless_mode_works_for_user_nobody(world_readable_rootfs):

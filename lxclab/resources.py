@@ -1,0 +1,124 @@
+"""The record of everything a container run created on the host, and `release`, which removes it.
+
+A run writes its Resources as JSON next to the container as it creates each thing (a
+process, a mount, a cgroup, a network namespace and veth, a directory). `rm` and `gc`
+read it back and call `release`, which works even after the lxclab process that made
+them was SIGKILLed, and which is harmless when some of them are already gone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from . import _linux, cgroups, network
+from .errors import KernelError, LxclabError
+from .namespaces import start_time
+
+
+@dataclass
+class Resources:
+    """What one run created: processes as [PID, start time], mounts, cgroup dirs, netns, endpoints, dirs."""
+
+    pids: list[list[int]] = field(default_factory=list)
+    mounts: list[str] = field(default_factory=list)
+    cgroups: list[str] = field(default_factory=list)
+    netns: list[str] = field(default_factory=list)
+    endpoints: list[dict[str, str]] = field(default_factory=list)
+    dirs: list[str] = field(default_factory=list)
+
+    def to_json(self) -> str:
+        """The record as a JSON object."""
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "Resources":
+        """A record read back from `to_json` output."""
+        return cls(**json.loads(text))
+
+
+def release(resources: Resources) -> None:
+    """Kill, unmount, and remove everything in the record, in that order; needs root.
+
+    Every step is tried even if an earlier one fails; the failures are raised together
+    at the end. A PID is only killed if it still names the process recorded (same start
+    time), and a directory is only removed when nothing is mounted under it any more.
+    """
+    failures = []
+    steps = [(_kill_recorded, resources.pids), (_unmount, resources.mounts), (cgroups.remove_dirs, resources.cgroups),
+             (_remove_endpoints, resources.endpoints), (_delete_netns, resources.netns),
+             (_remove_dirs, resources.dirs)]
+    for step, items in steps:
+        try:
+            step(items)
+        except LxclabError as exc:
+            failures.append(str(exc))
+    if failures:
+        raise LxclabError("could not release everything: " + "; ".join(failures))
+
+
+def _kill_recorded(identities: list[list[int]], timeout: float = 5.0) -> None:
+    """SIGKILL each recorded process that is still the same process, and wait until it is gone."""
+    alive = [pid for pid, started in identities if start_time(pid) == started]
+    for pid in alive:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + timeout
+    while any(_running(pid) for pid in alive):
+        if time.monotonic() > deadline:
+            raise KernelError(f"processes {alive} survived SIGKILL for {timeout} s")
+        time.sleep(0.01)
+
+
+def _running(pid: int) -> bool:
+    """Whether `pid` exists and is not a zombie (dead, waiting only for its parent to collect it)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def _mount_points() -> list[str]:
+    """The mount points of this mount namespace, from /proc/self/mountinfo (octal escapes undone)."""
+    fields = (line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines())
+    return [re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), point) for point in fields]
+
+
+def _unmount(mounts: list[str]) -> None:
+    """Detach each recorded mount that is still mounted, the last made first."""
+    for target in reversed(mounts):
+        while target in _mount_points():
+            _linux.umount(target, _linux.MNT_DETACH)
+
+
+def _remove_endpoints(endpoints: list[dict[str, str]]) -> None:
+    """Remove each recorded veth (if still that container's) and its container's namespace."""
+    for endpoint in endpoints:
+        network.remove_endpoint(endpoint["bridge_netns"], endpoint["veth"], endpoint["netns"], endpoint["container"])
+
+
+def _delete_netns(names: list[str]) -> None:
+    """Delete each recorded named network namespace that still exists."""
+    for name in names:
+        network.delete_netns(name)
+
+
+def _remove_dirs(dirs: list[str]) -> None:
+    """Delete each recorded directory tree, refusing (and reporting) any that still has a mount inside."""
+    points, refused = _mount_points(), []
+    for directory in map(os.path.abspath, dirs):
+        busy = [p for p in points if p == directory or p.startswith(directory + "/")]
+        if busy:
+            refused.append(f"not removing {directory}: {busy} still mounted there; unmount first")
+        elif os.path.isdir(directory):
+            shutil.rmtree(directory)
+    if refused:
+        raise LxclabError("; ".join(refused))
