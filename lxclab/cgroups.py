@@ -15,67 +15,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import CgroupError, InvalidLimit
+from .errors import CgroupError
+from .limits import Limits
 
-MiB = 1024 * 1024
 CPU_PERIOD_US = 100_000
 UNLIMITED_V1 = 1 << 62  # v1 reports "no limit" as a huge page-rounded number, 9223372036854771712
-_MEMORY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b)?\s*$", re.IGNORECASE)
-_MEMORY_UNITS = {"": 1, "k": 1024, "m": MiB, "g": 1024 * MiB, "t": 1024 * 1024 * MiB}
 CONTROLLERS = ("memory", "cpu", "cpuacct", "pids")
-
-
-def parse_memory(text: str | int) -> int:
-    """Bytes from a Docker-style size like '64m', '1.5g', '512MiB' or '1048576' (binary units)."""
-    match = _MEMORY.match(str(text))
-    if not match:
-        raise InvalidLimit(f"invalid memory limit {text!r}: expected a number with an optional unit "
-                           "b, k, m, g or t (like '64m' or '1.5g')")
-    size = int(float(match.group(1)) * _MEMORY_UNITS[match.group(2).lower()])
-    if size < MiB:
-        raise InvalidLimit(f"memory limit {text!r} is below 1 MiB: no process can start in that; give at least '1m'")
-    return size
-
-
-def parse_cpus(text: str | float) -> float:
-    """A CPU quota in CPUs from text like '0.5' or '2'; between 0.01 and the number of CPUs here."""
-    try:
-        cpus = float(text)
-    except ValueError:
-        raise InvalidLimit(f"invalid CPU limit {text!r}: expected a number of CPUs like '0.5' or '2'") from None
-    available = os.cpu_count() or 1
-    if not 0.01 <= cpus <= available:
-        raise InvalidLimit(f"CPU limit {text!r} is out of range: give between 0.01 and {available} (CPUs on this host)")
-    return cpus
-
-
-def parse_pids(text: str | int) -> int:
-    """A maximum number of processes from text like '64'; at least 1."""
-    try:
-        pids = int(str(text).strip())
-    except ValueError:
-        raise InvalidLimit(f"invalid pids limit {text!r}: expected a whole number of processes like '64'") from None
-    if pids < 1:
-        raise InvalidLimit(f"pids limit {text!r} is below 1: the container's first process needs one")
-    return pids
-
-
-@dataclass(frozen=True)
-class Limits:
-    """Resource limits of a group; None means unlimited."""
-
-    memory_bytes: int | None = None
-    cpus: float | None = None
-    pids: int | None = None
-
-    @classmethod
-    def parse(cls, memory: str | None = None, cpus: str | None = None, pids: str | None = None) -> "Limits":
-        """Limits from command-line style text ('64m', '0.5', '100'); raises InvalidLimit on bad values."""
-        return cls(
-            memory_bytes=None if memory is None else parse_memory(memory),
-            cpus=None if cpus is None else parse_cpus(cpus),
-            pids=None if pids is None else parse_pids(pids),
-        )
 
 
 @dataclass(frozen=True)
@@ -97,8 +42,11 @@ class Stats:
 
 
 def read_keyed(path: Path) -> dict[str, int]:
-    """A flat-keyed cgroup file like cpu.stat or memory.events as {key: int}."""
-    pairs = (line.split() for line in path.read_text().splitlines())
+    """A flat-keyed cgroup file like cpu.stat or memory.events as {key: int}; {} if it is missing."""
+    try:
+        pairs = (line.split() for line in path.read_text().splitlines())
+    except FileNotFoundError:
+        return {}
     return {fields[0]: int(fields[1]) for fields in pairs if len(fields) == 2 and fields[1].lstrip("-").isdigit()}
 
 
@@ -141,12 +89,7 @@ class Cgroup:
 
     def pids(self) -> list[int]:
         """The processes in the group now."""
-        found: set[int] = set()
-        for path in self.paths:
-            procs = Path(path) / "cgroup.procs"
-            if procs.exists():
-                found.update(int(line) for line in procs.read_text().split())
-        return sorted(found)
+        return processes_in(self.paths)
 
     def set_limits(self, limits: Limits) -> None:
         """Apply the memory, CPU and pids limits that are not None."""
@@ -159,16 +102,7 @@ class Cgroup:
     def kill(self, timeout: float = 5.0) -> None:
         """SIGKILL every process in the group, stopping forks first, and wait until it is empty."""
         self._stop_forks()
-        deadline = time.monotonic() + timeout
-        while pids := self.pids():
-            if time.monotonic() > deadline:
-                raise CgroupError(f"cgroup {self.name}: processes {pids} survived SIGKILL for {timeout} s")
-            for pid in pids:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            time.sleep(0.01)
+        kill_all(self.paths, timeout)
 
     def _stop_forks(self) -> None:
         """Lower pids.max to 0 (when limited by pids) so nothing new is born while killing."""
@@ -256,7 +190,7 @@ class CgroupV2(Cgroup):
             memory_bytes=_read_int(group / "memory.current"),
             memory_peak_bytes=_read_int(group / "memory.peak", None),
             memory_limit_bytes=_read_int(group / "memory.max", None),
-            oom_kills=read_keyed(group / "memory.events").get("oom_kill", 0) if (group / "memory.events").exists() else 0,
+            oom_kills=read_keyed(group / "memory.events").get("oom_kill", 0),
             cpu_usage_ns=cpu.get("usage_usec", 0) * 1000,
             cpu_periods=cpu.get("nr_periods", 0),
             cpu_throttled_periods=cpu.get("nr_throttled", 0),
@@ -264,7 +198,7 @@ class CgroupV2(Cgroup):
             cpu_limit=_read_cpu_max(group / "cpu.max"),
             pids=_read_int(group / "pids.current"),
             pids_limit=_read_int(group / "pids.max", None),
-            pids_denied=read_keyed(group / "pids.events").get("max", 0) if (group / "pids.events").exists() else 0,
+            pids_denied=read_keyed(group / "pids.events").get("max", 0),
         )
 
     def kill(self, timeout: float = 5.0) -> None:
@@ -347,6 +281,29 @@ def _write_subtree_control(parent: Path, change: str) -> None:
                           "v2 allows it only in a cgroup with no processes of its own (or the root)") from None
 
 
+def processes_in(paths: list[str]) -> list[int]:
+    """The PIDs listed in the cgroup.procs files of `paths`."""
+    found: set[int] = set()
+    for procs in (Path(path) / "cgroup.procs" for path in paths):
+        if procs.exists():
+            found.update(int(line) for line in procs.read_text().split())
+    return sorted(found)
+
+
+def kill_all(paths: list[str], timeout: float = 5.0) -> None:
+    """SIGKILL the processes in the cgroups at `paths` until none is left (new ones may appear while killing)."""
+    deadline = time.monotonic() + timeout
+    while pids := processes_in(paths):
+        if time.monotonic() > deadline:
+            raise CgroupError(f"cgroup {paths[0]}: processes {pids} survived SIGKILL for {timeout} s")
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.01)
+
+
 def remove_dirs(paths: list[str], timeout: float = 5.0) -> None:
     """Remove cgroup directories, killing any process still in them; paths already gone are skipped.
 
@@ -355,7 +312,7 @@ def remove_dirs(paths: list[str], timeout: float = 5.0) -> None:
     for path in map(Path, paths):
         if not path.exists():
             continue
-        Cgroup(path.name, {"dir": path}).kill(timeout)
+        kill_all([str(path)], timeout)
         deadline = time.monotonic() + timeout
         while True:
             try:

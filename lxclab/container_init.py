@@ -21,7 +21,7 @@ KINDS = frozenset(_linux.NAMESPACE_FLAGS)  # mnt uts ipc net pid user cgroup
 DEFAULT_NAMESPACES = KINDS - {"user"}  # rootless mode adds "user"
 DEV_NODES = ("null", "zero", "full", "random", "urandom", "tty")
 DEV_LINKS = {"fd": "/proc/self/fd", "stdin": "/proc/self/fd/0", "stdout": "/proc/self/fd/1",
-             "stderr": "/proc/self/fd/2", "ptmx": "pts/ptmx"}
+             "stderr": "/proc/self/fd/2"}
 
 
 @dataclass(frozen=True)
@@ -125,8 +125,7 @@ def _mount_pseudo_filesystems(rootfs: str, sysfs: bool) -> None:
         _linux.mount(f"/dev/{node}", root / "dev" / node, None, _linux.MS_BIND)
     for name, target in DEV_LINKS.items():
         (root / "dev" / name).symlink_to(target)
-    for name in ("pts", "shm"):
-        (root / "dev" / name).mkdir()
+    (root / "dev/shm").mkdir()
     _linux.mount("shm", root / "dev/shm", "tmpfs", safe, "mode=1777")
     if sysfs:
         _linux.mount("sysfs", root / "sys", "sysfs", safe | _linux.MS_RDONLY)
@@ -137,9 +136,7 @@ def _become_user_and_exec(plan: Plan) -> None:
     uid, gid, groups = resolve_user(plan.user, _read_text("/etc/passwd"), _read_text("/etc/group"))
     os.makedirs(plan.cwd, exist_ok=True)
     os.chdir(plan.cwd)
-    if Path("/proc/self/setgroups").exists() and _read_text("/proc/self/setgroups").strip() == "deny":
-        groups = None  # setgroups is forbidden in a user namespace written by an unprivileged caller
-    if groups is not None:
+    if _read_text("/proc/self/setgroups").strip() != "deny":  # denied in our user namespaces
         os.setgroups(groups)
     os.setgid(gid)
     os.setuid(uid)
@@ -181,7 +178,8 @@ def resolve_user(spec: str | None, passwd: str, group: str) -> tuple[int, int, l
     entry = users.get(user_part) or by_uid.get(user_part)
     if entry is None and not user_part.isdigit():
         raise SpawnError(f"user {user_part!r} is not in the image's /etc/passwd; give a number or add the user")
-    uid, gid = int(entry[2] if entry else user_part), int(entry[3]) if entry else 0
+    uid = int(entry[2]) if entry else int(user_part)
+    gid = int(entry[3]) if entry else 0
     if group_part:
         match = [f for f in groups if group_part in (f[0], f[2])]
         if not match and not group_part.isdigit():

@@ -14,12 +14,16 @@ import select
 import signal
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import _linux
 from .chroot import DEFAULT_PATH, Completed, ExitStatus
 from .container_init import (DEFAULT_NAMESPACES, KINDS, Mount, Plan, namespace_flags, report_error,
                              run_first_process)
 from .errors import CommandNotFound, KernelError, SpawnError
+
+if TYPE_CHECKING:
+    from .cgroups import Cgroup
 
 _JOIN_ORDER = ("user", "ipc", "uts", "net", "pid", "cgroup", "mnt")  # mnt last: it moves the root
 
@@ -72,15 +76,15 @@ class Process:
 
 def spawn(rootfs: str | os.PathLike, argv: list[str], namespaces: set[str] | frozenset[str] | None = None,
           hostname: str | None = None, env: dict[str, str] | None = None, cwd: str = "/",
-          user: str | None = None, cgroup=None, netns: str | None = None, rootless: bool | None = None,
+          user: str | None = None, cgroup: Cgroup | None = None, netns: str | None = None, rootless: bool | None = None,
           stdin: int | None = None, stdout: int | None = None, stderr: int | None = None,
           status_file: str | None = None, mounts: list[Mount] | tuple[Mount, ...] = ()) -> Process:
     """Run `argv` in `rootfs` inside new namespaces and return once it has been exec'd.
 
     `namespaces` names the kinds to create (default all but user); "mnt" pivots into the
     root and mounts /proc, /dev and /sys, without it the root is only chroot'ed. `netns`
-    is a network namespace file to join instead of a new one; `cgroup` any object with
-    `add(pid)` (a cgroups.Cgroup). Root is needed, or `rootless` (default for non-root
+    is a network namespace file to join instead of a new one; `cgroup` receives the first
+    process before it runs anything. Root is needed, or `rootless` (default for non-root
     users), which adds a user namespace mapping the caller to root inside. `user` is
     Docker's "uid[:gid]" or "name[:group]"; stdio are file descriptors to hand over;
     the waiter also writes the raw wait status to `status_file` if given. `mounts` are
@@ -113,7 +117,7 @@ def run(rootfs: str | os.PathLike, argv: list[str], timeout: float | None = None
 
 
 def enter(pid: int, argv: list[str], env: dict[str, str] | None = None, cwd: str = "/", user: str | None = None,
-          cgroup=None, stdin: int | None = None, stdout: int | None = None, stderr: int | None = None) -> Process:
+          cgroup: Cgroup | None = None, stdin: int | None = None, stdout: int | None = None, stderr: int | None = None) -> Process:
     """Run `argv` inside every namespace of running process `pid` (what `docker exec` does); needs root.
 
     setns joins a PID namespace only for children, so a waiter joins and forks the command.
@@ -147,32 +151,40 @@ def _check_namespace_request(kinds: frozenset[str], rootless: bool, netns: str |
         raise SpawnError("extra mounts need a mount namespace ('mnt'): they would land on the host otherwise")
 
 
-def _start(plan: Plan, cgroup) -> Process:
-    """Fork the waiter, place the first process in the cgroup, release it and check that it exec'd."""
+def _start(plan: Plan, cgroup: Cgroup | None) -> Process:
+    """Fork the waiter, put the first process into its cgroup, let it go on and check that it exec'd."""
     status_r, status_w = os.pipe()
     go_r, go_w = os.pipe()
     error_r, error_w = os.pipe()
     waiter = os.fork()
     if waiter == 0:
-        os.close(status_r), os.close(go_w), os.close(error_r)
+        for fd in (status_r, go_w, error_r):
+            os.close(fd)
         _waiter_main(plan, status_w, go_r, error_w)
-    os.close(status_w), os.close(go_r), os.close(error_w)
+    for fd in (status_w, go_r, error_w):
+        os.close(fd)
+    pid = _read_line(status_r)
     try:
-        pid = _read_line(status_r)
         if pid and cgroup is not None:
             cgroup.add(int(pid))
-        os.write(go_w, b"go") if pid else None
+        if pid:
+            os.write(go_w, b"go")
     except BaseException:
-        os.kill(int(pid), signal.SIGKILL) if pid else None
+        _abandon(waiter, go_w, error_r, status_r)
         raise
-    finally:
-        os.close(go_w)
-        error = _read_all(error_r)
-        if not pid or error:
-            _reap(waiter, status_r)
+    os.close(go_w)
+    error = _read_all(error_r)
     if error or not pid:
+        _reap(waiter, status_r)
         raise _error_from_child(error or b"SpawnError:the waiter died before starting the command")
     return Process(int(pid), waiter, status_r)
+
+
+def _abandon(waiter: int, go_w: int, error_r: int, status_r: int) -> None:
+    """Give up a start: without "go" the first process exits before it does anything; collect all."""
+    os.close(go_w)
+    _read_all(error_r)
+    _reap(waiter, status_r)
 
 
 def _reap(waiter: int, status_r: int) -> None:
@@ -218,7 +230,8 @@ def _waiter_main(plan: Plan, status_w: int, go_r: int, error_w: int) -> None:
         if child == 0:
             os.close(status_w)
             run_first_process(plan, go_r, error_w)
-        os.close(go_r), os.close(error_w)
+        for fd in {go_r, error_w, *(fd for fd in plan.stdio if fd is not None and fd > 2)}:
+            os.close(fd)
         os.write(status_w, f"{child}\n".encode())
         _, status = os.waitpid(child, 0)
         if plan.status_file:
@@ -238,7 +251,7 @@ def _close_fds_except(keep: set[int]) -> None:
     for fd in sorted(fd for fd in keep if fd >= 3):
         os.closerange(start, fd)
         start = fd + 1
-    os.closerange(start, 1 << 16)
+    os.closerange(start, os.sysconf("SC_OPEN_MAX"))
 
 
 def _enter_waiter_namespaces(plan: Plan) -> None:

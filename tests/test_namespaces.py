@@ -15,7 +15,7 @@ from fixture_kernel import mounts_under
 
 from lxclab import cgroups, namespaces
 from lxclab.chroot import ExitStatus
-from lxclab.errors import CommandNotFound, SpawnError
+from lxclab.errors import CgroupError, CommandNotFound, SpawnError
 from lxclab.container_init import DEV_NODES, KINDS, Mount, resolve_user
 
 REPO = Path(__file__).resolve().parent.parent
@@ -103,6 +103,16 @@ def test_a_missing_command_is_a_clear_error_and_leaves_nothing(busybox_rootfs):
     assert mounts_under(busybox_rootfs) == []
     with pytest.raises(ChildProcessError):
         os.waitpid(-1, os.WNOHANG)  # the waiter was reaped
+
+
+def test_a_cgroup_that_refuses_the_process_stops_the_start_and_leaves_nothing(busybox_rootfs):
+    group = cgroups.create(f"lxclab-test-{uuid.uuid4().hex[:8]}")
+    group.remove()  # its directories are gone: adding a process must fail
+    with pytest.raises(CgroupError, match="cannot write"):
+        namespaces.spawn(busybox_rootfs, ["true"], cgroup=group)
+    with pytest.raises(ChildProcessError):
+        os.waitpid(-1, os.WNOHANG)  # the waiter and the first process were collected
+    assert mounts_under(busybox_rootfs) == []
 
 
 def test_env_cwd_and_user_come_from_the_arguments(busybox_rootfs):
