@@ -105,3 +105,18 @@ def test_the_client_lists_tags_and_tells_whether_a_blob_exists(pushed_image):
         assert not client.blob_exists(pushed_image.repository, m.sha256_digest(b"never pushed"))
         config = json.loads(client.get_manifest(pushed_image.repository, "1").raw)["config"]
     assert config["digest"] == m.sha256_digest(pushed_image.image.config)
+
+
+def test_a_token_is_cached_per_scope(classroom):
+    first, second = random_image(), random_image()
+    repositories = unique_repository(), unique_repository()
+    for repository, image in zip(repositories, (first, second)):
+        push_image(classroom.registry_host, classroom.teacher, repository, "1", image)
+    with RegistryClient(classroom.registry_host) as client:
+        client.get_manifest(repositories[0], "1")
+        client.get_manifest(repositories[0], first.digest)
+        assert client.auth.token_requests == 1
+        client.get_manifest(repositories[1], "1")
+        assert client.auth.token_requests == 2
+        client.get_manifest(repositories[0], "1")
+        assert client.auth.token_requests == 2

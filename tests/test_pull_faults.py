@@ -15,6 +15,7 @@ from fixture_images import push_image, random_image, unique_repository
 
 from lxclab import manifest as m
 from lxclab.engine import pull
+from lxclab.registry.auth import basic_authorization
 from lxclab.errors import AuthenticationError, DigestMismatch, ManifestError, RegistryError, UnsupportedMediaType
 from lxclab.store import Store
 
@@ -135,6 +136,16 @@ def test_a_pull_longer_than_the_token_lifetime_gets_new_tokens(short_token_class
     assert pulled.digest == built.digest
     tokens = {e.authorization for e in slow.log if "/blobs/" in e.path or "/manifests/" in e.path}
     assert len(tokens) >= 2
+
+
+def test_a_basic_challenge_is_answered_with_the_credentials_in_basic(proxy, classroom, store, image):
+    repository, built = image
+    proxy.add(Fault("GET", "^/v2/$", reply=(401, {"WWW-Authenticate": 'Basic realm="classroom"'}, b"")))
+    pulled = pull(f"{proxy.host}/{repository}:1", store=store, credentials=classroom.teacher)
+    assert pulled.digest == built.digest
+    first = proxy.requests("GET", "/manifests/1$")[0]
+    assert first.authorization == basic_authorization(classroom.teacher) and first.status == 401
+    assert all(e.authorization.startswith("Bearer ") for e in proxy.requests("GET", "/blobs/"))
 
 
 def test_429_waits_as_long_as_retry_after_says(proxy, store, image):
