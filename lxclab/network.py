@@ -11,6 +11,7 @@ which the lesson can show command by command. Needs root (CAP_NET_ADMIN, CAP_SYS
 from __future__ import annotations
 
 import ipaddress
+import re
 import subprocess
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -51,6 +52,13 @@ def delete_netns(name: str) -> None:
     """Delete a named network namespace if it exists; its veth ends die with it once no process uses it."""
     if name in list_netns():
         ip("netns", "delete", name)
+
+
+def _checked_name(name: str, what: str) -> str:
+    """`name` if it is safe in a namespace file name and an interface alias, else NetworkError."""
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", name):
+        raise NetworkError(f"invalid {what} name {name!r}: use up to 64 letters, digits, '_', '.' or '-'")
+    return name
 
 
 @dataclass(frozen=True)
@@ -106,7 +114,7 @@ class Bridge:
     @classmethod
     def create(cls, name: str, subnet: str = DEFAULT_SUBNET) -> "Bridge":
         """Create the switch namespace, its bridge and the bridge's address (the containers' gateway)."""
-        bridge = cls(name, subnet)
+        bridge = cls(_checked_name(name, "network"), subnet)
         if bridge.netns in list_netns():
             raise NetworkError(f"network {name!r} already exists (namespace {bridge.netns}); remove it or pick another name")
         ip("netns", "add", bridge.netns)
@@ -120,6 +128,12 @@ class Bridge:
             raise
         return bridge
 
+    @classmethod
+    def ensure(cls, name: str, subnet: str = DEFAULT_SUBNET) -> "Bridge":
+        """The network `name`, created first if it does not exist yet (like Docker's default bridge)."""
+        bridge = cls(_checked_name(name, "network"), subnet)
+        return bridge if bridge.netns in list_netns() else cls.create(name, subnet)
+
     def attach(self, container: str) -> Endpoint:
         """Create a namespace for `container`, plug it into the bridge with a veth pair, give it an address.
 
@@ -127,7 +141,7 @@ class Bridge:
         is named after the address it serves (lx2 for .2), so two containers can never
         take the same address: `ip link add` refuses a name that exists.
         """
-        netns = f"{PREFIX}{container}"
+        netns = f"{PREFIX}{_checked_name(container, 'container')}"
         ip("netns", "add", netns)
         try:
             host_number, veth = self._plug(netns, container)

@@ -193,9 +193,9 @@ def test_extra_mounts_without_a_mount_namespace_are_refused(busybox_rootfs):
         namespaces.spawn(busybox_rootfs, ["true"], namespaces={"pid"}, mounts=[Mount("tmpfs", "/mnt", "tmpfs")])
 
 
-def test_nothing_leaks_after_50_runs(busybox_rootfs):
+def test_nothing_leaks_after_200_runs(busybox_rootfs):
     fds = sorted(os.listdir("/proc/self/fd"))
-    for number in range(50):
+    for number in range(200):
         done = namespaces.run(busybox_rootfs, ["sh", "-c", f"exit {number % 3}"], hostname=f"run{number}")
         assert done.status == ExitStatus(code=number % 3)
     assert mounts_under(busybox_rootfs) == []

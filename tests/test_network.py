@@ -101,9 +101,16 @@ def test_a_stale_record_never_removes_a_veth_that_now_serves_another_container(b
     assert second.netns in network.list_netns()
 
 
-def test_a_taken_bridge_name_is_a_clear_error(bridge):
+def test_a_taken_bridge_name_is_a_clear_error_and_ensure_reuses_it(bridge):
     with pytest.raises(NetworkError, match="already exists"):
         network.Bridge.create(bridge.name)
+    assert network.Bridge.ensure(bridge.name).netns == bridge.netns
+
+
+@pytest.mark.parametrize("name", ["", "a b", "../x", "-x", "x" * 65])
+def test_unsafe_names_are_refused(bridge, name):
+    with pytest.raises(NetworkError, match="invalid container name"):
+        bridge.attach(name)
 
 
 def lxclab_cgroups() -> list[str]:
