@@ -18,25 +18,18 @@ from ..store import Store, StoredImage
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the image subcommands to the CLI."""
+    _register_registry_commands(subparsers)
+    _register_store_commands(subparsers)
+
+
+def _register_registry_commands(subparsers: argparse._SubParsersAction) -> None:
+    """pull, push, login, logout: the commands that talk to a registry."""
     command = subparsers.add_parser("pull", help="download an image into the store; prints its manifest digest")
     command.add_argument("--platform", metavar="OS/ARCH", type=platform_argument, help="e.g. linux/arm64 (default: this machine)")
     command.add_argument("--insecure", action="store_true", help="use plain HTTP for a registry that is not on this machine")
     command.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     command.add_argument("ref", metavar="REF", help="an image reference, like 127.0.0.1:5000/lab/busybox:latest")
     command.set_defaults(func=run_pull)
-
-    command = subparsers.add_parser("images", help="list the images in the store")
-    command.set_defaults(func=run_images)
-
-    command = subparsers.add_parser("inspect", help="show a pulled image: manifest, config, history, DiffIDs, ChainIDs")
-    command.add_argument("--json", action="store_true", help="print the manifest and config JSON as stored")
-    command.add_argument("ref", metavar="REF")
-    command.set_defaults(func=run_inspect)
-
-    command = subparsers.add_parser("tag", help="give a pulled image another name (to push it there)")
-    command.add_argument("source", metavar="SOURCE")
-    command.add_argument("target", metavar="TARGET")
-    command.set_defaults(func=run_tag)
 
     command = subparsers.add_parser("push", help="upload a stored image to its registry; prints its manifest digest")
     command.add_argument("--chunk-size", type=int, metavar="BYTES", help="upload blobs in PATCH chunks of this size")
@@ -52,6 +45,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     command = subparsers.add_parser("logout", help="forget the saved credentials for a registry")
     command.add_argument("registry", metavar="REGISTRY")
     command.set_defaults(func=run_logout)
+
+
+def _register_store_commands(subparsers: argparse._SubParsersAction) -> None:
+    """images, inspect, tag: the commands that only read or name what the store holds."""
+    command = subparsers.add_parser("images", help="list the images in the store")
+    command.set_defaults(func=run_images)
+
+    command = subparsers.add_parser("inspect", help="show a pulled image: manifest, config, history, DiffIDs, ChainIDs")
+    command.add_argument("--json", action="store_true", help="print the manifest and config JSON as stored")
+    command.add_argument("ref", metavar="REF")
+    command.set_defaults(func=run_inspect)
+
+    command = subparsers.add_parser("tag", help="give a pulled image another name (to push it there)")
+    command.add_argument("source", metavar="SOURCE")
+    command.add_argument("target", metavar="TARGET")
+    command.set_defaults(func=run_tag)
 
 
 def platform_argument(text: str) -> Platform:
