@@ -1,0 +1,114 @@
+"""Removing containers: `rm` for one, `gc` for whatever crashed or SIGKILLed runs left behind.
+
+Both read the container's record (lxclab.engine.containers), which names every host
+resource the run created, and hand it to lxclab.resources.release: kill the recorded
+processes that are still the same processes, remove the cgroups, the veths and network
+namespaces, then the directories. A run whose lxclab process ended without recording an
+exit is "dead"; `gc` removes it whole, along with half-created records and, when no
+container of this home needs it any more, the home's bridge.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import time
+from pathlib import Path
+
+from .. import network, paths
+from ..errors import ContainerError
+from ..resources import Resources, release
+from .containers import CREATED, DEAD, EXITED, NET_BRIDGE, RUNNING, Container, bridge_name, find, is_alive, scan
+
+STALE_AFTER = 60.0  # seconds before a half-written record counts as abandoned rather than in progress
+OWNER_EXIT_TIMEOUT = 10.0
+
+
+def rm(name_or_id: str, force: bool = False) -> str:
+    """Remove a container and everything it holds (`docker rm`); return its ID.
+
+    A running container is refused unless `force`, which kills it first and lets the
+    lxclab process running it record its end. ContainerNotFound if there is no such container.
+    """
+    container = find(name_or_id)
+    if container.status in (RUNNING, CREATED):
+        if not force:
+            raise ContainerError(f"container {container.name} is {container.status}: stop it first, "
+                                 f"or force it with lxclab rm -f {name_or_id}")
+        _kill_and_wait(container)
+    if container.directory.exists():
+        release(container.refresh().state.resources)
+    return container.id
+
+
+def _kill_and_wait(container: Container) -> None:
+    """SIGKILL PID 1 of a running container and wait until the lxclab process running it has finished."""
+    if is_alive(container.state.pid):
+        os.kill(container.state.pid[0], signal.SIGKILL)
+    deadline = time.monotonic() + OWNER_EXIT_TIMEOUT
+    while container.directory.exists() and container.refresh().status in (RUNNING, CREATED):
+        if time.monotonic() > deadline:
+            raise ContainerError(f"container {container.name} still runs {OWNER_EXIT_TIMEOUT:.0f} s after SIGKILL; "
+                                 f"its lxclab process is PID {container.state.owner[0]}")
+        time.sleep(0.02)
+
+
+def gc() -> list[str]:
+    """Remove what crashed or killed runs left (processes, cgroups, veths, netns, directories, records); say what.
+
+    Exited containers stay (`rm` removes them) but lose any cgroup or namespace a crash
+    between their exit and its recording left. Needs the rights the runs had (root).
+    """
+    removed = []
+    found, broken = scan()
+    for container in found:
+        if container.status == DEAD:
+            release(container.state.resources)
+            removed.append(f"container {container.short_id} ({container.name}): its lxclab process died; "
+                           f"{_summary(container.state.resources)}")
+        elif container.status == EXITED:
+            leftovers = container.state.resources
+            release(Resources(cgroups=leftovers.cgroups, endpoints=leftovers.endpoints, netns=leftovers.netns))
+    removed += [f"unreadable record {path}" for path in broken + _abandoned() if _remove_stale(path)]
+    if _remove_idle_bridge(found):
+        removed.append(f"network namespace {network.PREFIX}net-{bridge_name()} (this home's bridge, unused)")
+    return removed
+
+
+def _summary(resources: Resources) -> str:
+    """What a record held, in a few words."""
+    kinds = [(len(resources.pids), "processes"), (len(resources.cgroups), "cgroup dirs"),
+             (len(resources.netns), "network namespaces"), (len(resources.endpoints), "veths"),
+             (len(resources.dirs), "directories")]
+    return ", ".join(f"{count} {what}" for count, what in kinds if count) or "nothing else"
+
+
+def _abandoned() -> list[Path]:
+    """Container directories still being created (.tmp-*) that nobody has finished for a while."""
+    root = paths.containers_dir()
+    return sorted(root.glob(".tmp-*")) if root.is_dir() else []
+
+
+def _remove_stale(path: Path) -> bool:
+    """Remove a half-written or unreadable container directory once it is older than STALE_AFTER."""
+    try:
+        age = time.time() - path.stat().st_mtime
+    except FileNotFoundError:
+        return False
+    if age < STALE_AFTER:
+        return False
+    shutil.rmtree(path, ignore_errors=True)
+    return True
+
+
+def _remove_idle_bridge(found: list[Container]) -> bool:
+    """Delete this home's bridge if it exists and no container of this home uses it; True if deleted."""
+    bridge = network.Bridge(bridge_name())
+    if bridge.netns not in network.list_netns():
+        return False
+    users = [c for c in found if c.config.net == NET_BRIDGE and c.status in (RUNNING, CREATED)]
+    if users or bridge.endpoints():
+        return False
+    bridge.remove()
+    return True

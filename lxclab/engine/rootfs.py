@@ -1,0 +1,63 @@
+"""A container's root filesystem: the image's cached layers under an upper dir of its own, or a copy.
+
+Overlay mode (root): every layer is extracted once into the shared cache, keyed by its
+ChainID (lxclab.unionfs.cache); the container gets an empty upper and work directory in
+its own directory, and the overlay mount is handed to namespaces.spawn, which makes it
+inside the container's private mount namespace. The host never sees that mount, and it
+goes away with the container's last process: nothing to unmount, even after a crash.
+Writes land in the upper dir; the shared layers are only ever lower dirs, read-only.
+
+Copy mode (anyone): the layers are applied one by one into the container's rootfs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..container_init import Mount
+from ..errors import MountError
+from ..layers.metadata import apply_metadata
+from ..layers.overlayform import dir_metadata
+from ..store import StoredImage
+from ..unionfs import COPY, image_layers, unpack_layers
+from ..unionfs.cache import ensure_layer
+from ..unionfs.overlay import MAX_MOUNT_DATA
+from .containers import Container
+
+
+def root_filesystem(container: Container, image: StoredImage) -> list[Mount]:
+    """Make the container's root in its directory; return the mounts its mount namespace needs (overlay mode)."""
+    container.rootfs.mkdir()
+    if container.config.mode == COPY:
+        unpack_layers(image_layers(image), container.rootfs, COPY)
+        return []
+    lower = cached_layers(image)
+    work = container.directory / "work"
+    container.upper.mkdir()
+    work.mkdir()
+    apply_metadata(container.upper, dir_metadata(lower[0]))
+    return [Mount("overlay", str(container.rootfs), "overlay", 0, overlay_options(lower, container.upper, work))]
+
+
+def cached_layers(image: StoredImage) -> list[Path]:
+    """The image's layer directories in the shared cache, top first, extracting any that are missing; needs root."""
+    layers = image_layers(image)
+    if not layers:
+        raise MountError(f"image {image.reference} has no layers: overlayfs needs at least one lower directory")
+    lower: list[Path] = []
+    for layer, chain_id in zip(layers, image.config.chain_ids):
+        directory, _ = ensure_layer(layer.path, chain_id, layer.media_type, layer.diff_id, lower, layer.name)
+        lower.insert(0, directory)
+    return lower
+
+
+def overlay_options(lower: list[Path], upper: Path, work: Path) -> str:
+    """overlayfs mount data: lowerdir=TOP:...:BOTTOM,upperdir=UPPER,workdir=WORK (at most one page)."""
+    every = [str(p) for p in [*lower, upper, work]]
+    if any("," in p or ":" in p for p in every):
+        raise MountError(f"overlayfs cannot take paths containing ',' or ':' ({every}); set LXCLAB_HOME elsewhere")
+    data = f"lowerdir={':'.join(every[:-2])},upperdir={upper},workdir={work}"
+    if len(data) > MAX_MOUNT_DATA:
+        raise MountError(f"{len(lower)} layers make the overlay options {len(data)} bytes, more than a page; "
+                         "use a shorter LXCLAB_HOME or --mode copy")
+    return data

@@ -1,0 +1,331 @@
+"""`docker run` from first principles: an image's layers, a private upper dir, namespaces and a cgroup.
+
+One run, step by step (each host resource is written into the container's record before
+it is made, so that `gc` can remove it after a crash):
+
+1. `create`: find the pulled image, work out the command, environment, working directory
+   and user from its config, and record the container (lxclab.engine.containers);
+2. the root: the image's layers, extracted once each into the shared layer cache, stacked
+   by overlayfs under a per-container upper dir (mounted inside the container's own mount
+   namespace, so it disappears with it), or flattened by copying (copy mode, rootless);
+3. a cgroup with the memory, CPU and pids limits, then (with --net bridge) a network
+   namespace plugged into this home's bridge;
+4. namespaces.spawn: PID 1 in new PID, mount, UTS, IPC, network and cgroup namespaces;
+5. wait, copying its output to the log (and to the terminal in the foreground), then
+   record the exit status and OOM kills and release the cgroup and network.
+
+A detached run (`start`) hands steps 2-5 to a supervisor process of its own, which keeps
+waiting after the caller exits.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from .. import cgroups, errors, namespaces, network
+from ..cgroups import Limits
+from ..chroot import ExitStatus
+from ..errors import ContainerError, ImageNotFound, LxclabError, NetworkError, NotRunning
+from ..resources import Resources, release
+from ..store import Store, StoredImage
+from ..unionfs import COPY, OVERLAY
+from .containers import (EXITED, NET_BRIDGE, NET_NONE, RUNNING, Container, ContainerConfig, bridge_name,
+                         containers, find, identity, is_alive, new_id)
+from .rootfs import root_filesystem
+from .streams import Streams
+
+_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}")
+_SUPERVISOR = "import sys; from lxclab.engine.run import supervise_detached; supervise_detached(sys.argv[1], int(sys.argv[2]))"
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """A finished foreground run: which container, how PID 1 ended, whether the OOM killer struck, its output."""
+
+    container_id: str
+    name: str
+    status: ExitStatus
+    oom_killed: bool
+    output: str = ""
+
+    @property
+    def exit_code(self) -> int:
+        """The status as a shell reports it: the code, or 128 + the signal number."""
+        return self.status.exit_code
+
+
+def create(ref: str, command: list[str] | None = None, *, name: str | None = None, limits: Limits | None = None,
+           hostname: str | None = None, net: str = NET_NONE, rootless: bool | None = None, mode: str | None = None,
+           remove: bool = False) -> Container:
+    """Record a new container of pulled image `ref`; nothing is created on the host yet.
+
+    `command` replaces the image's Cmd (its Entrypoint stays in front). Rootless mode
+    (the default for non-root users) needs copy mode, no limits and no bridge network.
+    """
+    rootless = os.geteuid() != 0 if rootless is None else rootless
+    mode = mode or (COPY if rootless else OVERLAY)
+    _check_options(net, mode, rootless, limits or Limits())
+    image = find_image(ref)
+    argv = list(image.config.entrypoint) + list(command or image.config.cmd)
+    if not argv:
+        raise ContainerError(f"image {ref} has no Cmd or Entrypoint: give the command to run after the image name")
+    container_id = new_id()
+    name = _check_name(name) if name else container_id[:12]
+    hostname = hostname or container_id[:12]
+    if len(hostname.encode()) > 64:
+        raise ContainerError(f"host name {hostname!r} is longer than 64 bytes, the kernel's limit")
+    env = dict(item.partition("=")[::2] for item in image.config.env)
+    config = ContainerConfig(
+        id=container_id, name=name, image=ref, image_digest=image.digest, argv=argv,
+        env={**env, "HOSTNAME": hostname}, cwd=image.config.working_dir or "/", user=image.config.user or None,
+        hostname=hostname, limits=asdict(limits or Limits()), net=net, mode=mode, rootless=rootless,
+        remove=remove, created=time.time())
+    return Container.create(config)
+
+
+def find_image(ref: str) -> StoredImage:
+    """The pulled image `ref`; ImageNotFound telling how to pull it if it is not in the store."""
+    try:
+        return Store().image(ref)
+    except ImageNotFound:
+        raise ImageNotFound(f"image {ref} is not in the store: pull it first: lxclab pull {ref}") from None
+
+
+def _check_options(net: str, mode: str, rootless: bool, limits: Limits) -> None:
+    """Refuse option combinations that cannot work, before anything is recorded."""
+    if net not in (NET_NONE, NET_BRIDGE):
+        raise ContainerError(f"unknown network {net!r}: use 'none' (only lo) or 'bridge'")
+    if mode not in (OVERLAY, COPY):
+        raise ContainerError(f"unknown root filesystem mode {mode!r}: use 'overlay' or 'copy'")
+    if rootless and mode == OVERLAY:
+        raise ContainerError("rootless containers use copy mode (--mode copy): the shared layer cache holds "
+                             "overlayfs whiteouts only root can make")
+    if rootless and limits != Limits():
+        raise ContainerError("limits need a cgroup of the container's own, which needs root here: drop --memory, "
+                             "--cpus and --pids, or run as root")
+    if rootless and net == NET_BRIDGE:
+        raise ContainerError("a bridge network needs root (veth pairs and a bridge); use --net none")
+
+
+def _check_name(name: str) -> str:
+    """A valid name that no other container of this home has."""
+    if not _NAME.fullmatch(name):
+        raise ContainerError(f"invalid container name {name!r}: use letters, digits, '_', '.' and '-' (at most 64)")
+    taken = [c for c in containers() if c.name == name]
+    if taken:
+        raise ContainerError(f"the name {name!r} is in use by container {taken[0].short_id}: "
+                             f"remove it (lxclab rm {name}) or choose another name")
+    return name
+
+
+def run(ref: str, command: list[str] | None = None, *, stdin: int | None = None, stdout=None, stderr=None,
+        **options) -> RunResult:
+    """Run a command in a new container of pulled image `ref` and wait for it to end (`docker run`).
+
+    `options` are those of `create`. Output always goes to the container's log; with
+    `stdout`/`stderr` (binary streams such as sys.stdout.buffer) it is copied there too as
+    it comes, otherwise RunResult.output holds it. `stdin` is a file descriptor (default
+    /dev/null). Overlay mode, limits and a bridge network need root.
+    """
+    container = create(ref, command, **options)
+    return supervise(container, Streams(container.log_path, stdin, stdout, stderr))
+
+
+def supervise(container: Container, streams: Streams, ready=None) -> RunResult:
+    """Start a recorded container from this process, wait for it, record how it ended and release its resources.
+
+    `ready()` is called once it runs. Interrupted (Ctrl-C, SIGTERM), it kills the container
+    first; if this process is SIGKILLed instead, `gc` cleans up.
+    """
+    container.state.owner = identity(os.getpid())
+    container.save()
+    with streams:
+        try:
+            process = _launch(container, streams.fds)
+        except BaseException:
+            release(container.state.resources)
+            raise
+        streams.started()
+        if ready is not None:
+            ready()
+        try:
+            streams.pump()
+            status = process.wait()
+        except BaseException:
+            process.kill()
+            finish(container, process.wait())
+            raise
+    return finish(container, status, capture=not streams.echoing)
+
+
+def _launch(container: Container, stdio: tuple[int, int, int]) -> namespaces.Process:
+    """Build the root, cgroup and network of a recorded container and start its PID 1."""
+    config = container.config
+    image = find_image(config.image)
+    if image.digest != config.image_digest:
+        raise ContainerError(f"image {config.image} changed since container {container.short_id} was created "
+                             f"({config.image_digest} -> {image.digest}); create the container again")
+    mounts = root_filesystem(container, image)
+    group = _cgroup(container)
+    netns = _network(container)
+    process = namespaces.spawn(
+        container.rootfs, config.argv, namespaces=_namespace_kinds(config), hostname=config.hostname,
+        env=config.env, cwd=config.cwd, user=config.user, cgroup=group, netns=netns, rootless=config.rootless,
+        stdin=stdio[0], stdout=stdio[1], stderr=stdio[2], mounts=mounts)
+    container.state.status, container.state.started = RUNNING, time.time()
+    container.state.pid = identity(process.pid)
+    container.record(pids=[container.state.pid, identity(process.waiter_pid)])
+    return process
+
+
+def _namespace_kinds(config: ContainerConfig) -> set[str]:
+    """PID, mount, UTS and IPC always; a new network unless it joins the bridge; cgroup if the kernel has it."""
+    kinds = {"pid", "mnt", "uts", "ipc"}
+    if config.net == NET_NONE:
+        kinds.add("net")
+    if os.path.exists("/proc/self/ns/cgroup"):
+        kinds.add("cgroup")
+    return kinds
+
+
+def _cgroup(container: Container) -> cgroups.Cgroup | None:
+    """Create the container's cgroup with its limits (None when rootless), recorded before it exists."""
+    if container.config.rootless:
+        return None
+    hierarchy = cgroups.detect()
+    name = container.config.cgroup_name
+    container.record(cgroups=sorted({str(parent / name) for parent in hierarchy.own_dirs.values()}))
+    group = hierarchy.create(name, container.config.cgroup_limits())
+    container.state.cgroup = {"version": group.version, "dirs": {c: str(p) for c, p in group.dirs.items()}}
+    return group
+
+
+def _network(container: Container) -> str | None:
+    """With --net bridge, a network namespace on this home's bridge (recorded first); its file to join."""
+    if container.config.net == NET_NONE:
+        return None
+    bridge = home_bridge()
+    container.record(netns=[f"{network.PREFIX}{container.short_id}"])
+    endpoint = bridge.attach(container.short_id)
+    container.record(endpoints=[endpoint.to_dict()])
+    return endpoint.netns_path
+
+
+def home_bridge() -> network.Bridge:
+    """This home's bridge, created on first use (its own network namespace; the host's stays untouched)."""
+    bridge = network.Bridge(bridge_name())
+    if bridge.netns in network.list_netns():
+        return bridge
+    try:
+        return network.Bridge.create(bridge.name)
+    except NetworkError:
+        if bridge.netns in network.list_netns():
+            return bridge  # another run created it at the same moment
+        raise
+
+
+def finish(container: Container, status: ExitStatus, capture: bool = False) -> RunResult:
+    """Record how PID 1 ended and whether the OOM killer struck, release the cgroup and network, honour --rm."""
+    group = container.cgroup()
+    oom_killed = bool(group is not None and group.stats().oom_kills)
+    resources = container.state.resources
+    release(Resources(cgroups=resources.cgroups, endpoints=resources.endpoints, netns=resources.netns))
+    container.state.resources = Resources(dirs=resources.dirs)
+    container.state.status, container.state.finished = EXITED, time.time()
+    container.state.exit_code, container.state.signal = status.code, status.signal
+    container.state.oom_killed = oom_killed
+    container.save()
+    output = container.logs().decode(errors="replace") if capture else ""
+    if container.config.remove:
+        release(container.state.resources)
+    return RunResult(container.id, container.name, status, oom_killed, output)
+
+
+# --- detached runs ------------------------------------------------------------------------
+def start(ref: str, command: list[str] | None = None, **options) -> Container:
+    """Start a new container in the background (`docker run -d`) and return once its PID 1 runs.
+
+    A supervisor process of its own (adopted by init, in a session of its own) waits for
+    it, records its exit and, with remove=True, removes it. `options` are those of `create`.
+    """
+    container = create(ref, command, **options)
+    read_end, write_end = os.pipe()
+    try:
+        with open(container.directory / "supervisor.log", "ab") as log:
+            subprocess.run([sys.executable, "-c", _SUPERVISOR, str(container.directory), str(write_end)],
+                           pass_fds=(write_end,), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                           start_new_session=True, cwd="/", check=False)
+    finally:
+        os.close(write_end)
+    with os.fdopen(read_end, "rb") as reader:
+        message = reader.read().decode(errors="replace")
+    if message != "ok":
+        _forget(container)
+        raise _error_from(message, container)
+    return container.refresh()
+
+
+def supervise_detached(directory: str, ready_fd: int) -> None:
+    """The supervisor of a detached container (run in a process of its own by `start`): start, report, wait.
+
+    It forks once so that `start` can reap its first process at once; the second is
+    adopted by init. It writes "ok" or "ErrorClass:message" to `ready_fd`.
+    """
+    if os.fork():
+        os._exit(0)
+    container = Container.load(Path(directory))
+    reported = []
+
+    def ready() -> None:
+        os.write(ready_fd, b"ok")
+        os.close(ready_fd)
+        reported.append(True)
+
+    try:
+        supervise(container, Streams(container.log_path, None, None, None), ready)
+    except LxclabError as exc:
+        if not reported:
+            os.write(ready_fd, f"{type(exc).__name__}:{exc}".encode())
+        raise
+
+
+def _forget(container: Container) -> None:
+    """Remove what is left of a container whose supervisor failed to start it."""
+    if container.directory.exists():
+        release(container.refresh().state.resources)
+
+
+def _error_from(message: str, container: Container) -> LxclabError:
+    """Rebuild the error the supervisor reported as 'ErrorClass:message'."""
+    name, _, text = message.partition(":")
+    kind = getattr(errors, name, None)
+    if text and isinstance(kind, type) and issubclass(kind, LxclabError):
+        return kind(text)
+    return ContainerError(f"the supervisor of container {container.short_id} ended before starting it "
+                          f"({message or 'no report'}); see {container.directory / 'supervisor.log'}")
+
+
+# --- exec ---------------------------------------------------------------------------------
+def exec_in(name_or_id: str, command: list[str], stdin: int | None = None, stdout: int | None = None,
+            stderr: int | None = None) -> ExitStatus:
+    """Run `command` inside a running container (`docker exec`): join its namespaces and cgroup, wait.
+
+    Its environment, working directory and user are the container's; stdio are file
+    descriptors (default: this process's own). Needs root (setns).
+    """
+    container = find(name_or_id)
+    if container.status != RUNNING or not is_alive(container.state.pid):
+        raise NotRunning(f"container {container.name} is not running ({container.describe()}): "
+                         "start a new one with lxclab run -d")
+    if not command:
+        raise ContainerError("exec needs a command to run")
+    config = container.config
+    process = namespaces.enter(container.state.pid[0], command, env=config.env, cwd=config.cwd, user=config.user,
+                               cgroup=container.cgroup(), stdin=stdin, stdout=stdout, stderr=stderr)
+    return process.wait()
