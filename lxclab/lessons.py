@@ -1,0 +1,50 @@
+"""Helpers for the lesson notebooks: say plainly when a step cannot run here, never fake it.
+
+On Binder (and on any learner's machine without root) the registry, manifest, layer and
+copy-mode union steps run for real, but mounts, namespaces, cgroups and LXC need root with
+CAP_SYS_ADMIN. A lesson guards such a step with `needs_root`, which returns True when the
+step can run, and otherwise prints one line naming what is missing, after which the
+lesson shows what the step would have done:
+
+    if needs_root("mount the image's layers with overlayfs"):
+        with overlay_mount(stack, target) as merged:
+            ...
+    else:
+        print("mount -t overlay overlay -o", options, target)
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+CAP_SYS_ADMIN = 21  # bit number in the capability sets of /proc/<pid>/status (linux/capability.h)
+STATUS_FILE = Path("/proc/self/status")
+
+
+def effective_capabilities(status_file: Path = STATUS_FILE) -> int:
+    """This process's effective capability set as a bit mask, read from the `CapEff:` line of /proc."""
+    for line in status_file.read_text().splitlines():
+        name, _, value = line.partition(":")
+        if name == "CapEff":
+            return int(value.strip(), 16)
+    return 0
+
+
+def has_root() -> bool:
+    """Whether this process is root (euid 0) with CAP_SYS_ADMIN, as mounts and namespaces require."""
+    return os.geteuid() == 0 and bool(effective_capabilities() >> CAP_SYS_ADMIN & 1)
+
+
+def missing_root_message(step: str, would_do: str = "") -> str:
+    """The one line a lesson prints when `step` cannot run here, ending with what it would have done."""
+    return (f"This step needs root (CAP_SYS_ADMIN): {step}. "
+            f"On Binder you are not root; here is what it would do: {would_do}").rstrip()
+
+
+def needs_root(step: str, would_do: str = "") -> bool:
+    """True when `step` can run (euid 0 with CAP_SYS_ADMIN); else print what is missing and return False."""
+    if has_root():
+        return True
+    print(missing_root_message(step, would_do), flush=True)
+    return False

@@ -1,0 +1,47 @@
+"""needs_root: True for root with CAP_SYS_ADMIN; for nobody, or root without it, one plain line and False."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from lxclab.lessons import effective_capabilities, has_root, missing_root_message, needs_root
+
+AS_NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all"]
+AS_ROOT_WITHOUT_SYS_ADMIN = ["setpriv", "--inh-caps=-sys_admin", "--bounding-set=-sys_admin"]
+ASK = "from lxclab.lessons import needs_root; print(needs_root('mount the layers', 'mount -t overlay ...'))"
+
+
+def ask_as(prefix: list[str]) -> list[str]:
+    """The lines a child process prints when it asks needs_root, run under `prefix` (a setpriv command)."""
+    done = subprocess.run([*prefix, sys.executable, "-c", ASK], capture_output=True, text=True, timeout=60, check=True)
+    return done.stdout.splitlines()
+
+
+def test_root_with_cap_sys_admin_may_run_the_step_and_hears_nothing(capsys):
+    assert has_root()
+    assert needs_root("mount the layers") is True
+    assert capsys.readouterr().out == ""
+
+
+def test_nobody_is_told_what_is_missing_and_what_the_step_would_do():
+    assert ask_as(AS_NOBODY) == [
+        "This step needs root (CAP_SYS_ADMIN): mount the layers. "
+        "On Binder you are not root; here is what it would do: mount -t overlay ...",
+        "False",
+    ]
+
+
+def test_root_without_cap_sys_admin_cannot_run_the_step_either():
+    lines = ask_as(AS_ROOT_WITHOUT_SYS_ADMIN)
+    assert lines[-1] == "False" and lines[0].startswith("This step needs root (CAP_SYS_ADMIN): mount the layers.")
+
+
+def test_capabilities_come_from_the_capeff_line(tmp_path):
+    status = tmp_path / "status"
+    status.write_text("Name:\tpython\nCapInh:\t0000000000000000\nCapEff:\t0000000000200000\n")
+    assert effective_capabilities(status) == 1 << 21
+
+
+def test_the_message_without_a_plan_ends_where_the_lesson_shows_it():
+    assert missing_root_message("create a cgroup").endswith("here is what it would do:")
