@@ -1,0 +1,144 @@
+"""`lxclab run`, `exec`, `ps`, `logs`, `rm` and `gc`: containers from the command line, as Docker has them.
+
+    lxclab run [--rm] [-d] [--name N] [--memory SIZE] [--cpus N] [--pids N] [--hostname H]
+               [--net none|bridge] [--rootless] [--mode overlay|copy] REF [CMD...]
+    lxclab exec ID CMD...      lxclab ps [-a]      lxclab logs ID
+    lxclab rm [-f] ID...       lxclab gc
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import time
+
+from ..cgroups import Limits
+from ..engine import containers, gc, run
+from ..errors import CommandNotFound
+from ..unionfs import COPY, OVERLAY
+
+COMMAND_NOT_FOUND = 127  # what a shell (and Docker) exits with when the command does not exist
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the run, exec, ps, logs, rm and gc subcommands."""
+    _register_run(subparsers)
+    command = subparsers.add_parser("exec", help="run a command inside a running container")
+    command.add_argument("container", metavar="ID", help="a container's name, ID or unique ID prefix")
+    command.add_argument("command", metavar="CMD", nargs=argparse.REMAINDER, help="the command and its arguments")
+    command.set_defaults(func=run_exec)
+    command = subparsers.add_parser("ps", help="list containers (running ones; -a for all)")
+    command.add_argument("-a", "--all", action="store_true", help="list stopped and dead containers too")
+    command.set_defaults(func=run_ps)
+    command = subparsers.add_parser("logs", help="print what a container wrote to stdout and stderr")
+    command.add_argument("container", metavar="ID")
+    command.set_defaults(func=run_logs)
+    command = subparsers.add_parser("rm", help="remove containers and everything they hold")
+    command.add_argument("-f", "--force", action="store_true", help="kill a running container first")
+    command.add_argument("containers", metavar="ID", nargs="+")
+    command.set_defaults(func=run_rm)
+    command = subparsers.add_parser("gc", help="remove what crashed or killed runs left: processes, cgroups, "
+                                               "network namespaces, veths, directories, records")
+    command.set_defaults(func=run_gc)
+
+
+def _register_run(subparsers: argparse._SubParsersAction) -> None:
+    command = subparsers.add_parser("run", help="run a command in a new container of a pulled image")
+    command.add_argument("--rm", dest="remove", action="store_true", help="remove the container when it exits")
+    command.add_argument("-d", "--detach", action="store_true", help="run in the background and print its ID")
+    command.add_argument("--name", help="a name to use instead of its ID")
+    command.add_argument("--memory", metavar="SIZE", help="memory limit, like 64m or 1g (OOM kill beyond it)")
+    command.add_argument("--cpus", metavar="N", help="CPU quota in CPUs, like 0.5")
+    command.add_argument("--pids", metavar="N", help="the most processes it may have at once")
+    command.add_argument("--hostname", metavar="H", help="its host name (default: the short container ID)")
+    command.add_argument("--net", choices=("none", "bridge"), default="none",
+                         help="none: only lo (default); bridge: a veth on this home's bridge")
+    command.add_argument("--rootless", action="store_true", default=None,
+                         help="run in a user namespace, as non-root users do (implies --mode copy)")
+    command.add_argument("--mode", choices=(OVERLAY, COPY),
+                         help="overlay: shared layers plus an upper dir (root, default); copy: a private copy")
+    command.add_argument("ref", metavar="REF", help="a pulled image, like 127.0.0.1:5000/lab/busybox")
+    command.add_argument("command", metavar="CMD", nargs=argparse.REMAINDER,
+                         help="the command and its arguments (default: the image's Cmd)")
+    command.set_defaults(func=run_run)
+
+
+def run_run(args: argparse.Namespace) -> int:
+    """Run a container in the foreground (exit with its status) or detached (print its ID)."""
+    limits = Limits.parse(memory=args.memory, cpus=args.cpus, pids=args.pids)
+    options = dict(name=args.name, limits=limits, hostname=args.hostname, net=args.net, rootless=args.rootless,
+                   mode=args.mode, remove=args.remove)
+    if args.detach:
+        print(run.start(args.ref, args.command, **options).id)
+        return 0
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        result = run.run(args.ref, args.command, stdin=0, stdout=sys.stdout.buffer, stderr=sys.stderr.buffer,
+                         **options)
+    except CommandNotFound as exc:
+        print(f"lxclab: error: {exc}", file=sys.stderr)
+        return COMMAND_NOT_FOUND
+    if result.oom_killed:
+        print(f"lxclab: container {result.name} was killed by the OOM killer (memory limit {args.memory})",
+              file=sys.stderr)
+    return result.exit_code
+
+
+def _terminate(signum: int, frame: object) -> None:
+    """On SIGTERM, unwind like Ctrl-C so that the container is killed and its resources released."""
+    raise KeyboardInterrupt
+
+
+def run_exec(args: argparse.Namespace) -> int:
+    """Run a command in a running container with this terminal's stdio; exit with its status."""
+    try:
+        return run.exec_in(args.container, args.command).exit_code
+    except CommandNotFound as exc:
+        print(f"lxclab: error: {exc}", file=sys.stderr)
+        return COMMAND_NOT_FOUND
+
+
+def run_ps(args: argparse.Namespace) -> int:
+    """Print a table of containers: ID, image, command, created, status, name."""
+    now = time.time()
+    rows = [("CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "NAME")]
+    for container in containers.containers():
+        if args.all or container.status == containers.RUNNING:
+            command = " ".join(container.config.argv)
+            rows.append((container.short_id, container.config.image, _clip(command, 24),
+                         containers.ago(now - container.config.created) + " ago", container.describe(now),
+                         container.name))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+    return 0
+
+
+def _clip(text: str, width: int) -> str:
+    """`text`, cut to `width` characters with an ellipsis."""
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def run_logs(args: argparse.Namespace) -> int:
+    """Write a container's log to stdout."""
+    sys.stdout.buffer.write(containers.find(args.container).logs())
+    sys.stdout.flush()
+    return 0
+
+
+def run_rm(args: argparse.Namespace) -> int:
+    """Remove each container named, printing its ID; stop at the first that cannot be removed."""
+    for name in args.containers:
+        print(gc.rm(name, force=args.force))
+    return 0
+
+
+def run_gc(args: argparse.Namespace) -> int:
+    """Remove what crashed runs left and say what it was."""
+    removed = gc.gc()
+    for line in removed:
+        print(f"removed {line}")
+    if not removed:
+        print("nothing to remove")
+    return 0

@@ -1,0 +1,120 @@
+"""`lxclab run/exec/ps/logs/rm/gc` as a user types them: exit statuses, output, clear errors, rootless mode."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+from fixture_engine import busybox, engine_home  # noqa: F401
+
+from lxclab.engine.pull import pull
+from lxclab.store import Store
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def lxclab(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+    """Run the CLI as a separate process with this test's $LXCLAB_HOME."""
+    return subprocess.run([sys.executable, "-m", "lxclab", *args], input=stdin, capture_output=True, text=True,
+                          timeout=60, stdin=None if stdin is not None else subprocess.DEVNULL)
+
+
+def test_run_streams_output_and_passes_the_exit_status_through(busybox):
+    done = lxclab("run", "--name", "three", busybox, "sh", "-c", "echo out; echo err >&2; exit 3")
+    assert (done.returncode, done.stdout, done.stderr) == (3, "out\n", "err\n")
+    logs = lxclab("logs", "three")
+    assert logs.returncode == 0 and sorted(logs.stdout.split()) == ["err", "out"]
+    listed = lxclab("ps", "-a").stdout.splitlines()
+    assert listed[0].split()[:3] == ["CONTAINER", "ID", "IMAGE"]
+    assert "Exited (3)" in listed[1] and listed[1].rstrip().endswith("three")
+
+
+def test_run_passes_stdin_and_rm_leaves_nothing(busybox):
+    done = lxclab("run", "--rm", busybox, "tr", "a-z", "A-Z", stdin="hello\n")
+    assert (done.returncode, done.stdout) == (0, "HELLO\n")
+    assert lxclab("ps", "-a").stdout.splitlines()[1:] == []
+
+
+def test_detached_exec_ps_rm(busybox):
+    started = lxclab("run", "-d", "--name", "bg", "--hostname", "cli-box", busybox, "sleep", "60")
+    assert started.returncode == 0, started.stderr
+    container_id = started.stdout.strip()
+    assert len(container_id) == 64
+    running = lxclab("ps").stdout.splitlines()
+    assert len(running) == 2 and running[1].startswith(container_id[:12]) and "Up " in running[1]
+    inside = lxclab("exec", "bg", "sh", "-c", "hostname; cat /proc/1/comm; exit 7")
+    assert (inside.returncode, inside.stdout.split()) == (7, ["cli-box", "sleep"])
+    refused = lxclab("rm", "bg")
+    assert refused.returncode == 1 and "is running: stop it first, or force it with lxclab rm -f bg" in refused.stderr
+    assert lxclab("rm", "-f", "bg").stdout.strip() == container_id
+    again = lxclab("rm", "bg")
+    assert again.returncode == 1 and "no container 'bg'" in again.stderr and "lxclab ps -a" in again.stderr
+
+
+def test_missing_image_says_to_pull_it_first(engine_home):
+    done = lxclab("run", "127.0.0.1:1/lab/absent:1", "true")
+    assert done.returncode == 1
+    assert done.stderr.strip().endswith("pull it first: lxclab pull 127.0.0.1:1/lab/absent:1")
+
+
+def test_missing_command_exits_127_with_a_clear_error(busybox):
+    done = lxclab("run", busybox, "no-such-command", "--flag")
+    assert done.returncode == 127
+    assert "command 'no-such-command' not found in the image" in done.stderr
+    assert lxclab("ps", "-a").stdout.splitlines()[1:] == []
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("--memory", "12parsecs", "invalid memory limit '12parsecs'"),
+    ("--cpus", "lots", "invalid CPU limit 'lots'"),
+    ("--pids", "0", "pids limit '0' is below 1"),
+])
+def test_bad_limit_values_are_refused(busybox, option, value, message):
+    done = lxclab("run", option, value, busybox, "true")
+    assert done.returncode == 1 and message in done.stderr and "Traceback" not in done.stderr
+    assert lxclab("ps", "-a").stdout.splitlines()[1:] == []
+
+
+def test_exec_into_a_stopped_container_is_refused(busybox):
+    lxclab("run", "--name", "done", busybox, "true")
+    refused = lxclab("exec", "done", "true")
+    assert refused.returncode == 1 and "container done is not running" in refused.stderr
+
+
+@pytest.fixture
+def nobodys_home(busybox):
+    """A home that user nobody owns, holding the pulled busybox (pytest's tmp_path is closed to nobody)."""
+    top = Path(tempfile.mkdtemp(prefix="lxclab-rootless-"))
+    top.chmod(0o755)
+    home = top / "home"
+    pull(busybox, store=Store(home / "store"))
+    subprocess.run(["chown", "-R", "nobody:nogroup", str(home)], check=True)
+    yield home
+    shutil.rmtree(top)
+
+
+def as_nobody(home: Path, *args: str) -> subprocess.CompletedProcess:
+    """The CLI run by user nobody with `home` as its $LXCLAB_HOME."""
+    command = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", sys.executable, "-m", "lxclab", *args]
+    env = {"PATH": os.environ["PATH"], "PYTHONPATH": str(REPO), "LXCLAB_HOME": str(home)}
+    return subprocess.run(command, capture_output=True, text=True, timeout=120, cwd="/", env=env,
+                          stdin=subprocess.DEVNULL)
+
+
+def test_rootless_run_works_for_user_nobody(busybox, nobodys_home):
+    script = "echo $$; id -u; hostname; cat /proc/self/uid_map; ls /sys/class/net; pwd; echo hi > /tmp/mine"
+    done = as_nobody(nobodys_home, "run", "--name", "free", "--hostname", "rootless-box", busybox, "sh", "-c", script)
+    assert done.returncode == 0, done.stderr
+    pid, uid, hostname, uid_map, interfaces, cwd = done.stdout.splitlines()
+    assert (pid, uid, hostname, interfaces, cwd) == ("1", "0", "rootless-box", "lo", "/opt/lab")
+    assert uid_map.split() == ["0", "65534", "1"]  # root inside is nobody outside
+    [record] = (nobodys_home / "containers").iterdir()
+    assert (record / "rootfs/tmp/mine").stat().st_uid == 65534  # a private copy, owned by nobody
+    assert as_nobody(nobodys_home, "rm", "free").returncode == 0
+    limited = as_nobody(nobodys_home, "run", "--memory", "64m", busybox, "true")
+    assert limited.returncode == 1 and "limits need a cgroup" in limited.stderr
