@@ -267,7 +267,8 @@ def _enable_controllers(parent: Path) -> None:
     enabled = set((parent / "cgroup.subtree_control").read_text().split())
     wanted = {"memory", "cpu", "pids"}
     if not wanted <= available:
-        raise CgroupError(f"cgroup {parent} lacks controllers {sorted(wanted - available)}: ask for them to be delegated")
+        raise CgroupError(f"cgroup {parent} lacks controllers {sorted(wanted - available)}: "
+                          "ask for them to be delegated")
     if wanted - enabled:
         _write_subtree_control(parent, " ".join(f"+{c}" for c in sorted(wanted - enabled)))
 
@@ -322,7 +323,8 @@ def remove_dirs(paths: list[str], timeout: float = 5.0) -> None:
                 break
             except OSError as exc:  # EBUSY while the last exiting task lets go
                 if time.monotonic() > deadline:
-                    raise CgroupError(f"cannot remove cgroup {path}: {exc.strerror}; is a process still in it?") from None
+                    raise CgroupError(f"cannot remove cgroup {path}: {exc.strerror}; "
+                                      "is a process still in it?") from None
                 time.sleep(0.01)
 
 
@@ -349,13 +351,10 @@ def detect(mountinfo: str | None = None, proc_cgroup: str | None = None) -> Hier
     """
     mountinfo = Path("/proc/self/mountinfo").read_text() if mountinfo is None else mountinfo
     proc_cgroup = Path("/proc/self/cgroup").read_text() if proc_cgroup is None else proc_cgroup
-    own = {}  # controller ("" for v2) -> the caller's cgroup path
-    for line in proc_cgroup.splitlines():
-        _, controllers, path = line.split(":", 2)
-        for controller in controllers.split(",") if controllers else [""]:
-            own[controller] = path
+    own = _own_paths(proc_cgroup)
     mounts = _cgroup_mounts(mountinfo)
-    v1 = {c: (point, root) for fstype, point, root, opts in mounts if fstype == "cgroup" for c in opts & set(CONTROLLERS)}
+    v1 = {controller: (point, root) for fstype, point, root, options in mounts if fstype == "cgroup"
+          for controller in options & set(CONTROLLERS)}
     if "memory" in v1:
         return Hierarchy(1, {c: _inside(point, root, own.get(c, "/")) for c, (point, root) in v1.items()})
     unified = [(point, root) for fstype, point, root, _ in mounts if fstype == "cgroup2"]
@@ -363,6 +362,16 @@ def detect(mountinfo: str | None = None, proc_cgroup: str | None = None) -> Hier
         raise CgroupError("no cgroup hierarchy with a memory controller is mounted: mount cgroup2 on /sys/fs/cgroup")
     base = _inside(*unified[0], own[""])
     return Hierarchy(2, {c: base for c in CONTROLLERS})
+
+
+def _own_paths(proc_cgroup: str) -> dict[str, str]:
+    """{controller: the caller's cgroup path} from /proc/self/cgroup text; "" keys the v2 line."""
+    own = {}
+    for line in proc_cgroup.splitlines():
+        _, controllers, path = line.split(":", 2)
+        for controller in controllers.split(",") if controllers else [""]:
+            own[controller] = path
+    return own
 
 
 def _inside(mount_point: Path, mount_root: str, own_path: str) -> Path:

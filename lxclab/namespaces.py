@@ -117,7 +117,8 @@ def run(rootfs: str | os.PathLike, argv: list[str], timeout: float | None = None
 
 
 def enter(pid: int, argv: list[str], env: dict[str, str] | None = None, cwd: str = "/", user: str | None = None,
-          cgroup: Cgroup | None = None, stdin: int | None = None, stdout: int | None = None, stderr: int | None = None) -> Process:
+          cgroup: Cgroup | None = None, stdin: int | None = None, stdout: int | None = None,
+          stderr: int | None = None) -> Process:
     """Run `argv` inside every namespace of running process `pid` (what `docker exec` does); needs root.
 
     setns joins a PID namespace only for children, so a waiter joins and forks the command.

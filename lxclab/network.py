@@ -116,7 +116,8 @@ class Bridge:
         """Create the switch namespace, its bridge and the bridge's address (the containers' gateway)."""
         bridge = cls(_checked_name(name, "network"), subnet)
         if bridge.netns in list_netns():
-            raise NetworkError(f"network {name!r} already exists (namespace {bridge.netns}); remove it or pick another name")
+            raise NetworkError(f"network {name!r} already exists (namespace {bridge.netns}); "
+                               "remove it or pick another name")
         ip("netns", "add", bridge.netns)
         try:
             ip("link", "set", "lo", "up", netns=bridge.netns)

@@ -1,7 +1,7 @@
 """Container networks (a bridge in its own namespace, veth pairs), and that nothing leaks, even after a crash.
 
-Every named network namespace of the suite is made in this file, so comparing the whole
-`ip netns list` before and after is safe while other files run in parallel.
+Other test files (the engine's) make named network namespaces in parallel, so every name
+made here carries this run's RUN token and only those are compared before and after.
 """
 
 from __future__ import annotations
@@ -24,15 +24,19 @@ from lxclab.resources import Resources, release
 REPO = Path(__file__).resolve().parent.parent
 
 
+RUN = uuid.uuid4().hex[:6]
+
+
 def token() -> str:
-    return uuid.uuid4().hex[:8]
+    """A unique name part that also marks the name as this test run's."""
+    return RUN + uuid.uuid4().hex[:6]
 
 
 def host_view() -> tuple[str, str, list[str]]:
-    """The host's links and addresses and the named namespaces: what must never change."""
+    """The host's links and addresses and this run's named namespaces: what must never change."""
     links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True, check=True).stdout
     addresses = subprocess.run(["ip", "-o", "addr"], capture_output=True, text=True, check=True).stdout
-    return links, addresses, network.list_netns()
+    return links, addresses, [name for name in network.list_netns() if RUN in name]
 
 
 def dead(pid: int) -> bool:
@@ -53,7 +57,8 @@ def test_a_container_on_the_bridge_can_ping_the_bridge(busybox_rootfs):
     before = host_view()
     with network.Bridge.create(f"t{token()}") as bridge:
         endpoint = bridge.attach(f"c{token()}")
-        done = namespaces.run(busybox_rootfs, ["sh", "-c", f"ip -o -4 addr show eth0; ping -c 1 -W 5 {endpoint.gateway}"],
+        script = f"ip -o -4 addr show eth0; ping -c 1 -W 5 {endpoint.gateway}"
+        done = namespaces.run(busybox_rootfs, ["sh", "-c", script],
                               namespaces=namespaces.DEFAULT_NAMESPACES - {"net"}, netns=endpoint.netns_path)
         links, addresses, _ = host_view()
         assert (links, addresses) == before[:2]  # addresses live only inside lxclab's namespaces
@@ -131,12 +136,12 @@ def _one_run(rootfs, bridge, number: int) -> None:
 
 def test_nothing_leaks_after_50_runs_with_cgroup_and_network(busybox_rootfs):
     cgroup_dirs = lxclab_cgroups()
-    before, mounts = host_view(), mounts_under(network.NETNS_DIR)  # only this file makes named netns
+    before, mounts = host_view(), [m for m in mounts_under(network.NETNS_DIR) if RUN in m]
     with network.Bridge.create(f"t{token()}") as bridge:
         for number in range(50):
             _one_run(busybox_rootfs, bridge, number)
     assert host_view() == before
-    assert mounts_under(network.NETNS_DIR) == mounts and mounts_under(busybox_rootfs) == []
+    assert [m for m in mounts_under(network.NETNS_DIR) if RUN in m] == mounts and mounts_under(busybox_rootfs) == []
     assert lxclab_cgroups() == cgroup_dirs
 
 
