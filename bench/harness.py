@@ -1,7 +1,7 @@
 """A small benchmark runner: contenders run interleaved, each from a fresh scratch directory.
 
-Every round runs each contender once, in turn (A B C A B C ...), so a slow minute on a
-busy machine hurts every contender alike. A contender's `prepare` and `cleanup` are not
+Every round runs each contender once, in turn (A B C, then B C A, ...), so a slow minute
+on a busy machine hurts every contender alike. A contender's `prepare` and `cleanup` are not
 timed; only its `run` is. The result is the median and the minimum of the timed runs and
 a plain-text table (or JSON) with each median's ratio to a named baseline, usually the
 peer tool. Ratios are the point: absolute times depend on the machine.
@@ -74,10 +74,16 @@ def add_arguments(parser: argparse.ArgumentParser, runs: int = 5, size_mb: int =
 
 
 def run_interleaved(contenders: Sequence[Contender], runs: int, workdir: Path, warmup: int = 0) -> list[Result]:
-    """Run every contender `warmup + runs` times, one after the other each round; keep the timed runs."""
+    """Run every contender `warmup + runs` times, one after the other each round; keep the timed runs.
+
+    Each round starts one contender further along (A B C, B C A, C A B, ...), so no
+    contender always follows the same one (and, say, the disk writeback it left behind).
+    """
     results = [Result(contender.name) for contender in contenders]
+    pairs = list(zip(contenders, results))
     for round_number in range(warmup + runs):
-        for contender, result in zip(contenders, results):
+        shift = round_number % len(pairs)
+        for contender, result in pairs[shift:] + pairs[:shift]:
             scratch = Path(workdir) / f"{_slug(contender.name)}-{round_number}"
             elapsed = time_once(contender, scratch)
             if round_number >= warmup:
@@ -107,10 +113,11 @@ def format_table(results: Sequence[Result], baseline: str, title: str, facts: Se
     reference = _baseline(results, baseline).median
     width = max(len(result.name) for result in results) + len(" (baseline)")
     lines = [title, *facts, ""]
-    lines.append(f"{'contender':<{width}}  {'median s':>9}  {'min s':>9}  {'ratio':>7}")
+    lines.append(f"{'contender':<{width}}  {'median s':>9}  {'min s':>9}  {'ratio':>8}")
     for result in results:
         name = f"{result.name} (baseline)" if result.name == baseline else result.name
-        lines.append(f"{name:<{width}}  {result.median:>9.3f}  {result.best:>9.3f}  {result.median / reference:>6.2f}x")
+        ratio = _ratio_text(result.median / reference)
+        lines.append(f"{name:<{width}}  {result.median:>9.4f}  {result.best:>9.4f}  {ratio:>8}")
     lines.append("")
     lines.append(f"ratio = median / median of {baseline!r}; below 1.00x is faster than the baseline")
     return "\n".join(lines)
@@ -189,6 +196,11 @@ def _baseline(results: Sequence[Result], baseline: str) -> Result:
         if result.name == baseline:
             return result
     raise BenchmarkError(f"no contender named {baseline!r} to compare against; have {[r.name for r in results]}")
+
+
+def _ratio_text(ratio: float) -> str:
+    """A ratio like `1.23x`, with more digits when it is tiny (a mount next to an unpack)."""
+    return f"{ratio:.2f}x" if ratio >= 0.1 else f"{ratio:.4f}x"
 
 
 def _slug(name: str) -> str:

@@ -18,7 +18,7 @@ from bench import harness
 from lxclab import _linux
 
 REPO = Path(__file__).resolve().parents[1]
-ROW = r"\s+\d+\.\d{3}\s+\d+\.\d{3}\s+\d+\.\d\dx$"
+ROW = r"\s+\d+\.\d{4}\s+\d+\.\d{4}\s+\d+\.\d{2,4}x$"
 
 
 def run_bench(module: str, tmp_path: Path, *options: str) -> str:
@@ -66,12 +66,12 @@ def test_unpack_bench_prints_umoci_tar_copy_and_overlay_rows_and_unmounts(tmp_pa
     assert_nothing_left(tmp_path)
 
 
-def test_contenders_run_interleaved_after_the_warmup_and_only_timed_runs_are_kept(tmp_path: Path) -> None:
+def test_contenders_run_interleaved_in_rotating_order_and_only_timed_runs_are_kept(tmp_path: Path) -> None:
     calls: list[str] = []
-    contenders = [harness.Contender(name, lambda scratch, name=name: calls.append(name)) for name in ("a", "b")]
-    results = harness.run_interleaved(contenders, runs=2, workdir=tmp_path / "runs", warmup=1)
-    assert calls == ["a", "b", "a", "b", "a", "b"]
-    assert [(r.name, len(r.seconds)) for r in results] == [("a", 2), ("b", 2)]
+    contenders = [harness.Contender(name, lambda scratch, name=name: calls.append(name)) for name in "abc"]
+    results = harness.run_interleaved(contenders, runs=3, workdir=tmp_path / "runs", warmup=1)
+    assert "".join(calls) == "abc" + "bca" + "cab" + "abc"
+    assert [(r.name, len(r.seconds)) for r in results] == [("a", 3), ("b", 3), ("c", 3)]
     assert list((tmp_path / "runs").iterdir()) == []
 
 
@@ -94,8 +94,10 @@ def test_table_and_json_give_each_median_as_a_ratio_of_the_baselines() -> None:
     results = [harness.Result("peer", [2.0, 4.0, 3.0]), harness.Result("ours", [1.0, 9.0, 1.5])]
     table = harness.format_table(results, "peer", "title", ["a fact"])
     assert table.splitlines()[:2] == ["title", "a fact"]
-    assert re.search(r"^peer \(baseline\)\s+3\.000\s+2\.000\s+1\.00x$", table, re.MULTILINE)
-    assert re.search(r"^ours\s+1\.500\s+1\.000\s+0\.50x$", table, re.MULTILINE)
+    assert re.search(r"^peer \(baseline\)\s+3\.0000\s+2\.0000\s+1\.00x$", table, re.MULTILINE)
+    assert re.search(r"^ours\s+1\.5000\s+1\.0000\s+0\.50x$", table, re.MULTILINE)
+    tiny = harness.format_table([*results, harness.Result("mount", [0.003])], "peer", "title")
+    assert re.search(r"^mount\s+0\.0030\s+0\.0030\s+0\.0010x$", tiny, re.MULTILINE)
     document = json.loads(harness.to_json(results, "peer", "title"))
     assert [(r["name"], r["median"], r["min"], r["ratio"]) for r in document["results"]] == [
         ("peer", 3.0, 2.0, 1.0), ("ours", 1.5, 1.0, 0.5)]
