@@ -107,6 +107,42 @@ class ContainerNotFound(ContainerError):
     """No container with that name or ID exists."""
 
 
+class NotDefined(ContainerNotFound):
+    """An LXC container that has no configuration in its lxcpath (never created, or destroyed)."""
+
+
+class AlreadyDefined(ContainerError):
+    """An LXC container name already taken in that lxcpath."""
+
+
+class NotRunning(ContainerError):
+    """An operation that needs a running container, on one that is stopped or frozen."""
+
+
+class AlreadyRunning(ContainerError):
+    """An operation that needs a stopped container (start, destroy, snapshot), on a running one."""
+
+
+class NotFrozen(ContainerError):
+    """Unfreeze asked of a container that is not frozen."""
+
+
+class AlreadyFrozen(ContainerError):
+    """Freeze asked of a container that is already frozen."""
+
+
+class SnapshotNotFound(ContainerError):
+    """A container has no snapshot of that name."""
+
+
+class LxcError(ContainerError):
+    """liblxc refused or failed an operation; the message names it and quotes LXC's log."""
+
+
+class LxcUnavailable(LxcError):
+    """The python-lxc binding (PyPI `lxc`, built against liblxc) is not installed."""
+
+
 class ImageNotFound(StoreError):
     """The image has not been pulled into the local store."""
 

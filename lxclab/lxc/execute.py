@@ -1,0 +1,87 @@
+"""Running a command inside a running LXC container through python-lxc's attach_wait.
+
+attach_wait forks a child that enters the container's namespaces and cgroups and
+execs the command, then waits for it and returns its raw wait status. Output goes to
+temporary files, never pipes: a pipe holds 64 KiB, and a command that fills it blocks
+forever because nobody reads the pipe until attach_wait returns.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import IO, Any
+
+from ..errors import LxcError
+from ._binding import pylxc
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    """ExecResult is what a command run in a container left: its exit code, stdout and stderr.
+
+    exit_code follows subprocess: the command's exit status, or -N when signal N killed it
+    (an OOM kill is -9).
+    """
+
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def ok(self) -> bool:
+        """Whether the command exited with status 0."""
+        return self.exit_code == 0
+
+
+def _attach_options(env: Mapping[str, str] | None, cwd: str | None) -> dict[str, Any]:
+    """attach_wait options: a clean environment (the container's lxc.environment plus `env`) and `cwd`."""
+    options: dict[str, Any] = {"env_policy": pylxc().LXC_ATTACH_CLEAR_ENV}
+    if env:
+        options["extra_env_vars"] = [f"{key}={value}" for key, value in env.items()]
+    if cwd:
+        options["initial_cwd"] = cwd
+    return options
+
+
+def _wait_status(name: str, argv: Sequence[str], status: int) -> int:
+    """The exit code from attach_wait's raw wait status; a negative status means LXC could not attach."""
+    if status < 0:
+        raise LxcError(f"LXC could not attach to container {name!r} to run {list(argv)!r} "
+                       f"({os.strerror(-status)}): is it still running?")
+    return os.waitstatus_to_exitcode(status)
+
+
+def run_captured(container: Any, argv: Sequence[str], env: Mapping[str, str] | None = None,
+                 cwd: str | None = None, stdin: bytes | None = None) -> ExecResult:
+    """Run `argv` in the running python-lxc `container` and capture its output, of any size."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, _stdin_file(stdin) as inp:
+        status = container.attach_wait(pylxc().attach_run_command, list(argv), stdin=inp, stdout=out,
+                                       stderr=err, **_attach_options(env, cwd))
+        exit_code = _wait_status(container.name, argv, status)
+        return ExecResult(exit_code, _read_text(out), _read_text(err))
+
+
+def run_interactive(container: Any, argv: Sequence[str], env: Mapping[str, str] | None = None,
+                    cwd: str | None = None) -> int:
+    """Run `argv` in the running python-lxc `container` on the caller's own stdin, stdout and stderr."""
+    status = container.attach_wait(pylxc().attach_run_command, list(argv), **_attach_options(env, cwd))
+    return _wait_status(container.name, argv, status)
+
+
+def _stdin_file(data: bytes | None) -> IO[bytes]:
+    """A file to feed the command: `data` in a temporary file, or /dev/null."""
+    if data is None:
+        return open(os.devnull, "rb")
+    feed = tempfile.TemporaryFile()
+    feed.write(data)
+    feed.seek(0)
+    return feed
+
+
+def _read_text(file: IO[bytes]) -> str:
+    """All a temporary output file holds, decoded as UTF-8 (undecodable bytes replaced)."""
+    file.seek(0)
+    return file.read().decode("utf-8", errors="replace")

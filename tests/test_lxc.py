@@ -1,0 +1,218 @@
+"""lxclab.lxc: limit parsing, cgroup keys, running commands and every named precondition error, on real LXC."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from fixture_lxc import KEEPALIVE, unique_container_name
+
+from lxclab.errors import (
+    AlreadyDefined, AlreadyFrozen, AlreadyRunning, ContainerError, InvalidLimit, NotDefined, NotFrozen, NotRunning,
+    SnapshotNotFound,
+)
+from lxclab.lxc import Container, Limits, State, cgroup_version, container_names, lxc_cgroups, rootfs_path
+from lxclab.lxc.cgroup_keys import cgroup_items, cpu_seconds, oom_kill_count
+from lxclab.manifest import ImageConfig
+
+MIB = 1 << 20
+
+
+# --- limits: cgroup keys per version ---------------------------------------------------------
+def test_cgroup_keys_for_each_cgroup_version():
+    limits = Limits(memory_bytes=32 * MIB, cpus=0.2, pids=64)
+    assert cgroup_items(limits, 1) == [
+        ("memory.limit_in_bytes", "33554432"), ("cpu.cfs_period_us", "100000"),
+        ("cpu.cfs_quota_us", "20000"), ("pids.max", "64"),
+    ]
+    assert cgroup_items(limits, 2) == [("memory.max", "33554432"), ("cpu.max", "20000 100000"), ("pids.max", "64")]
+
+
+def test_memory_and_swap_are_ordered_so_swap_never_drops_below_memory():
+    shrink = cgroup_items(Limits(memory_bytes=32 * MIB), 1, swap=True, current_memory=64 * MIB)
+    grow = cgroup_items(Limits(memory_bytes=64 * MIB), 1, swap=True, current_memory=32 * MIB)
+    assert [key for key, _ in shrink] == ["memory.limit_in_bytes", "memory.memsw.limit_in_bytes"]
+    assert [key for key, _ in grow] == ["memory.memsw.limit_in_bytes", "memory.limit_in_bytes"]
+
+
+def test_cpu_time_and_oom_counters_parse_both_versions():
+    assert cpu_seconds(1, "2500000000\n") == 2.5
+    assert cpu_seconds(2, "usage_usec 1500000\nuser_usec 1000000\n") == 1.5
+    assert oom_kill_count("oom_kill_disable 0\nunder_oom 0\noom_kill 3\n") == 3
+    assert oom_kill_count("low 0\nhigh 0\nmax 2\noom 2\noom_kill 2\n") == 2
+
+
+def test_cgroup_version_matches_proc_self_cgroup():
+    lines = Path("/proc/self/cgroup").read_text().splitlines()
+    v1_memory = any("memory" in line.split(":")[1].split(",") for line in lines)
+    assert cgroup_version() == (1 if v1_memory else 2)
+
+
+# --- creating: image config and limits land in LXC's config ----------------------------------
+def test_image_config_values_reach_the_container(make_container):
+    container = make_container(env={"GREETING": "hello world"}, working_dir="/tmp", hostname="box")
+    container.start()
+    result = container.execute(["/bin/sh", "-c", "echo $GREETING; pwd; hostname; tr '\\0' ' ' </proc/1/cmdline"])
+    assert result.stdout.splitlines() == ["hello world", "/tmp", "box", " ".join(KEEPALIVE) + " "]
+    assert container.env == ("GREETING=hello world",) and container.command == KEEPALIVE
+
+
+def test_from_image_runs_entrypoint_and_cmd_with_env_and_workdir(busybox_rootfs, lxcpath):
+    raw = json.dumps({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []},
+                      "config": {"Env": ["PATH=/bin", "MODE=image"], "Entrypoint": ["/bin/sh", "-c"],
+                                 "Cmd": ["echo $MODE > /tmp/ran; exec sleep 600"], "WorkingDir": "/etc"}}).encode()
+    name = unique_container_name()
+    rootfs = rootfs_path(name, lxcpath)
+    rootfs.parent.mkdir(parents=True)
+    busybox_rootfs.rename(rootfs)
+    with Container.from_image(name, rootfs, ImageConfig.parse(raw), lxcpath=lxcpath) as box:
+        box.start()
+        assert box.execute(["pwd"]).stdout == "/etc\n"
+        ran = box.execute(["/bin/sh", "-c", "while [ ! -s /tmp/ran ]; do sleep 0.05; done; cat /tmp/ran"])
+        assert ran.stdout == "image\n"
+    assert not Container(name, lxcpath).defined and not rootfs.exists()
+
+
+def test_limits_use_this_hosts_cgroup_keys(make_container):
+    container = make_container(limits=Limits.parse(memory="48m", cpus=0.5, pids=40))
+    config = container.config_file.read_text()
+    prefix = "lxc.cgroup." if cgroup_version() == 1 else "lxc.cgroup2."
+    memory = "memory.limit_in_bytes" if cgroup_version() == 1 else "memory.max"
+    assert f"{prefix}{memory} = {48 * MIB}" in config and f"{prefix}pids.max = 40" in config
+    container.start()
+    assert container._lxc.get_cgroup_item(memory) == str(48 * MIB)
+    assert container._lxc.get_cgroup_item("pids.max") == "40"
+
+
+def test_container_names_lists_what_is_defined(make_container, lxcpath):
+    first, second = make_container(), make_container()
+    assert container_names(lxcpath) == sorted([first.name, second.name])
+
+
+# --- running commands ------------------------------------------------------------------------
+def test_execute_captures_megabytes_on_both_streams_and_feeds_stdin(make_container):
+    container = make_container()
+    container.start()
+    script = "head -c 1500000 /dev/zero | tr '\\0' o; head -c 1200000 /dev/zero | tr '\\0' e >&2; wc -c"
+    result = container.execute(["/bin/sh", "-c", script], stdin=b"x" * 2_000_000)
+    assert result.exit_code == 0
+    assert result.stdout == "o" * 1_500_000 + "2000000\n" and result.stderr == "e" * 1_200_000
+
+
+def test_execute_reports_exit_codes_signals_and_missing_programs(make_container):
+    container = make_container()
+    container.start()
+    assert container.execute(["/bin/sh", "-c", "exit 3"]).exit_code == 3
+    assert container.execute(["/bin/sh", "-c", "kill -9 $$"]).exit_code == -9
+    assert container.execute(["no-such-program"]).exit_code == 127
+    assert container.execute(["true"]).ok
+
+
+def test_execute_env_and_cwd_override_the_images(make_container):
+    container = make_container(env={"A": "image", "B": "kept"}, working_dir="/tmp")
+    container.start()
+    result = container.execute(["/bin/sh", "-c", "echo $A $B; pwd"], env={"A": "call"}, cwd="/etc")
+    assert result.stdout == "call kept\n/etc\n"
+
+
+def test_attach_returns_the_exit_code(make_container):
+    container = make_container()
+    container.start()
+    assert container.attach(["/bin/sh", "-c", "exit 5"]) == 5
+
+
+def test_start_leaves_the_callers_cgroups_alone(make_container):
+    before = Path("/proc/self/cgroup").read_text()
+    container = make_container()
+    container.start()
+    assert Path("/proc/self/cgroup").read_text() == before
+    init_cgroups = Path(f"/proc/{container.init_pid}/cgroup").read_text()
+    assert f"lxc.payload.{container.name}" in init_cgroups
+
+
+def test_context_manager_destroys_even_after_an_error(make_container, lxcpath):
+    container = make_container()
+    with pytest.raises(RuntimeError), container:
+        container.start()
+        raise RuntimeError("the test body failed")
+    assert not container.defined and not (lxcpath / container.name).exists()
+    assert lxc_cgroups(container.name) == []
+
+
+# --- named errors for every precondition --------------------------------------------------------
+def test_start_twice_raises_already_running(make_container):
+    container = make_container()
+    container.start()
+    with pytest.raises(AlreadyRunning, match=f"{container.name}.*already RUNNING.*stop it"):
+        container.start()
+
+
+def test_execute_on_a_stopped_container_raises_not_running(make_container):
+    container = make_container()
+    with pytest.raises(NotRunning, match=f"{container.name}.*STOPPED.*start it first"):
+        container.execute(["true"])
+    with pytest.raises(NotRunning, match="nothing to stop"):
+        container.stop()
+    with pytest.raises(NotRunning, match="memory.usage_in_bytes|memory.current"):
+        _ = container.memory_usage
+
+
+def test_destroy_a_running_container_raises_already_running(make_container):
+    container = make_container()
+    container.start()
+    with pytest.raises(AlreadyRunning, match=f"{container.name}.*stop it before destroying it"):
+        container.destroy()
+    assert container.state is State.RUNNING and container.rootfs.is_dir()
+
+
+@pytest.mark.parametrize("limit, value", [
+    ("memory", "12 parsecs"), ("memory", "0"), ("cpus", "fast"), ("cpus", "0.001"), ("cpus", "9999"),
+    ("pids", "many"), ("pids", "0"),
+])
+def test_bad_limit_on_a_container_raises_invalid_limit_and_changes_nothing(make_container, limit, value):
+    container = make_container()
+    before = container.config_file.read_text()
+    with pytest.raises(InvalidLimit, match=re.escape(repr(value))):
+        container.set_limits(**{limit: value})
+    assert container.config_file.read_text() == before
+
+
+def test_frozen_preconditions(make_container):
+    container = make_container()
+    container.start()
+    with pytest.raises(NotFrozen, match=container.name):
+        container.unfreeze()
+    container.freeze()
+    with pytest.raises(AlreadyFrozen, match=container.name):
+        container.freeze()
+    with pytest.raises(NotRunning, match="FROZEN.*unfreeze it first"):
+        container.execute(["true"])
+
+
+def test_undefined_and_duplicate_containers(make_container, lxcpath):
+    ghost = Container(unique_container_name(), lxcpath)
+    for action in (ghost.start, ghost.destroy, ghost.snapshots):
+        with pytest.raises(NotDefined, match=f"{ghost.name}.*does not exist.*create it first"):
+            action()
+    existing = make_container()
+    with pytest.raises(AlreadyDefined, match=f"{existing.name}.*already exists"):
+        Container.create(existing.name, existing.rootfs, lxcpath=lxcpath)
+    with pytest.raises(ContainerError, match="invalid container name"):
+        Container("../escape", lxcpath)
+
+
+def test_snapshot_preconditions(make_container, lxcpath):
+    container = make_container()
+    with pytest.raises(SnapshotNotFound, match="no snapshot 'snap7'.*none"):
+        container.restore_snapshot("snap7", unique_container_name())
+    container.start()
+    with pytest.raises(AlreadyRunning, match="cannot snapshot it.*stop it first"):
+        container.create_snapshot()
+
+
+def test_snapshot_needs_the_name_in_the_rootfs_path(busybox_rootfs, lxcpath):
+    with Container.create(unique_container_name(), busybox_rootfs, cmd=KEEPALIVE, lxcpath=lxcpath) as container:
+        with pytest.raises(ContainerError, match="rootfs path contains its name"):
+            container.create_snapshot()
