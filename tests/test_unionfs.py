@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import random
 import shutil
 import subprocess
 import sys
@@ -98,6 +99,56 @@ def test_overlay_and_copy_modes_give_identical_trees(tmp_path: Path, stack: str)
         assert set(model.tree) == {p if p != "." else "" for p in snapshot(tmp_path / "copy")["entries"]}
     assert not is_mountpoint(tmp_path / "merged") and not mounted.mount.upper.parent.exists()
     assert len(copied.reports) == len(layers)
+
+
+def random_layer(rng: random.Random, size: int) -> list:
+    """A layer of random entries over a few short names: files, dirs, links, fifos, whiteouts, opaque markers.
+
+    It never writes through its own symlinks or files (that is refused, and tested elsewhere)."""
+    members, own = [], {}
+    for _ in range(rng.randint(1, size)):
+        parts = [rng.choice("abcd") for _ in range(rng.randint(1, 3))]
+        path = "/".join(parts)
+        if any(own.get("/".join(parts[:i]), "dir") != "dir" for i in range(1, len(parts))):
+            continue
+        member, kind = random_member(rng, path, [p for p, k in own.items() if k != "dir" and p != path])
+        if member is None:
+            continue
+        members.append(member)
+        if kind:
+            own.update({"/".join(parts[:i]): own.get("/".join(parts[:i]), "dir") for i in range(1, len(parts))})
+            if not (own.get(path) == "dir" and kind == "dir"):
+                own = {p: k for p, k in own.items() if not p.startswith(path + "/")}
+            own[path] = kind
+    return members
+
+
+def random_member(rng: random.Random, path: str, linkable: list[str]):
+    roll = rng.random()
+    if roll < 0.3:
+        return file(path, rng.randbytes(rng.randint(0, 20)), rng.choice([0o644, 0o4755]), mtime=MTIME + rng.randint(0, 99)), "file"
+    if roll < 0.5:
+        return directory(path, rng.choice([0o755, 0o700, 0o1777]), mtime=MTIME + rng.randint(0, 99)), "dir"
+    if roll < 0.6:
+        return symlink(path, rng.choice(["/a", "../b", "c/d"])), "symlink"
+    if roll < 0.68:
+        return (hardlink(path, rng.choice(linkable)), "hardlink") if linkable else (None, None)
+    if roll < 0.85:
+        return whiteout(path), None
+    if roll < 0.95:
+        return opaque(rng.choice([path, path.rpartition("/")[0]])), None
+    return fifo(path), "fifo"
+
+
+def test_random_stacks_agree_in_overlay_mode_copy_mode_and_the_model(tmp_path: Path):
+    rng = random.Random(20240101)
+    for number in range(25):
+        layers = sources(build_image([random_layer(rng, 12) for _ in range(rng.randint(1, 4))]), tmp_path / f"{number}")
+        unpack_layers(layers, tmp_path / f"{number}/copy", COPY)
+        with unpack_layers(layers, tmp_path / f"{number}/merged", OVERLAY):
+            copied = snapshot(tmp_path / f"{number}/copy")
+            assert differences(copied, snapshot(tmp_path / f"{number}/merged")) == [], f"stack {number}"
+        assert set(layers_stack(layers).tree) == {p if p != "." else "" for p in copied["entries"]}, f"stack {number}"
 
 
 def test_the_layer_cache_holds_overlay_markers_and_is_shared(tmp_path: Path):

@@ -57,7 +57,7 @@ def apply_layer(source: Path | BinaryIO, root: Path, media_type: str | None = No
 
 
 def _prepare_root(root: Path) -> Path:
-    if not root.exists():
+    if not root.is_symlink() and not root.exists():
         root.mkdir(parents=True, mode=0o755)
         apply_metadata(root, DEFAULT_DIRECTORY)
     if root.is_symlink() or not root.is_dir():

@@ -82,14 +82,19 @@ def _lookup_in(layer_dir: Path, parts: list[str]) -> tuple[Path | None, bool]:
 
 def to_overlay_form(stager: Stager, lower: LowerView) -> None:
     """Write the staged layer's whiteouts and opaque markers as overlayfs markers; fill implied metadata."""
-    deleted = set(stager.whiteouts)
-    for rel in sorted(deleted, key=names.depth):
-        inside_opaque = any(names.is_under(rel, o) and rel != o for o in stager.opaques)
-        if not inside_opaque and not any(parent in deleted for parent in names.parents(rel)):
+    for rel in sorted(set(stager.whiteouts), key=names.depth):
+        in_opaque = any(names.is_under(rel, o) and rel != o for o in stager.opaques)
+        if not in_opaque and not any(_hidden_by_layer(stager, parent) for parent in names.parents(rel)):
             _whiteout(stager, lower, rel)
     for rel in stager.opaques:
         _opaque(stager, lower, rel)
     _fill_implied_metadata(stager, lower)
+
+
+def _hidden_by_layer(stager: Stager, rel: str) -> bool:
+    """True if this layer's own markers already hide whatever the layers below hold at `rel`."""
+    return any(names.is_under(rel, w) for w in stager.whiteouts) or any(
+        names.is_under(rel, o) and rel != o for o in stager.opaques)
 
 
 def _staged_state(stager: Stager, rel: str) -> os.stat_result | str | None:
@@ -120,6 +125,8 @@ def _opaque(stager: Stager, lower: LowerView, rel: str) -> None:
         return
     state = _staged_state(stager, rel)
     if state is None:
+        if _hidden_by_layer(stager, rel):
+            return
         below = lower.lookup(rel)
         if below is None or not stat.S_ISDIR(os.lstat(below).st_mode):
             return
@@ -140,10 +147,7 @@ def _fill_implied_metadata(stager: Stager, lower: LowerView) -> None:
     for rel in stager.implied | {""}:
         if rel in stager.directories:
             continue
-        hidden = any(names.is_under(rel, w) for w in stager.whiteouts) or any(
-            names.is_under(rel, o) and rel != o for o in stager.opaques
-        )
-        below = None if hidden else lower.lookup(rel)
+        below = None if _hidden_by_layer(stager, rel) else lower.lookup(rel)
         if below is not None and stat.S_ISDIR(os.lstat(below).st_mode):
             stager.implied_meta[rel] = dir_metadata(below)
         else:

@@ -61,6 +61,7 @@ class _Prefixed:
         self._prefix, self._rest = prefix, rest
 
     def read(self, size: int = -1) -> bytes:
+        """Read up to `size` bytes (all when -1): the prefix first."""
         if not self._prefix:
             return self._rest.read(size)
         if size < 0:

@@ -12,9 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import LayerError
+from ..errors import LayerError, MountError
 from ..layers import ApplyReport, apply_layer, read_entries
-from ..layers.metadata import DEFAULT_DIRECTORY, apply_metadata
+from ..layers.metadata import DEFAULT_DIRECTORY, apply_metadata, privileged
 from ..manifest import chain_ids
 from .cache import ensure_layer
 from .model import LayerStack
@@ -86,6 +86,9 @@ def _unpack_copy(layers: list[LayerSource], target: Path) -> Unpacked:
 
 
 def _unpack_overlay(layers: list[LayerSource], target: Path) -> Unpacked:
+    if not privileged():
+        raise MountError("overlay mode needs root (mount(2), and overlayfs whiteouts are device nodes); "
+                         "use copy mode instead")
     if not layers:
         raise LayerError("an image without layers cannot be mounted: overlayfs needs at least one lower directory")
     if any(layer.diff_id is None for layer in layers):
