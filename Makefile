@@ -3,7 +3,7 @@ PY := .venv/bin/python
 export IPYTHONDIR := $(CURDIR)/tests/ipython
 export LXCLAB_HOME := $(CURDIR)/_build/lesson-home
 
-.PHONY: notebooks run-lessons twins student
+.PHONY: notebooks run-lessons twins student html
 notebooks:  ## run lessons (LESSONS=path... for some) on a fresh classroom, store outputs, refresh twins
 	mkdir -p _build && flock _build/lessons.lock $(MAKE) --no-print-directory run-lessons
 run-lessons:
@@ -15,3 +15,5 @@ twins:      ## refresh notebooks/md/*.md from the notebooks
 	$(PY) tools/course.py twins
 student:    ## the student edition, solutions removed, in _build/student
 	$(PY) tools/course.py student _build/student
+html:       ## every lesson as static HTML with its widgets, offline (scripts from node_modules), in _build/html
+	$(PY) tools/export.py --out _build/html

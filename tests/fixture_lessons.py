@@ -1,0 +1,121 @@
+"""Lessons run by tests: a seeded classroom of their own on free ports, and notebooks executed with nbclient.
+
+The lessons find their classroom the way a learner's do: `Classroom()` reads the ports from
+$LXCLAB_REGISTRY_PORT / $LXCLAB_TOKEN_PORT and its state (the teacher's login) from
+$LXCLAB_HOME/classroom. So a test gives the kernel those variables, and its classroom runs
+beside the lesson classroom of `make notebooks` (port 5000) without touching it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from fixture_classroom import free_port
+from lxclab.classroom import Classroom
+from lxclab.classroom.ocilayout import OciLayout
+from lxclab.classroom.publish import push_layout
+from lxclab.registry import RegistryClient
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = ROOT / "notebooks"
+IPYTHON_DIR = ROOT / "tests/ipython"  # its kernel config turns colours off, so tracebacks are plain words
+CELL_TIMEOUT = 300
+
+
+def load_tool(name: str) -> ModuleType:
+    """Import tools/<name>.py (the course scripts are files, not a package)."""
+    sys.path.insert(0, str(ROOT / "tools"))
+    try:
+        spec = importlib.util.spec_from_file_location(name, ROOT / "tools" / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+    finally:
+        sys.path.remove(str(ROOT / "tools"))
+
+
+def lessons() -> list[Path]:
+    """Every lesson notebook, in order."""
+    return sorted(NOTEBOOKS.glob("[0-9][0-9]-*.ipynb"))
+
+
+def shared_dir() -> Path:
+    """The course's shared/ folder (Docker Hub fixtures) that lessons look for in a folder above them."""
+    return next(folder / "shared" for folder in ROOT.parents if (folder / "shared/fixtures/dockerhub").is_dir())
+
+
+def place_beside_shared(folder: Path) -> None:
+    """Make `folder/shared` point at the course's shared/, so notebooks copied below `folder` find it."""
+    (folder / "shared").symlink_to(shared_dir(), target_is_directory=True)
+
+
+@dataclass(frozen=True)
+class LessonClassroom:
+    """A running, seeded classroom and the environment a kernel needs to use it as the lessons' own."""
+
+    classroom: Classroom
+    home: Path
+
+    @property
+    def env(self) -> dict[str, str]:
+        """This process's environment with LXCLAB_HOME and the classroom's ports set, colours off."""
+        env = {k: v for k, v in os.environ.items() if k not in ("LXCLAB_CLASSROOM_DIR", "LXCLAB_USERNAME", "LXCLAB_PASSWORD")}
+        return env | {"LXCLAB_HOME": str(self.home), "IPYTHONDIR": str(IPYTHON_DIR),
+                      "LXCLAB_REGISTRY_PORT": str(self.classroom.registry_port),
+                      "LXCLAB_TOKEN_PORT": str(self.classroom.token_port)}
+
+
+def seed(classroom: Classroom, layout: Path) -> None:
+    """Push every seed image of the OCI layout to `classroom`, as its teacher."""
+    with RegistryClient(classroom.registry_host, classroom.teacher) as client:
+        push_layout(OciLayout(layout), client)
+
+
+@pytest.fixture(scope="module")
+def lesson_classroom(tmp_path_factory: pytest.TempPathFactory, seed_layout: Path) -> Iterator[LessonClassroom]:
+    """A classroom on free ports with the seed images, its state in a fresh LXCLAB_HOME, for a module's lessons."""
+    home = tmp_path_factory.mktemp("lesson-home")
+    classroom = Classroom(home / "classroom", registry_port=free_port(), token_port=free_port())
+    classroom.up()
+    try:
+        seed(classroom, seed_layout)
+        yield LessonClassroom(classroom, home)
+    finally:
+        classroom.down()
+
+
+def run_notebook(path: Path, env: dict[str, str], allow_errors: bool = True) -> nbformat.NotebookNode:
+    """Execute the notebook at `path` in its own folder (outputs kept in the returned node, the file unchanged)."""
+    notebook = nbformat.read(path, as_version=4)
+    client = NotebookClient(notebook, timeout=CELL_TIMEOUT, allow_errors=allow_errors, kernel_name="python3",
+                            resources={"metadata": {"path": str(path.parent)}})
+    client.execute(env=env, cwd=str(path.parent))
+    return notebook
+
+
+def error_outputs(cell: nbformat.NotebookNode) -> list[nbformat.NotebookNode]:
+    """The error outputs of a code cell (what a learner sees as a traceback)."""
+    return [output for output in cell.get("outputs", []) if output.output_type == "error"]
+
+
+def cell_text(cell: nbformat.NotebookNode) -> str:
+    """All text a code cell printed or displayed, errors included, joined."""
+    parts = []
+    for output in cell.get("outputs", []):
+        if output.output_type == "stream":
+            parts.append(output.text)
+        elif output.output_type == "error":
+            parts.append(f"{output.ename}: {output.evalue}")
+        else:
+            parts.append(output.get("data", {}).get("text/plain", ""))
+    return "\n".join(parts)

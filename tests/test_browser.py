@@ -1,0 +1,69 @@
+"""Widgets in a real browser (Debian's chromium driven by Playwright): a notebook exported to static HTML
+renders its widgets with no network."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+
+from fixture_browser import Browser, browser, chromium, screenshot  # noqa: F401
+from fixture_lessons import IPYTHON_DIR, load_tool, run_notebook
+
+export = load_tool("export")
+WIDGET_TIMEOUT_MS = 30_000
+
+WIDGET_CELLS = [
+    '''import io, tarfile
+from lxclab.layers import read_entries
+from lxclab.unionfs import LayerStack
+from lxclab.widgets.layers import LayerExplorer
+
+def layer(files):
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    buffer.seek(0)
+    return read_entries(buffer)
+
+stack = LayerStack.build([layer({"etc/motd": b"hello\\n", "big": b"B" * 4000}),
+                          layer({".wh.big": b"", "etc/motd": b"bye\\n"})], created_by=["ADD base", "RUN rm /big"])
+LayerExplorer(stack, title="two layers")''',
+    '''from lxclab.monitor import Recording, Sample
+from lxclab.widgets.resources import ResourceGraph
+ResourceGraph.from_recording(Recording([Sample(t=i / 2, memory_bytes=(10 + 5 * i) << 20, memory_limit=64 << 20,
+    cpu_seconds=i / 4, cpu_quota=0.5, pids=1 + i, pids_limit=10, oom_kills=0) for i in range(10)]))''',
+    '''from lxclab.widgets.progress import WidgetProgress
+bars = WidgetProgress()
+bars.start("config", "config", 1000)
+bars.update("config", 1000)
+bars.finish("config")
+bars''',
+]
+
+
+def widget_notebook(folder: Path) -> Path:
+    """An executed notebook showing the layer explorer, a resource graph and a progress bar, state stored."""
+    path = folder / "widgets.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in WIDGET_CELLS]), path)
+    executed = run_notebook(path, {"IPYTHONDIR": str(IPYTHON_DIR)}, allow_errors=False)
+    nbformat.write(executed, path)
+    return path
+
+
+def test_exported_notebook_renders_its_widgets_with_no_network(browser: Browser, tmp_path: Path):
+    page_file = export.export_html(widget_notebook(tmp_path), tmp_path / "html")
+    assert "cdn.jsdelivr" not in page_file.read_text() and "unpkg.com" not in page_file.read_text()
+    page = browser.page()
+    page.goto(page_file.as_uri())
+    page.wait_for_selector(".widget-tab", timeout=WIDGET_TIMEOUT_MS)
+    page.wait_for_selector("svg polyline.series", timeout=WIDGET_TIMEOUT_MS)
+    screenshot(page, "static-export-widgets")
+    assert "efficiency" in page.inner_text(".widget-vbox >> nth=0")
+    assert page.locator("svg polyline.series").count() == 3  # memory, CPU and pids panels drawn by the browser
+    assert "1.0 kB / 1.0 kB done" in page.inner_text("body")
+    assert browser.guard.remote == [] and browser.errors == [] and browser.failed == []
+    assert any(url.endswith("html-manager/dist/embed-amd.js") for url in browser.guard.requested)
