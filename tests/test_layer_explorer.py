@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import io
+import re
+import subprocess
 from pathlib import Path
 
 import ipywidgets
-from ipywidgets.embed import embed_minimal_html, embed_snippet
+from ipywidgets.embed import dependency_state, embed_minimal_html, embed_snippet
 
 from fixture_layers import build_tar, directory, file, hardlink, opaque, symlink, whiteout
 from lxclab.layers import read_entries
@@ -21,6 +23,9 @@ LAYERS = [
      hardlink("etc/passwd2", "etc/passwd")],
     [whiteout("big"), file("app/run.sh", b"#!/bin/sh\n", 0o755)],
 ]
+NODE_MODULES = Path(__file__).resolve().parent.parent / "node_modules"
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
 HISTORY = ["ADD rootfs.tar /", "RUN useradd ann && rm /etc/motd", "RUN rm /big && cp run.sh /app/"]
 
 
@@ -55,7 +60,7 @@ def test_the_model_behind_the_explorer():
 def test_the_explorer_shows_layers_providers_shadows_whiteouts_and_efficiency():
     explorer = LayerExplorer(stack(), "lab/demo:1")
     text = all_text(explorer)
-    assert "lab/demo:1" in text and "3 layers" in text and f"efficiency {191 / 4371:.1%}" in text
+    assert "lab/demo:1" in text and "3 layers" in text and "efficiency 4.3%" in text
     assert f"L0  {human_bytes(4180)}  +8 ~0 -0  ADD rootfs.tar /" in text and "L2  10 B  +2 ~0 -1" in text
     assert "RUN useradd ann &amp;&amp; rm /etc/motd" in text
     assert "<code>passwd</code> <small style='color:#555'>from L1, 180 B, shadows L0" in text
@@ -70,8 +75,26 @@ def test_the_explorer_survives_export_to_static_html(tmp_path: Path):
     page = tmp_path / "explorer.html"
     embed_minimal_html(page, views=[explorer], title="layers")
     exported = page.read_text()
-    for expected in ("efficiency 4.4%", "deleted by L1 (whiteout)", "opaque in L1", "RUN rm /big", "Waste"):
+    for expected in ("efficiency 4.3%", "deleted by L1 (whiteout)", "opaque in L1", "RUN rm /big", "Waste"):
         assert expected in exported
     assert "application/vnd.jupyter.widget-state+json" in exported
     snippet = embed_snippet(views=[explorer])
     assert "deleted by L2 (whiteout)" in snippet and "shadows L0" in snippet
+
+
+def test_the_exported_page_renders_offline_in_chromium(tmp_path: Path):
+    explorer = LayerExplorer(stack(), "lab/demo:1")
+    manager = NODE_MODULES / "@jupyter-widgets/html-manager/dist/embed-amd.js"
+    page = tmp_path / "explorer.html"
+    embed_minimal_html(page, views=[explorer], state=dependency_state([explorer]), requirejs=False,
+                       embed_url=manager.as_uri())
+    require = f'<script src="{(NODE_MODULES / "requirejs/require.js").as_uri()}"></script>'
+    page.write_text(page.read_text().replace("<body>", "<body>\n" + require, 1))
+    dom = subprocess.run(
+        ["chromium", *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--allow-file-access-from-files",
+         "--virtual-time-budget=10000", "--dump-dom", page.as_uri()],
+        capture_output=True, text=True, timeout=120, check=True).stdout
+    rendered = re.sub(r"<script.*?</script>", "", dom, flags=re.S)  # real elements only, not the widget state
+    assert re.search(r"<b>efficiency 4\.3%</b>", rendered), dom[-2000:]
+    assert len(re.findall(r"<details", rendered)) == 5 and "<s><code>motd</code></s>" in rendered
+    assert "L0  4.1 KiB  +8 ~0 -0  ADD rootfs.tar /" in rendered

@@ -9,6 +9,7 @@ it is given and reads nothing else.
 from __future__ import annotations
 
 import html
+import math
 
 import ipywidgets
 
@@ -33,13 +34,18 @@ def human_bytes(count: int) -> str:
     return f"{count} B"
 
 
+def percent_down(fraction: float) -> str:
+    """A fraction as a percentage rounded down, so a little waste never reads as 100%."""
+    return f"{math.floor(fraction * 1000) / 10:.1f}%"
+
+
 def summary_html(stack: LayerStack, title: str) -> str:
     """The headline: how many layers, bytes stored and visible, wasted bytes, efficiency."""
     return (
         f"<div><b>{html.escape(title)}</b> &mdash; {len(stack.layers)} layers, "
         f"{human_bytes(stack.stored_bytes)} in files stored, {human_bytes(stack.visible_bytes)} visible, "
         f"<span style='color:{COLOURS[DELETED]}'>{human_bytes(stack.wasted_bytes)} wasted</span>, "
-        f"<b>efficiency {stack.efficiency:.1%}</b></div>"
+        f"<b>efficiency {percent_down(stack.efficiency)}</b></div>"
     )
 
 
@@ -65,7 +71,7 @@ def layer_html(layer: LayerChanges) -> str:
 
 
 def _node_label(node: Node, opaque_in: dict[str, list[int]]) -> str:
-    suffix = KIND_SUFFIX.get(node.entry.kind, "")
+    suffix = KIND_SUFFIX.get(node.entry.kind, "") if node.path else ""
     label = f"<code>{html.escape(node.name)}{suffix}</code>"
     if node.entry.kind == "symlink":
         label += f" &rarr; <code>{html.escape(node.entry.target)}</code>"
