@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import LayerError, MountError
 from ..layers import ApplyReport, apply_layer, read_entries
@@ -19,6 +20,9 @@ from ..manifest import chain_ids
 from .cache import ensure_layer
 from .model import LayerStack
 from .overlay import OverlayMount, mount_overlay
+
+if TYPE_CHECKING:
+    from ..store import StoredImage
 
 OVERLAY, COPY = "overlay", "copy"
 
@@ -50,7 +54,7 @@ class Unpacked:
             self.mount.unmount()
 
 
-def image_layers(image) -> list[LayerSource]:
+def image_layers(image: StoredImage) -> list[LayerSource]:
     """The layers of a StoredImage (from lxclab.store), bottom first, with media types and DiffIDs."""
     descriptors, diff_ids = image.manifest.layers, image.config.diff_ids
     if not (len(descriptors) == len(diff_ids) == len(image.layer_paths)):
@@ -71,7 +75,7 @@ def unpack_layers(layers: list[LayerSource], target: Path, mode: str = COPY) -> 
     raise LayerError(f"unknown unpack mode {mode!r}: use 'overlay' or 'copy'")
 
 
-def unpack_image(image, target: Path, mode: str = OVERLAY) -> Unpacked:
+def unpack_image(image: StoredImage, target: Path, mode: str = OVERLAY) -> Unpacked:
     """Build the root filesystem of a StoredImage at `target` (overlay mode needs root)."""
     return unpack_layers(image_layers(image), target, mode)
 
@@ -109,7 +113,7 @@ def layers_stack(layers: list[LayerSource], created_by: list[str] | None = None)
     return LayerStack.build(entries, [layer.diff_id or "" for layer in layers], created_by)
 
 
-def image_stack(image) -> LayerStack:
+def image_stack(image: StoredImage) -> LayerStack:
     """The union-filesystem model of a StoredImage, with each layer's history line."""
     created_by = [entry.created_by for entry, diff_id in image.config.layer_history() if diff_id is not None]
     layers = image_layers(image)
