@@ -139,9 +139,11 @@ def test_a_manifest_before_its_blobs_or_an_index_before_its_children_is_refused(
 
 
 def test_anonymous_push_is_refused_with_a_hint_to_log_in(classroom):
+    repository = unique_repository()
     with RegistryClient(classroom.registry_host) as anonymous:
-        with pytest.raises(AuthenticationError, match=f"lxclab login {classroom.registry_host}"):
-            anonymous.push_blob(unique_repository(), m.sha256_digest(b"x"), b"x")
+        with pytest.raises(AuthenticationError, match=f"lxclab login {classroom.registry_host}") as refused:
+            anonymous.push_blob(repository, m.sha256_digest(b"x"), b"x")
+    assert f"insufficient_scope for repository:{repository}:" in str(refused.value)
 
 
 def test_a_file_body_is_sent_again_after_its_token_expired(teacher_client, proxy, tmp_path):

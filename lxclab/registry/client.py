@@ -22,6 +22,7 @@ from ..progress import Progress
 from ..reference import registry_base_url
 from ..store import Ingest, Store
 from .auth import RegistryAuth
+from .challenge import parse_challenge
 
 TRIES = 4  # attempts per operation before giving up
 BACKOFF = 0.25  # seconds before the second attempt; doubled for each further one
@@ -236,7 +237,8 @@ class RegistryClient:
             raise NotFound(f"{what}: not found ({detail}); check the repository name, tag or digest")
         if status in (401, 403):
             raise AuthenticationError(
-                f"{what}: access denied ({detail}); pushing needs credentials: run `lxclab login {self.registry}`"
+                f"{what}: access denied ({detail}{_missing_scope(response)}); "
+                f"pushing needs credentials: run `lxclab login {self.registry}`"
             )
         raise RegistryError(f"{what}: the registry refused it ({detail})")
 
@@ -296,6 +298,15 @@ def _retry_after(response: httpx.Response) -> float | None:
         except (TypeError, ValueError):
             return None
     return min(max(seconds, 0.0), MAX_RETRY_AFTER)
+
+
+def _missing_scope(response: httpx.Response) -> str:
+    """What the registry's challenge says the token lacked, like `; insufficient_scope for repository:x:push`."""
+    challenge = parse_challenge(response.headers.get_list("www-authenticate"))
+    if not challenge or not challenge.params.get("error"):
+        return ""
+    scope = challenge.params.get("scope")
+    return f"; {challenge.params['error']}" + (f" for {scope}" if scope else "")
 
 
 def _describe(failure: Exception) -> str:
