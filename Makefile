@@ -3,7 +3,7 @@ PY := .venv/bin/python
 export IPYTHONDIR := $(CURDIR)/tests/ipython
 export LXCLAB_HOME := $(CURDIR)/_build/lesson-home
 
-.PHONY: notebooks run-lessons twins student html
+.PHONY: notebooks run-lessons twins student html slides run-slides
 notebooks:  ## run lessons (LESSONS=path... for some) on a fresh classroom, store outputs, refresh twins
 	mkdir -p _build && flock _build/lessons.lock $(MAKE) --no-print-directory run-lessons
 run-lessons:
@@ -17,3 +17,9 @@ student:    ## the student edition, solutions removed, in _build/student
 	$(PY) tools/course.py student _build/student
 html:       ## every lesson as static HTML with its widgets, offline (scripts from node_modules), in _build/html
 	$(PY) tools/export.py --out _build/html
+slides:     ## the talk deck, live demos run against the lesson classroom, offline reveal.js, in _build/slides
+	mkdir -p _build && flock _build/lessons.lock $(MAKE) --no-print-directory run-slides
+run-slides:
+	scripts/lesson-classroom.sh up
+	$(PY) tools/slides.py --out _build/slides || (scripts/lesson-classroom.sh down; exit 1)
+	scripts/lesson-classroom.sh down

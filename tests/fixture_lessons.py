@@ -92,6 +92,15 @@ def lesson_classroom(tmp_path_factory: pytest.TempPathFactory, seed_layout: Path
         yield LessonClassroom(classroom, home)
     finally:
         classroom.down()
+        remove_empty_lxc_lock_dirs(home / "lxc")
+
+
+def remove_empty_lxc_lock_dirs(lxcpath: Path) -> None:
+    """Remove the lock folders liblxc made under /run/lxc/lock for `lxcpath` (and its parents), if empty."""
+    folder = Path("/run/lxc/lock") / str(lxcpath).lstrip("/")
+    while folder != Path("/run/lxc/lock") and folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
+        folder = folder.parent
 
 
 def run_notebook(path: Path, env: dict[str, str], allow_errors: bool = True) -> nbformat.NotebookNode:

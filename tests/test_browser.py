@@ -1,5 +1,5 @@
 """Widgets in a real browser (Debian's chromium driven by Playwright): a notebook exported to static HTML
-renders its widgets with no network."""
+renders its widgets with no network; the talk deck, its demos run live, loads offline and shows its widgets."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ from pathlib import Path
 import nbformat
 
 from fixture_browser import Browser, browser, chromium, screenshot  # noqa: F401
-from fixture_lessons import IPYTHON_DIR, load_tool, run_notebook
+from fixture_lessons import IPYTHON_DIR, LessonClassroom, lesson_classroom, load_tool, run_notebook  # noqa: F401
 
 export = load_tool("export")
+slides = load_tool("slides")
 WIDGET_TIMEOUT_MS = 30_000
 
 WIDGET_CELLS = [
@@ -67,3 +68,32 @@ def test_exported_notebook_renders_its_widgets_with_no_network(browser: Browser,
     assert "1.0 kB / 1.0 kB done" in page.inner_text("body")
     assert browser.guard.remote == [] and browser.errors == [] and browser.failed == []
     assert any(url.endswith("html-manager/dist/embed-amd.js") for url in browser.guard.requested)
+
+
+def show_slide_of(page, selector: str) -> None:
+    """Make reveal.js go to the slide that holds the first element matching `selector`."""
+    page.evaluate("""selector => {
+        const slide = document.querySelector(selector).closest("section");
+        const where = window.lxclabReveal.getIndices(slide);
+        window.lxclabReveal.slide(where.h, where.v);
+    }""", selector)
+
+
+def test_the_deck_runs_its_demos_and_shows_its_widgets_offline(browser: Browser, lesson_classroom: LessonClassroom,
+                                                               tmp_path: Path):
+    deck = slides.build_deck(tmp_path / "slides", env=lesson_classroom.env)
+    executed = nbformat.read(tmp_path / "slides" / slides.DECK.name, as_version=4)
+    assert [o for c in executed.cells for o in c.get("outputs", []) if o.output_type == "error"] == []
+    page = browser.page()
+    page.goto(deck.as_uri())
+    page.wait_for_function("window.lxclabReveal && window.lxclabReveal.isReady()", timeout=WIDGET_TIMEOUT_MS)
+    assert page.evaluate("window.lxclabReveal.getTotalSlides()") > 10
+    page.wait_for_selector(".reveal .widget-tab", state="attached", timeout=WIDGET_TIMEOUT_MS)
+    show_slide_of(page, ".reveal .widget-tab")
+    page.wait_for_selector(".reveal section.present .widget-tab", state="visible", timeout=WIDGET_TIMEOUT_MS)
+    screenshot(page, "deck-layer-explorer")
+    show_slide_of(page, ".reveal svg polyline.series")
+    assert page.locator(".reveal section.present svg polyline.series").count() == 3
+    assert "OOM kills: 1" in page.inner_text(".reveal section.present")  # the hog met its memory limit
+    screenshot(page, "deck-resource-graph")
+    assert browser.guard.remote == [] and browser.errors == [] and browser.failed == []
