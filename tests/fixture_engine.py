@@ -11,6 +11,7 @@ import pytest
 from lxclab import cgroups, network
 from lxclab.engine import containers, gc
 from lxclab.engine.pull import pull
+from lxclab.errors import ContainerNotFound
 
 
 @pytest.fixture
@@ -20,7 +21,10 @@ def engine_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pat
     monkeypatch.setenv("LXCLAB_HOME", str(home))
     yield home
     for container in containers.containers():
-        gc.rm(container.id, force=True)
+        try:
+            gc.rm(container.id, force=True)
+        except ContainerNotFound:
+            pass  # a --rm container that removed itself meanwhile
     gc.gc()
 
 

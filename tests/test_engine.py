@@ -13,7 +13,7 @@ import pytest
 from fixture_engine import busybox, engine_home  # noqa: F401
 
 from lxclab import paths
-from lxclab.cgroups import Limits
+from lxclab.limits import Limits
 from lxclab.engine import containers, gc
 from lxclab.engine import run as engine
 from lxclab.errors import CommandNotFound, ContainerError, ContainerNotFound, ImageNotFound, InvalidLimit, NotRunning
@@ -49,8 +49,8 @@ def test_only_lo_is_visible_without_a_network(busybox):
 
 
 def test_bridge_network_gives_eth0_that_reaches_the_bridge(busybox):
-    result = engine.run(busybox, ["sh", "-c", "ls /sys/class/net; ping -c 1 -W 3 10.213.0.1 >/dev/null && echo reached"],
-                        net="bridge")
+    script = "ls /sys/class/net; ping -c 1 -W 3 10.213.0.1 >/dev/null && echo reached"
+    result = engine.run(busybox, ["sh", "-c", script], net="bridge")
     assert result.output.split() == ["eth0", "lo", "reached"]
 
 
@@ -126,6 +126,12 @@ def test_detached_run_with_rm_removes_itself_when_it_exits(busybox):
     while container.directory.exists() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not container.directory.exists()
+
+
+def test_forced_rm_of_a_detached_run_with_rm(busybox):
+    container = engine.start(busybox, ["sleep", "60"], remove=True)
+    assert gc.rm(container.short_id, force=True) == container.id
+    assert not container.directory.exists() and containers.containers() == []
 
 
 def test_exit_is_recorded_for_ps(busybox):

@@ -13,7 +13,7 @@ import signal
 import sys
 import time
 
-from ..cgroups import Limits
+from ..limits import Limits
 from ..engine import containers, gc, run
 from ..errors import CommandNotFound
 from ..unionfs import COPY, OVERLAY

@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .. import cgroups, paths
+from ..limits import Limits
 from ..chroot import ExitStatus
 from ..errors import ContainerError, ContainerNotFound, NotRunning
 from ..namespaces import start_time
@@ -93,9 +94,9 @@ class ContainerConfig:
         """The name of its cgroup: unique on the host, like its ID."""
         return f"lxclab-{self.id[:SHORT]}"
 
-    def cgroup_limits(self) -> cgroups.Limits:
-        """Its limits as a cgroups.Limits."""
-        return cgroups.Limits(**self.limits)
+    def cgroup_limits(self) -> Limits:
+        """Its limits as a Limits."""
+        return Limits(**self.limits)
 
 
 @dataclass
@@ -204,8 +205,11 @@ class Container:
         self.save()
 
     def refresh(self) -> "Container":
-        """Read the state again from disk (another process may have changed it)."""
-        self.state = ContainerState.from_json((self.directory / STATE).read_text())
+        """Read the state again from disk (another process may have changed it); ContainerNotFound once removed."""
+        try:
+            self.state = ContainerState.from_json((self.directory / STATE).read_text())
+        except FileNotFoundError:
+            raise ContainerNotFound(f"container {self.name} has been removed") from None
         return self
 
     @property

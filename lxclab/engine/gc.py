@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from .. import network, paths
-from ..errors import ContainerError
+from ..errors import ContainerError, ContainerNotFound
 from ..resources import Resources, release
 from .containers import CREATED, DEAD, EXITED, NET_BRIDGE, RUNNING, Container, bridge_name, find, is_alive, scan
 
@@ -36,18 +36,32 @@ def rm(name_or_id: str, force: bool = False) -> str:
         if not force:
             raise ContainerError(f"container {container.name} is {container.status}: stop it first, "
                                  f"or force it with lxclab rm -f {name_or_id}")
-        _kill_and_wait(container)
-    if container.directory.exists():
-        release(container.refresh().state.resources)
+        try:
+            _kill_and_wait(container)
+        except ContainerNotFound:
+            pass  # already being removed by its own lxclab process (--rm)
+        if container.config.remove:
+            _wait_until_removed(container)  # its lxclab process removes it: do not race it
+            return container.id
+        container.refresh()
+    release(container.state.resources)
     return container.id
 
 
-def _kill_and_wait(container: Container) -> None:
-    """SIGKILL PID 1 of a running container and wait until the lxclab process running it has finished."""
-    if is_alive(container.state.pid):
-        os.kill(container.state.pid[0], signal.SIGKILL)
+def _wait_until_removed(container: Container) -> None:
+    """Wait while the lxclab process of a --rm container deletes its directory; finish the job if it died."""
     deadline = time.monotonic() + OWNER_EXIT_TIMEOUT
-    while container.directory.exists() and container.refresh().status in (RUNNING, CREATED):
+    while container.directory.exists() and is_alive(container.state.owner) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    release(Resources(dirs=container.state.resources.dirs))
+
+
+def _kill_and_wait(container: Container) -> None:
+    """SIGKILL PID 1 of a running (or starting) container until the lxclab process running it has recorded its end."""
+    deadline = time.monotonic() + OWNER_EXIT_TIMEOUT
+    while container.refresh().status in (RUNNING, CREATED):
+        if is_alive(container.state.pid):
+            os.kill(container.state.pid[0], signal.SIGKILL)
         if time.monotonic() > deadline:
             raise ContainerError(f"container {container.name} still runs {OWNER_EXIT_TIMEOUT:.0f} s after SIGKILL; "
                                  f"its lxclab process is PID {container.state.owner[0]}")

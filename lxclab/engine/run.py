@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .. import cgroups, errors, namespaces, network
-from ..cgroups import Limits
+from ..limits import Limits
 from ..chroot import ExitStatus
 from ..errors import ContainerError, ImageNotFound, LxclabError, NetworkError, NotRunning
 from ..resources import Resources, release
@@ -41,7 +41,8 @@ from .rootfs import root_filesystem
 from .streams import Streams
 
 _NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}")
-_SUPERVISOR = "import sys; from lxclab.engine.run import supervise_detached; supervise_detached(sys.argv[1], int(sys.argv[2]))"
+_SUPERVISOR = ("import sys; from lxclab.engine.run import supervise_detached; "
+               "supervise_detached(sys.argv[1], int(sys.argv[2]))")
 
 
 @dataclass(frozen=True)
@@ -219,12 +220,10 @@ def _network(container: Container) -> str | None:
 
 def home_bridge() -> network.Bridge:
     """This home's bridge, created on first use (its own network namespace; the host's stays untouched)."""
-    bridge = network.Bridge(bridge_name())
-    if bridge.netns in network.list_netns():
-        return bridge
     try:
-        return network.Bridge.create(bridge.name)
+        return network.Bridge.ensure(bridge_name())
     except NetworkError:
+        bridge = network.Bridge(bridge_name())
         if bridge.netns in network.list_netns():
             return bridge  # another run created it at the same moment
         raise
