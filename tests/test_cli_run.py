@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
 from fixture_engine import busybox, engine_home  # noqa: F401
 
+from lxclab.engine import containers
 from lxclab.engine.pull import pull
 from lxclab.store import Store
 
@@ -54,6 +57,19 @@ def test_detached_exec_ps_rm(busybox):
     assert lxclab("rm", "-f", "bg").stdout.strip() == container_id
     again = lxclab("rm", "bg")
     assert again.returncode == 1 and "no container 'bg'" in again.stderr and "lxclab ps -a" in again.stderr
+
+
+def test_sigterm_to_a_foreground_run_kills_the_container_and_records_it(busybox):
+    cli = subprocess.Popen([sys.executable, "-m", "lxclab", "run", "--name", "stopped", busybox, "sleep", "60"],
+                           stdin=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while "Up " not in lxclab("ps").stdout and time.monotonic() < deadline:
+        time.sleep(0.1)
+    [container] = containers.containers()
+    cli.send_signal(signal.SIGTERM)
+    assert cli.wait(timeout=30) == 130
+    assert containers.find("stopped").describe().startswith("Exited (137)")
+    assert not any(Path(path).exists() for path in container.state.resources.cgroups)
 
 
 def test_missing_image_says_to_pull_it_first(engine_home):
