@@ -7,13 +7,16 @@ import getpass
 import json
 import sys
 
-from ..engine import pull, push
+from typing import TYPE_CHECKING
+
 from ..errors import AuthenticationError, ManifestError
 from ..manifest import Platform
 from ..paths import credentials_file
-from ..progress import TerminalProgress
-from ..registry import RegistryClient, credentials
-from ..store import Store, StoredImage
+
+if TYPE_CHECKING:
+    from ..store import StoredImage
+
+# Each command imports the library it needs when it runs, so that `lxclab --help` starts fast.
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -73,6 +76,9 @@ def platform_argument(text: str) -> Platform:
 
 def run_pull(args: argparse.Namespace) -> int:
     """Pull REF with progress bars on stderr; print the manifest digest on stdout."""
+    from ..engine import pull
+    from ..progress import TerminalProgress
+
     progress = None if args.quiet else TerminalProgress()
     image = pull(args.ref, platform=args.platform, insecure=args.insecure, progress=progress)
     print(image.digest)
@@ -81,6 +87,8 @@ def run_pull(args: argparse.Namespace) -> int:
 
 def run_images(args: argparse.Namespace) -> int:
     """Print one line per stored image."""
+    from ..store import Store
+
     rows = [("REPOSITORY", "TAG", "DIGEST", "PLATFORM", "SIZE")]
     for image in Store().images():
         ref = image.reference
@@ -93,6 +101,8 @@ def run_images(args: argparse.Namespace) -> int:
 
 def run_inspect(args: argparse.Namespace) -> int:
     """Print what a pulled image is made of, bottom layer first."""
+    from ..store import Store
+
     image = Store().image(args.ref)
     if args.json:
         document = {"manifest": json.loads(image.manifest.raw), "config": json.loads(image.config.raw)}
@@ -129,6 +139,8 @@ def describe(image: StoredImage) -> list[str]:
 
 def run_tag(args: argparse.Namespace) -> int:
     """Record TARGET as another name of SOURCE."""
+    from ..store import Store
+
     image = Store().tag(args.source, args.target)
     print(f"{image.reference.familiar} -> {image.digest}")
     return 0
@@ -136,12 +148,16 @@ def run_tag(args: argparse.Namespace) -> int:
 
 def run_push(args: argparse.Namespace) -> int:
     """Push REF from the store; print the manifest digest."""
+    from ..engine import push
+
     print(push(args.ref, chunk_size=args.chunk_size))
     return 0
 
 
 def run_login(args: argparse.Namespace) -> int:
     """Ask for what is missing, check it against the registry's token server, then save it."""
+    from ..registry import RegistryClient, credentials
+
     username = args.username or input("Username: ")
     password = sys.stdin.readline().rstrip("\n") if args.password_stdin else getpass.getpass("Password: ")
     if not username or not password:
@@ -155,6 +171,8 @@ def run_login(args: argparse.Namespace) -> int:
 
 def run_logout(args: argparse.Namespace) -> int:
     """Remove the saved login for REGISTRY."""
+    from ..registry import credentials
+
     removed = credentials.forget(args.registry)
     print(f"{'Removed' if removed else 'No'} saved login for {args.registry}")
     return 0

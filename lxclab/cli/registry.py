@@ -6,7 +6,10 @@ import argparse
 import secrets
 from pathlib import Path
 
-from ..classroom import Classroom
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..classroom import Classroom
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -44,6 +47,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_up(args: argparse.Namespace) -> int:
     """Start the classroom and say where it is and where the teacher's password is."""
+    from ..classroom import Classroom
+
     classroom = Classroom(args.state_dir, host=args.host, registry_port=args.port,
                           token_port=args.token_port, token_ttl=args.token_ttl)
     classroom.up()
@@ -56,14 +61,14 @@ def run_up(args: argparse.Namespace) -> int:
 
 def run_down(args: argparse.Namespace) -> int:
     """Stop both classroom servers."""
-    Classroom.recorded(args.state_dir).down()
+    recorded(args.state_dir).down()
     print("classroom registry stopped")
     return 0
 
 
 def run_status(args: argparse.Namespace) -> int:
     """Print each server's state, PID and URL; 0 when both run."""
-    status = Classroom.recorded(args.state_dir).status()
+    status = recorded(args.state_dir).status()
     for name, running in (("registry", status.registry_running), ("token", status.token_running)):
         state = f"running (pid {status.pids[name]})" if running else "not running"
         print(f"{name + ':':10} {state:24} {status.urls[name]}")
@@ -73,8 +78,15 @@ def run_status(args: argparse.Namespace) -> int:
 def run_adduser(args: argparse.Namespace) -> int:
     """Add or update a student account; print the password when it was generated."""
     password = args.password or secrets.token_urlsafe(9)
-    Classroom.recorded(args.state_dir).add_user(args.name, password)
+    recorded(args.state_dir).add_user(args.name, password)
     print(f"user {args.name} may pull everything and push to {args.name}/...")
     if not args.password:
         print(f"password: {password}")
     return 0
+
+
+def recorded(state_dir: Path | None) -> Classroom:
+    """The classroom as its last `up` left it (the servers' library is imported only now, to start fast)."""
+    from ..classroom import Classroom
+
+    return Classroom.recorded(state_dir)

@@ -6,12 +6,8 @@ import argparse
 import time
 from pathlib import Path
 
-from ..classroom import Classroom
-from ..classroom.ocilayout import OciLayout
-from ..classroom.publish import push_layout
-from ..classroom.seed import build_seed_layout, default_layout_dir
 from ..errors import SeedError
-from ..registry import RegistryClient, lookup
+from .registry import recorded
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -23,7 +19,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--registry", metavar="HOST:PORT",
                         help="registry to push to (default: the running classroom registry)")
     parser.add_argument("--layout", type=Path, metavar="DIR",
-                        help=f"OCI layout to build into (default {default_layout_dir()})")
+                        help="OCI layout to build into (default $LXCLAB_HOME/seed-layout)")
     parser.add_argument("--bench-size", type=int, default=0, metavar="MB",
                         help="also build lab/bench with about MB megabytes of random layers (default: not built)")
     parser.add_argument("--no-push", action="store_true", help="only build the layout")
@@ -34,6 +30,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_seed(args: argparse.Namespace) -> int:
     """Build the layout, print each image's digest, and push them unless told not to."""
+    from ..classroom.ocilayout import OciLayout
+    from ..classroom.publish import push_layout
+    from ..classroom.seed import build_seed_layout, default_layout_dir
+    from ..registry import RegistryClient
+
     if args.bench_size < 0:
         raise SeedError(f"--bench-size {args.bench_size}: give a size in megabytes, 0 or more")
     target = None if args.no_push else push_target(args.registry, args.state_dir)
@@ -54,7 +55,9 @@ def run_seed(args: argparse.Namespace) -> int:
 
 def push_target(registry: str | None, state_dir: Path | None) -> tuple[str, tuple[str, str] | None]:
     """The registry to push to and its credentials: the classroom's (its teacher), or a named one's saved login."""
-    classroom = Classroom.recorded(state_dir)
+    from ..registry import lookup
+
+    classroom = recorded(state_dir)
     if registry is None:
         if not classroom.status().running:
             raise SeedError(

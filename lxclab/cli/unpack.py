@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..store import Store
-from ..unionfs import COPY, OVERLAY, unmount, unpack_image
+OVERLAY, COPY = "overlay", "copy"  # lxclab.unionfs's mode names; the library is imported when a command runs
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -24,6 +23,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_unpack(args: argparse.Namespace) -> int:
     """Unpack REF into DIR and say what was done."""
+    from ..store import Store
+    from ..unionfs import unpack_image
+
     image = Store().image(args.ref)
     unpacked = unpack_image(image, args.dir, args.mode)
     for report in unpacked.reports:
@@ -38,6 +40,8 @@ def run_unpack(args: argparse.Namespace) -> int:
 
 def run_unmount(args: argparse.Namespace) -> int:
     """Unmount DIR and delete its upper and work directories."""
+    from ..unionfs import unmount
+
     unmount(args.dir)
     print(f"unmounted {args.dir}")
     return 0
