@@ -5,7 +5,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="${LXCLAB_VENV:-$here/.venv}"
 
 # Debian packages: the real components (registry, oracles, LXC, a browser for widget tests).
-debs=(docker-registry busybox-static skopeo umoci crun lxc lxc-dev pkg-config gcc
+debs=(python3 python3-venv python3-dev docker-registry busybox-static skopeo umoci crun lxc lxc-dev pkg-config gcc
       zstd iproute2 util-linux uidmap chromium)
 # Node.js and npm come with this kind of machine; Debian's npm conflicts with them.
 command -v npm >/dev/null || debs+=(nodejs npm)
@@ -21,8 +21,9 @@ fi
 
 # The Python environment: the package, editable, with its test extras.
 stamp="$venv/.lxclab-installed"
+# Debian's own Python, so that every user (the lessons' non-root run as nobody) can execute it.
 if [[ ! -x "$venv/bin/python" ]]; then
-  python3 -m venv "$venv"
+  /usr/bin/python3 -m venv "$venv"
 fi
 if [[ ! -f "$stamp" || "$here/pyproject.toml" -nt "$stamp" ]]; then
   echo "setup: installing the Python environment in $venv"
