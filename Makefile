@@ -10,7 +10,7 @@ run-lessons:
 	scripts/lesson-classroom.sh up
 	$(PY) tools/course.py execute $(LESSONS) || (scripts/lesson-classroom.sh down; exit 1)
 	scripts/lesson-classroom.sh down
-	$(PY) tools/course.py twins
+	$(PY) tools/course.py twins $(LESSONS)
 twins:      ## refresh notebooks/md/*.md from the notebooks
 	$(PY) tools/course.py twins
 student:    ## the student edition, solutions removed, in _build/student

@@ -1,7 +1,7 @@
 """Course tooling: regenerate lesson outputs, keep text twins in step, build the student edition.
 
     python tools/course.py execute [NOTEBOOK...]   run notebooks in place, storing their outputs
-    python tools/course.py twins                   write notebooks/md/<name>.md (MyST) from each notebook
+    python tools/course.py twins [NOTEBOOK...]     write notebooks/md/<name>.md (MyST) from the notebooks
     python tools/course.py check-twins             exit 1 if a twin is out of step with its notebook
     python tools/course.py student [DIR]           write the student edition (solutions removed) to DIR
 
@@ -49,10 +49,10 @@ def twin_text(path: Path) -> str:
     return jupytext.writes(nbformat.read(path, as_version=4), fmt="md:myst")
 
 
-def write_twins() -> None:
-    """Write every lesson's MyST twin next to the notebooks, in notebooks/md/."""
+def write_twins(paths: list[Path]) -> None:
+    """Write the MyST twin of each lesson given (default: every lesson) in notebooks/md/."""
     TWINS.mkdir(exist_ok=True)
-    for path in lessons():
+    for path in paths or lessons():
         (TWINS / f"{path.stem}.md").write_text(twin_text(path))
 
 
@@ -94,7 +94,7 @@ def main(argv: list[str]) -> int:
     if command == "execute":
         execute([Path(a).resolve() for a in args] or lessons())
     elif command == "twins":
-        write_twins()
+        write_twins([Path(a).resolve() for a in args])
     elif command == "check-twins":
         stale = stale_twins()
         if stale:
