@@ -132,7 +132,7 @@ def start_time(pid: int) -> int:
     """When process `pid` started, in clock ticks since boot: with the PID it names one process for good."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):  # gone before the open, or between the open and the read
         return -1
     return int(stat.rsplit(")", 1)[1].split()[19])
 

@@ -24,7 +24,7 @@ from .namespaces import start_time
 
 @dataclass
 class Resources:
-    """What one run created: processes as [PID, start time], mounts, cgroup dirs, netns, endpoints, dirs."""
+    """What one run created: processes as [PID, start time], mounts, cgroups, netns, endpoints, dirs, LXC containers."""
 
     pids: list[list[int]] = field(default_factory=list)
     mounts: list[str] = field(default_factory=list)
@@ -32,6 +32,7 @@ class Resources:
     netns: list[str] = field(default_factory=list)
     endpoints: list[dict[str, str]] = field(default_factory=list)
     dirs: list[str] = field(default_factory=list)
+    lxc: list[dict[str, str]] = field(default_factory=list)  # {"name": ..., "lxcpath": ...}
 
     def to_json(self) -> str:
         """The record as a JSON object."""
@@ -44,14 +45,16 @@ class Resources:
 
 
 def release(resources: Resources) -> None:
-    """Kill, unmount, and remove everything in the record, in that order; needs root.
+    """Kill, stop, unmount, and remove everything in the record, in that order; needs root.
 
     Every step is tried even if an earlier one fails; the failures are raised together
     at the end. A PID is only killed if it still names the process recorded (same start
-    time), and a directory is only removed when nothing is mounted under it any more.
+    time), and a directory is only removed when nothing is mounted under it any more. An
+    LXC container is stopped before its root is unmounted and destroyed after.
     """
     failures = []
-    steps = [(_kill_recorded, resources.pids), (_unmount, resources.mounts), (cgroups.remove_dirs, resources.cgroups),
+    steps = [(_kill_recorded, resources.pids), (_stop_lxc, resources.lxc), (_unmount, resources.mounts),
+             (_destroy_lxc, resources.lxc), (cgroups.remove_dirs, resources.cgroups),
              (_remove_endpoints, resources.endpoints), (_delete_netns, resources.netns),
              (_remove_dirs, resources.dirs)]
     for step, items in steps:
@@ -82,7 +85,7 @@ def _running(pid: int) -> bool:
     """Whether `pid` exists and is not a zombie (dead, waiting only for its parent to collect it)."""
     try:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):
         return False
 
 
@@ -97,6 +100,32 @@ def _unmount(mounts: list[str]) -> None:
     for target in reversed(mounts):
         while target in _mount_points():
             _linux.umount(target, _linux.MNT_DETACH)
+
+
+def _lxc_containers(records: list[dict[str, str]]) -> list:
+    """The recorded LXC containers, opened (python-lxc is imported only when there are some)."""
+    if not records:
+        return []
+    from .lxc import Container
+
+    return [Container(record["name"], record["lxcpath"]) for record in records]
+
+
+def _stop_lxc(records: list[dict[str, str]]) -> None:
+    """Stop each recorded LXC container that still runs (its leftover cgroups go with it)."""
+    for container in _lxc_containers(records):
+        if container.running:
+            container.stop()
+
+
+def _destroy_lxc(records: list[dict[str, str]]) -> None:
+    """Destroy each recorded LXC container that is still defined, and remove its leftover cgroups."""
+    from .lxc.hierarchies import remove_leftovers
+
+    for container in _lxc_containers(records):
+        if container.defined:
+            container.destroy()
+        remove_leftovers(container.name)
 
 
 def _remove_endpoints(endpoints: list[dict[str, str]]) -> None:

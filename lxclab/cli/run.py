@@ -1,9 +1,12 @@
-"""`lxclab run`, `exec`, `ps`, `logs`, `rm` and `gc`: containers from the command line, as Docker has them.
+"""`lxclab run`, `exec`, `ps`, `logs`, `start`, `stop`, `rm`, `gc`: containers from the command line, as in Docker.
 
     lxclab run [--rm] [-d] [--name N] [--memory SIZE] [--cpus N] [--pids N] [--hostname H]
-               [--net none|bridge] [--rootless] [--mode overlay|copy] REF [CMD...]
+               [--net none|bridge] [--rootless] [--mode overlay|copy] [--runtime namespaces|lxc] REF [CMD...]
     lxclab exec ID CMD...      lxclab ps [-a]      lxclab logs ID
+    lxclab start ID            lxclab stop ID
     lxclab rm [-f] ID...       lxclab gc
+
+The engine is imported inside each command, so that `lxclab --help` stays quick.
 """
 
 from __future__ import annotations
@@ -13,12 +16,12 @@ import signal
 import sys
 import time
 
-from ..limits import Limits
-from ..engine import containers, gc, run
 from ..errors import CommandNotFound
-from ..unionfs import COPY, OVERLAY
+from ..limits import Limits
 
 COMMAND_NOT_FOUND = 127  # what a shell (and Docker) exits with when the command does not exist
+MODES = ("overlay", "copy")  # lxclab.unionfs.OVERLAY, COPY
+RUNTIMES = ("namespaces", "lxc")  # lxclab.engine.containers.NAMESPACES, LXC
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -34,6 +37,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     command = subparsers.add_parser("logs", help="print what a container wrote to stdout and stderr")
     command.add_argument("container", metavar="ID")
     command.set_defaults(func=run_logs)
+    command = subparsers.add_parser("start", help="start an exited container again, in the background")
+    command.add_argument("container", metavar="ID")
+    command.set_defaults(func=run_start)
+    command = subparsers.add_parser("stop", help="stop a running container (SIGKILL to its PID 1)")
+    command.add_argument("container", metavar="ID")
+    command.set_defaults(func=run_stop)
     command = subparsers.add_parser("rm", help="remove containers and everything they hold")
     command.add_argument("-f", "--force", action="store_true", help="kill a running container first")
     command.add_argument("containers", metavar="ID", nargs="+")
@@ -56,8 +65,10 @@ def _register_run(subparsers: argparse._SubParsersAction) -> None:
                          help="none: only lo (default); bridge: a veth on this home's bridge")
     command.add_argument("--rootless", action="store_true", default=None,
                          help="run in a user namespace, as non-root users do (implies --mode copy)")
-    command.add_argument("--mode", choices=(OVERLAY, COPY),
+    command.add_argument("--mode", choices=MODES,
                          help="overlay: shared layers plus an upper dir (root, default); copy: a private copy")
+    command.add_argument("--runtime", choices=RUNTIMES, default=RUNTIMES[0],
+                         help="namespaces: lxclab's own (default); lxc: liblxc starts it (root, --net none)")
     command.add_argument("ref", metavar="REF", help="a pulled image, like 127.0.0.1:5000/lab/busybox")
     command.add_argument("command", metavar="CMD", nargs=argparse.REMAINDER,
                          help="the command and its arguments (default: the image's Cmd)")
@@ -66,9 +77,11 @@ def _register_run(subparsers: argparse._SubParsersAction) -> None:
 
 def run_run(args: argparse.Namespace) -> int:
     """Run a container in the foreground (exit with its status) or detached (print its ID)."""
+    from ..engine import run
+
     limits = Limits.parse(memory=args.memory, cpus=args.cpus, pids=args.pids)
     options = dict(name=args.name, limits=limits, hostname=args.hostname, net=args.net, rootless=args.rootless,
-                   mode=args.mode, remove=args.remove)
+                   mode=args.mode, remove=args.remove, runtime=args.runtime)
     if args.detach:
         print(run.start(args.ref, args.command, **options).id)
         return 0
@@ -92,6 +105,8 @@ def _terminate(signum: int, frame: object) -> None:
 
 def run_exec(args: argparse.Namespace) -> int:
     """Run a command in a running container with this terminal's stdio; exit with its status."""
+    from ..engine import run
+
     try:
         return run.exec_in(args.container, args.command).exit_code
     except CommandNotFound as exc:
@@ -100,15 +115,17 @@ def run_exec(args: argparse.Namespace) -> int:
 
 
 def run_ps(args: argparse.Namespace) -> int:
-    """Print a table of containers: ID, image, command, created, status, name."""
+    """Print a table of containers: ID, image, command, created, status, runtime, name."""
+    from ..engine import containers
+
     now = time.time()
-    rows = [("CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "NAME")]
+    rows = [("CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "RUNTIME", "NAME")]
     for container in containers.containers():
         if args.all or container.status == containers.RUNNING:
             command = " ".join(container.config.argv)
             rows.append((container.short_id, container.config.image, _clip(command, 24),
                          containers.ago(now - container.config.created) + " ago", container.describe(now),
-                         container.name))
+                         container.config.runtime, container.name))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
@@ -121,14 +138,39 @@ def _clip(text: str, width: int) -> str:
 
 
 def run_logs(args: argparse.Namespace) -> int:
-    """Write a container's log to stdout."""
-    sys.stdout.buffer.write(containers.find(args.container).logs())
+    """Write a container's log to stdout; say so on stderr when it never captured any."""
+    from ..engine import containers
+
+    container = containers.find(args.container)
+    if not container.log_path.exists():
+        print(f"lxclab: container {container.name} has no captured output yet: it has not started "
+              f"(lxclab start {container.name})", file=sys.stderr)
+        return 0
+    sys.stdout.buffer.write(container.logs())
     sys.stdout.flush()
+    return 0
+
+
+def run_start(args: argparse.Namespace) -> int:
+    """Start an exited container again in the background; print its ID."""
+    from ..engine import run
+
+    print(run.restart(args.container).id)
+    return 0
+
+
+def run_stop(args: argparse.Namespace) -> int:
+    """Stop a running container; print its ID."""
+    from ..engine import gc
+
+    print(gc.stop(args.container))
     return 0
 
 
 def run_rm(args: argparse.Namespace) -> int:
     """Remove each container named, printing its ID; stop at the first that cannot be removed."""
+    from ..engine import gc
+
     for name in args.containers:
         print(gc.rm(name, force=args.force))
     return 0
@@ -136,6 +178,8 @@ def run_rm(args: argparse.Namespace) -> int:
 
 def run_gc(args: argparse.Namespace) -> int:
     """Remove what crashed runs left and say what it was."""
+    from ..engine import gc
+
     removed = gc.gc()
     for line in removed:
         print(f"removed {line}")

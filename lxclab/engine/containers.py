@@ -11,6 +11,10 @@ Layout under lxclab.paths.containers_dir():
     <id>/upper/ work/   its overlay upper and work directories: where its writes land
     .tmp-*/             a container being created, renamed to <id> once its record is complete
 
+A container of the LXC runtime (config.runtime == "lxc") also has an LXC container,
+`$LXCLAB_HOME/lxc/lxclab-<short id>/`, whose rootfs is its overlay mount point on the
+host (or its copy); its record lists that container, mount and LXC's cgroups too.
+
 A resource is added to state.json *before* it is created, so that after a crash, even a
 SIGKILL, `gc` knows everything that may exist. Records are replaced by an atomic rename;
 they are not fsync'ed: they describe processes, cgroups and namespaces, which a power
@@ -39,6 +43,7 @@ from ..resources import Resources
 
 CREATED, RUNNING, EXITED, DEAD = "created", "running", "exited", "dead"
 NET_NONE, NET_BRIDGE = "none", "bridge"
+NAMESPACES, LXC = "namespaces", "lxc"  # runtimes: lxclab's own namespaces code, or liblxc
 CONFIG, STATE, LOG = "config.json", "state.json", "container.log"
 SHORT = 12  # hex digits of the short ID, as Docker shows
 
@@ -59,7 +64,7 @@ def is_alive(recorded: list[int] | None) -> bool:
         return False
     try:
         state = Path(f"/proc/{recorded[0]}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):
         return False
     return state != "Z"
 
@@ -88,10 +93,16 @@ class ContainerConfig:
     rootless: bool = False
     remove: bool = False
     created: float = 0.0
+    runtime: str = NAMESPACES
 
     @property
     def cgroup_name(self) -> str:
         """The name of its cgroup: unique on the host, like its ID."""
+        return f"lxclab-{self.id[:SHORT]}"
+
+    @property
+    def lxc_name(self) -> str:
+        """The name of its LXC container (LXC runtime): unique on the host, since LXC's cgroups are named after it."""
         return f"lxclab-{self.id[:SHORT]}"
 
     def cgroup_limits(self) -> Limits:
@@ -201,7 +212,8 @@ class Container:
     def record(self, **resources: list) -> None:
         """Add resources (like cgroups=[...], netns=[...]) to the record and save it, before creating them."""
         for kind, items in resources.items():
-            getattr(self.state.resources, kind).extend(items)
+            recorded = getattr(self.state.resources, kind)
+            recorded.extend(item for item in items if item not in recorded)
         self.save()
 
     def refresh(self) -> "Container":

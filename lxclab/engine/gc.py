@@ -1,11 +1,12 @@
-"""Removing containers: `rm` for one, `gc` for whatever crashed or SIGKILLed runs left behind.
+"""Stopping and removing containers: `stop` and `rm` for one, `gc` for whatever crashed or SIGKILLed runs left.
 
-Both read the container's record (lxclab.engine.containers), which names every host
+All read the container's record (lxclab.engine.containers), which names every host
 resource the run created, and hand it to lxclab.resources.release: kill the recorded
-processes that are still the same processes, remove the cgroups, the veths and network
-namespaces, then the directories. A run whose lxclab process ended without recording an
-exit is "dead"; `gc` removes it whole, along with half-created records and, when no
-container of this home needs it any more, the home's bridge.
+processes that are still the same processes, stop LXC containers, unmount, destroy LXC
+containers, remove the cgroups, the veths and network namespaces, then the directories.
+A run whose lxclab process ended without recording an exit is "dead"; `gc` removes it
+whole, along with half-created records, LXC containers of this home that no record
+names, and, when no container of this home needs it any more, the home's bridge.
 """
 
 from __future__ import annotations
@@ -17,9 +18,11 @@ import time
 from pathlib import Path
 
 from .. import network, paths
-from ..errors import ContainerError, ContainerNotFound
+from ..errors import ContainerError, ContainerNotFound, NotRunning
 from ..resources import Resources, release
 from .containers import CREATED, DEAD, EXITED, NET_BRIDGE, RUNNING, Container, bridge_name, find, is_alive, scan
+
+LXC_PREFIX = "lxclab-"  # the LXC containers of the LXC runtime are named lxclab-<short id>
 
 STALE_AFTER = 60.0  # seconds before a half-written record counts as abandoned rather than in progress
 OWNER_EXIT_TIMEOUT = 10.0
@@ -45,6 +48,22 @@ def rm(name_or_id: str, force: bool = False) -> str:
             return container.id
         container.refresh()
     release(container.state.resources)
+    return container.id
+
+
+def stop(name_or_id: str) -> str:
+    """Stop a running container: SIGKILL its PID 1 and wait until its lxclab process has recorded the exit; its ID.
+
+    (Docker first sends SIGTERM and waits; PID 1 of a namespace ignores signals it has no
+    handler for, so lxclab goes straight to SIGKILL.) NotRunning unless it runs.
+    """
+    container = find(name_or_id)
+    if container.status != RUNNING:
+        raise NotRunning(f"container {container.name} is {container.status}, not running: nothing to stop")
+    try:
+        _kill_and_wait(container)
+    except ContainerNotFound:
+        pass  # a --rm container, removed by its own lxclab process as it stopped
     return container.id
 
 
@@ -85,6 +104,7 @@ def gc() -> list[str]:
             leftovers = container.state.resources
             release(Resources(cgroups=leftovers.cgroups, endpoints=leftovers.endpoints, netns=leftovers.netns))
     removed += [f"unreadable record {path}" for path in broken + _abandoned() if _remove_stale(path)]
+    removed += [f"LXC container {name} (no record names it) and its root" for name in _remove_orphan_lxc(found)]
     if _remove_idle_bridge(found):
         removed.append(f"network namespace {network.PREFIX}net-{bridge_name()} (this home's bridge, unused)")
     return removed
@@ -96,6 +116,21 @@ def _summary(resources: Resources) -> str:
              (len(resources.netns), "network namespaces"), (len(resources.endpoints), "veths"),
              (len(resources.dirs), "directories")]
     return ", ".join(f"{count} {what}" for count, what in kinds if count) or "nothing else"
+
+
+def _remove_orphan_lxc(found: list[Container]) -> list[str]:
+    """Destroy the LXC containers in this home's lxcpath named like the LXC runtime's that no record names."""
+    lxcpath = paths.home() / "lxc"
+    if not lxcpath.is_dir():
+        return []  # no LXC container was ever made here: python-lxc need not even be installed
+    from ..lxc import container_names, rootfs_path
+
+    known = {container.config.lxc_name for container in found}
+    orphans = [name for name in container_names(lxcpath) if name.startswith(LXC_PREFIX) and name not in known]
+    for name in orphans:
+        release(Resources(lxc=[{"name": name, "lxcpath": str(lxcpath)}], mounts=[str(rootfs_path(name, lxcpath))],
+                          dirs=[str(lxcpath / name)]))
+    return orphans
 
 
 def _abandoned() -> list[Path]:

@@ -27,16 +27,29 @@ from .containers import Container
 
 def root_filesystem(container: Container, image: StoredImage) -> list[Mount]:
     """Make the container's root in its directory; return the mounts its mount namespace needs (overlay mode)."""
-    container.rootfs.mkdir()
     if container.config.mode == COPY:
-        unpack_layers(image_layers(image), container.rootfs, COPY)
+        copy_layers(image, container.rootfs)
         return []
+    container.rootfs.mkdir(exist_ok=True)
+    return [Mount("overlay", str(container.rootfs), "overlay", 0, overlay_dirs(container, image))]
+
+
+def copy_layers(image: StoredImage, target: Path) -> None:
+    """Copy mode: apply the image's layers into `target`, unless an earlier start of the container already did."""
+    if target.is_dir() and any(target.iterdir()):
+        return  # a restarted container keeps its own root, changes included
+    unpack_layers(image_layers(image), target, COPY)
+
+
+def overlay_dirs(container: Container, image: StoredImage) -> str:
+    """Make the container's upper and work directories (kept on a restart); return the overlay mount data."""
     lower = cached_layers(image)
     work = container.directory / "work"
-    container.upper.mkdir()
-    work.mkdir()
-    apply_metadata(container.upper, dir_metadata(lower[0]))
-    return [Mount("overlay", str(container.rootfs), "overlay", 0, overlay_options(lower, container.upper, work))]
+    if not container.upper.is_dir():
+        container.upper.mkdir()
+        apply_metadata(container.upper, dir_metadata(lower[0]))
+    work.mkdir(exist_ok=True)
+    return overlay_options(lower, container.upper, work)
 
 
 def cached_layers(image: StoredImage) -> list[Path]:

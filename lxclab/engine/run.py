@@ -3,8 +3,8 @@
 One run, step by step (each host resource is written into the container's record before
 it is made, so that `gc` can remove it after a crash):
 
-1. `create`: find the pulled image, work out the command, environment, working directory
-   and user from its config, and record the container (lxclab.engine.containers);
+1. `create` (lxclab.engine.create): find the pulled image, work out the command,
+   environment, working directory and user from its config, and record the container;
 2. the root: the image's layers, extracted once each into the shared layer cache, stacked
    by overlayfs under a per-container upper dir (mounted inside the container's own mount
    namespace, so it disappears with it), or flattened by copying (copy mode, rootless);
@@ -15,32 +15,30 @@ it is made, so that `gc` can remove it after a crash):
    record the exit status and OOM kills and release the cgroup and network.
 
 A detached run (`start`) hands steps 2-5 to a supervisor process of its own, which keeps
-waiting after the caller exits.
+waiting after the caller exits; `restart` hands an exited container to a new one. With
+runtime="lxc", steps 2-4 are liblxc's (lxclab.engine.lxcrun); the rest is the same.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .. import cgroups, errors, namespaces, network
-from ..limits import Limits
 from ..chroot import ExitStatus
-from ..errors import ContainerError, ImageNotFound, LxclabError, NetworkError, NotRunning
+from ..errors import AlreadyRunning, ContainerError, LxclabError, NetworkError, NotRunning
 from ..resources import Resources, release
-from ..store import Store, StoredImage
-from ..unionfs import COPY, OVERLAY
-from .containers import (EXITED, NET_BRIDGE, NET_NONE, RUNNING, Container, ContainerConfig, bridge_name,
-                         containers, find, identity, is_alive, new_id)
+from . import lxcrun
+from .containers import (DEAD, EXITED, LXC, NET_NONE, RUNNING, Container, ContainerConfig, bridge_name, find, identity,
+                         is_alive)
+from .create import create, find_image
 from .rootfs import root_filesystem
 from .streams import Streams
 
-_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}")
 _SUPERVISOR = ("import sys; from lxclab.engine.run import supervise_detached; "
                "supervise_detached(sys.argv[1], int(sys.argv[2]))")
 
@@ -59,70 +57,6 @@ class RunResult:
     def exit_code(self) -> int:
         """The status as a shell reports it: the code, or 128 + the signal number."""
         return self.status.exit_code
-
-
-def create(ref: str, command: list[str] | None = None, *, name: str | None = None, limits: Limits | None = None,
-           hostname: str | None = None, net: str = NET_NONE, rootless: bool | None = None, mode: str | None = None,
-           remove: bool = False) -> Container:
-    """Record a new container of pulled image `ref`; nothing is created on the host yet.
-
-    `command` replaces the image's Cmd (its Entrypoint stays in front). Rootless mode
-    (the default for non-root users) needs copy mode, no limits and no bridge network.
-    """
-    rootless = os.geteuid() != 0 if rootless is None else rootless
-    mode = mode or (COPY if rootless else OVERLAY)
-    _check_options(net, mode, rootless, limits or Limits())
-    image = find_image(ref)
-    argv = list(image.config.entrypoint) + list(command or image.config.cmd)
-    if not argv:
-        raise ContainerError(f"image {ref} has no Cmd or Entrypoint: give the command to run after the image name")
-    container_id = new_id()
-    name = _check_name(name) if name else container_id[:12]
-    hostname = hostname or container_id[:12]
-    if len(hostname.encode()) > 64:
-        raise ContainerError(f"host name {hostname!r} is longer than 64 bytes, the kernel's limit")
-    env = dict(item.partition("=")[::2] for item in image.config.env)
-    config = ContainerConfig(
-        id=container_id, name=name, image=ref, image_digest=image.digest, argv=argv,
-        env={**env, "HOSTNAME": hostname}, cwd=image.config.working_dir or "/", user=image.config.user or None,
-        hostname=hostname, limits=asdict(limits or Limits()), net=net, mode=mode, rootless=rootless,
-        remove=remove, created=time.time())
-    return Container.create(config)
-
-
-def find_image(ref: str) -> StoredImage:
-    """The pulled image `ref`; ImageNotFound telling how to pull it if it is not in the store."""
-    try:
-        return Store().image(ref)
-    except ImageNotFound:
-        raise ImageNotFound(f"image {ref} is not in the store: pull it first: lxclab pull {ref}") from None
-
-
-def _check_options(net: str, mode: str, rootless: bool, limits: Limits) -> None:
-    """Refuse option combinations that cannot work, before anything is recorded."""
-    if net not in (NET_NONE, NET_BRIDGE):
-        raise ContainerError(f"unknown network {net!r}: use 'none' (only lo) or 'bridge'")
-    if mode not in (OVERLAY, COPY):
-        raise ContainerError(f"unknown root filesystem mode {mode!r}: use 'overlay' or 'copy'")
-    if rootless and mode == OVERLAY:
-        raise ContainerError("rootless containers use copy mode (--mode copy): the shared layer cache holds "
-                             "overlayfs whiteouts only root can make")
-    if rootless and limits != Limits():
-        raise ContainerError("limits need a cgroup of the container's own, which needs root here: drop --memory, "
-                             "--cpus and --pids, or run as root")
-    if rootless and net == NET_BRIDGE:
-        raise ContainerError("a bridge network needs root (veth pairs and a bridge); use --net none")
-
-
-def _check_name(name: str) -> str:
-    """A valid name that no other container of this home has."""
-    if not _NAME.fullmatch(name):
-        raise ContainerError(f"invalid container name {name!r}: use letters, digits, '_', '.' and '-' (at most 64)")
-    taken = [c for c in containers() if c.name == name]
-    if taken:
-        raise ContainerError(f"the name {name!r} is in use by container {taken[0].short_id}: "
-                             f"remove it (lxclab rm {name}) or choose another name")
-    return name
 
 
 def run(ref: str, command: list[str] | None = None, *, stdin: int | None = None, stdout=None, stderr=None,
@@ -150,7 +84,7 @@ def supervise(container: Container, streams: Streams, ready=None) -> RunResult:
         try:
             process = _launch(container, streams.fds)
         except BaseException:
-            release(container.state.resources)
+            _abandon(container)
             raise
         streams.started()
         if ready is not None:
@@ -165,13 +99,18 @@ def supervise(container: Container, streams: Streams, ready=None) -> RunResult:
     return finish(container, status, capture=not streams.echoing)
 
 
-def _launch(container: Container, stdio: tuple[int, int, int]) -> namespaces.Process:
+def _launch(container: Container, stdio: tuple[int, int, int]) -> namespaces.Process | lxcrun.Init:
     """Build the root, cgroup and network of a recorded container and start its PID 1."""
     config = container.config
     image = find_image(config.image)
     if image.digest != config.image_digest:
         raise ContainerError(f"image {config.image} changed since container {container.short_id} was created "
                              f"({config.image_digest} -> {image.digest}); create the container again")
+    if config.runtime == LXC:
+        init = lxcrun.launch(container, image, stdio)
+        _mark_running(container)
+        container.save()
+        return init
     mounts = root_filesystem(container, image)
     group = _cgroup(container)
     netns = _network(container)
@@ -179,10 +118,27 @@ def _launch(container: Container, stdio: tuple[int, int, int]) -> namespaces.Pro
         container.rootfs, config.argv, namespaces=_namespace_kinds(config), hostname=config.hostname,
         env=config.env, cwd=config.cwd, user=config.user, cgroup=group, netns=netns, rootless=config.rootless,
         stdin=stdio[0], stdout=stdio[1], stderr=stdio[2], mounts=mounts)
-    container.state.status, container.state.started = RUNNING, time.time()
+    _mark_running(container)
     container.state.pid = identity(process.pid)
     container.record(pids=[container.state.pid, identity(process.waiter_pid)])
     return process
+
+
+def _mark_running(container: Container) -> None:
+    """Record (in memory) that a new run of the container has begun, forgetting how an earlier one ended."""
+    container.state = replace(container.state, status=RUNNING, started=time.time(), finished=None, exit_code=None,
+                              signal=None, oom_killed=False)
+
+
+def _abandon(container: Container) -> None:
+    """Undo a launch that failed: a new container goes entirely; a restarted one stays exited, with its files."""
+    resources = container.state.resources
+    if container.state.status != EXITED:
+        release(resources)
+        return
+    release(replace(resources, dirs=[], lxc=[]))
+    container.state.resources = Resources(dirs=resources.dirs, lxc=resources.lxc)
+    container.save()
 
 
 def _namespace_kinds(config: ContainerConfig) -> set[str]:
@@ -234,8 +190,9 @@ def finish(container: Container, status: ExitStatus, capture: bool = False) -> R
     group = container.cgroup()
     oom_killed = bool(group is not None and group.stats().oom_kills)
     resources = container.state.resources
-    release(Resources(cgroups=resources.cgroups, endpoints=resources.endpoints, netns=resources.netns))
-    container.state.resources = Resources(dirs=resources.dirs)
+    mounts = lxcrun.after_exit(container) if container.config.runtime == LXC else []
+    release(Resources(mounts=mounts, cgroups=resources.cgroups, endpoints=resources.endpoints, netns=resources.netns))
+    container.state.resources = Resources(dirs=resources.dirs, lxc=resources.lxc)
     container.state.status, container.state.finished = EXITED, time.time()
     container.state.exit_code, container.state.signal = status.code, status.signal
     container.state.oom_killed = oom_killed
@@ -253,7 +210,26 @@ def start(ref: str, command: list[str] | None = None, **options) -> Container:
     A supervisor process of its own (adopted by init, in a session of its own) waits for
     it, records its exit and, with remove=True, removes it. `options` are those of `create`.
     """
-    container = create(ref, command, **options)
+    return start_detached(create(ref, command, **options))
+
+
+def restart(name_or_id: str) -> Container:
+    """Start an exited container again in the background (`docker start`), with its own root and changes kept."""
+    container = find(name_or_id)
+    status = container.status
+    if status == RUNNING:
+        raise AlreadyRunning(f"container {container.name} is already running: stop it first (lxclab stop "
+                             f"{container.name}), or run a new one")
+    if status == DEAD:
+        raise ContainerError(f"container {container.name} is dead (its lxclab process ended without recording "
+                             "an exit): `lxclab gc` cleans up")
+    if status != EXITED:
+        raise ContainerError(f"container {container.name} is {status}: only an exited container can start again")
+    return start_detached(container)
+
+
+def start_detached(container: Container) -> Container:
+    """Hand a recorded container to a supervisor process of its own; return once its PID 1 runs."""
     read_end, write_end = os.pipe()
     try:
         with open(container.directory / "supervisor.log", "ab") as log:
@@ -265,7 +241,8 @@ def start(ref: str, command: list[str] | None = None, **options) -> Container:
     with os.fdopen(read_end, "rb") as reader:
         message = reader.read().decode(errors="replace")
     if message != "ok":
-        _forget(container)
+        if container.state.status != EXITED:
+            _forget(container)  # a new container that never ran; an exited one keeps its record
         raise _error_from(message, container)
     return container.refresh()
 
@@ -324,6 +301,8 @@ def exec_in(name_or_id: str, command: list[str], stdin: int | None = None, stdou
                          "start a new one with lxclab run -d")
     if not command:
         raise ContainerError("exec needs a command to run")
+    if container.config.runtime == LXC:
+        return lxcrun.exec_lxc(container, command, (stdin, stdout, stderr))
     config = container.config
     process = namespaces.enter(container.state.pid[0], command, env=config.env, cwd=config.cwd, user=config.user,
                                cgroup=container.cgroup(), stdin=stdin, stdout=stdout, stderr=stderr)

@@ -7,18 +7,20 @@
         print(web.execute(["uname", "-n"]).stdout)   # 'web'
 
 Modules: `container` (Container: lifecycle and commands), `resources` (limits and usage),
-`snapshots`, `execute` (attach_wait with captured output), `cgroup_keys` (the cgroup keys of
+`snapshots`, `execute` (attach_wait with captured output), `foreground` (run: init on
+given stdio, its exit status read back), `cgroup_keys` (the cgroup keys of
 lxclab.limits.Limits on v1 and v2), `hierarchies` (the caller's cgroups and LXC's leftovers in them).
 """
 
 from ..limits import Limits
 from .container import Container, container_names, default_lxcpath, rootfs_path
 from .execute import ExecResult
+from .foreground import Init
 from .hierarchies import cgroup_version, lxc_cgroups
 from .snapshots import Snapshot
 from .state import State
 
 __all__ = [
-    "Container", "ExecResult", "Limits", "Snapshot", "State", "cgroup_version", "container_names",
+    "Container", "ExecResult", "Init", "Limits", "Snapshot", "State", "cgroup_version", "container_names",
     "default_lxcpath", "lxc_cgroups", "rootfs_path",
 ]

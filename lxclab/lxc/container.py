@@ -21,6 +21,7 @@ from ..limits import Limits
 from ..manifest import ImageConfig
 from ._binding import pylxc
 from .execute import ExecResult, run_captured, run_interactive
+from .foreground import Init, start_foreground
 from .hierarchies import monitor_pids, remove_leftovers
 from .resources import ResourcesMixin
 from .runfile import read_command, write_command
@@ -167,6 +168,20 @@ class Container(ResourcesMixin, SnapshotsMixin):
         python-lxc's start moves its caller into LXC's monitor cgroup; a short-lived child
         takes that move, so the caller's own cgroups stay as they were.
         """
+        argv = self._argv_to_start(argv)
+        if not self._start_in_child(argv):
+            raise LxcError(f"LXC could not start container {self.name!r} with {list(argv)!r}: {self._log_tail()}")
+
+    def run(self, argv: Sequence[str] | None = None, stdin: int | None = None, stdout: int | None = None,
+            stderr: int | None = None) -> Init:
+        """Run starts the container in the foreground, its init on the given descriptors; returns once init runs.
+
+        Init.wait() gives how init ended (its exit code or signal), which start() cannot tell.
+        """
+        return start_foreground(self._lxc, self._argv_to_start(argv), self.log_file, (stdin, stdout, stderr))
+
+    def _argv_to_start(self, argv: Sequence[str] | None) -> tuple[str, ...]:
+        """The command to start (default: its own), once the container is known to be defined and stopped."""
         self._must_be_defined()
         if self.state is not State.STOPPED:
             raise AlreadyRunning(f"container {self.name!r} is already {self.state.value}: stop it before starting it")
@@ -174,8 +189,7 @@ class Container(ResourcesMixin, SnapshotsMixin):
         if not argv:
             raise ContainerError(f"container {self.name!r} has no command to run: the image has no Cmd; "
                                  "pass argv to start()")
-        if not self._start_in_child(argv):
-            raise LxcError(f"LXC could not start container {self.name!r} with {list(argv)!r}: {self._log_tail()}")
+        return argv
 
     def _start_in_child(self, argv: tuple[str, ...]) -> bool:
         """Fork a child that calls liblxc's start (which daemonizes a monitor) and report its success."""
@@ -249,10 +263,13 @@ class Container(ResourcesMixin, SnapshotsMixin):
         return run_captured(self._lxc, argv, env, cwd or self.working_dir, stdin)
 
     def attach(self, argv: Sequence[str] = ("/bin/sh",), env: Mapping[str, str] | None = None,
-               cwd: str | None = None) -> int:
-        """Attach runs `argv` (a shell by default) in the container on the caller's terminal; returns its exit code."""
+               cwd: str | None = None, stdio: tuple[int | None, int | None, int | None] = (None, None, None)) -> int:
+        """Attach runs `argv` (a shell by default) in the container on the caller's terminal; returns its exit code.
+
+        `stdio` replaces the caller's stdin, stdout or stderr with other file descriptors.
+        """
         self._must_be_running("attach to it")
-        return run_interactive(self._lxc, argv, env, cwd or self.working_dir)
+        return run_interactive(self._lxc, argv, env, cwd or self.working_dir, stdio)
 
     # --- helpers ---------------------------------------------------------------------------
     def _must_be_defined(self) -> None:

@@ -65,9 +65,10 @@ def run_captured(container: Any, argv: Sequence[str], env: Mapping[str, str] | N
 
 
 def run_interactive(container: Any, argv: Sequence[str], env: Mapping[str, str] | None = None,
-                    cwd: str | None = None) -> int:
-    """Run `argv` in the running python-lxc `container` on the caller's own stdin, stdout and stderr."""
-    status = container.attach_wait(pylxc().attach_run_command, list(argv), **_attach_options(env, cwd))
+                    cwd: str | None = None, stdio: Sequence[int | None] = (None, None, None)) -> int:
+    """Run `argv` in the running python-lxc `container` on the caller's stdio, or on the descriptors in `stdio`."""
+    given = {name: fd for name, fd in zip(("stdin", "stdout", "stderr"), stdio) if fd is not None}
+    status = container.attach_wait(pylxc().attach_run_command, list(argv), **given, **_attach_options(env, cwd))
     return _wait_status(container.name, argv, status)
 
 

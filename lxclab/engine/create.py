@@ -1,0 +1,103 @@
+"""Recording a new container (`docker create`): its image found, its command, environment and options checked.
+
+Nothing is created on the host here: `create` only writes the container's record
+(lxclab.engine.containers); running it is lxclab.engine.run's job.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from dataclasses import asdict
+
+from ..errors import ContainerError, ImageNotFound
+from ..limits import Limits
+from ..store import Store, StoredImage
+from ..unionfs import COPY, OVERLAY
+from .containers import LXC, NAMESPACES, NET_BRIDGE, NET_NONE, Container, ContainerConfig, containers, new_id
+
+_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}")
+
+
+def create(ref: str, command: list[str] | None = None, *, name: str | None = None, limits: Limits | None = None,
+           hostname: str | None = None, net: str = NET_NONE, rootless: bool | None = None, mode: str | None = None,
+           remove: bool = False, runtime: str = NAMESPACES) -> Container:
+    """Record a new container of pulled image `ref`; nothing is created on the host yet.
+
+    `command` replaces the image's Cmd (its Entrypoint stays in front). Rootless mode
+    (the default for non-root users) needs copy mode, no limits and no bridge network.
+    runtime="lxc" has liblxc start it instead (root, no bridge network, no image User).
+    """
+    rootless = os.geteuid() != 0 if rootless is None else rootless
+    mode = mode or (COPY if rootless else OVERLAY)
+    _check_options(net, mode, rootless, limits or Limits())
+    image = find_image(ref)
+    _check_runtime(runtime, net, rootless, image)
+    argv = list(image.config.entrypoint) + list(command or image.config.cmd)
+    if not argv:
+        raise ContainerError(f"image {ref} has no Cmd or Entrypoint: give the command to run after the image name")
+    container_id = new_id()
+    name = _check_name(name) if name else container_id[:12]
+    hostname = hostname or container_id[:12]
+    if len(hostname.encode()) > 64:
+        raise ContainerError(f"host name {hostname!r} is longer than 64 bytes, the kernel's limit")
+    env = dict(item.partition("=")[::2] for item in image.config.env)
+    config = ContainerConfig(
+        id=container_id, name=name, image=ref, image_digest=image.digest, argv=argv,
+        env={**env, "HOSTNAME": hostname}, cwd=image.config.working_dir or "/", user=image.config.user or None,
+        hostname=hostname, limits=asdict(limits or Limits()), net=net, mode=mode, rootless=rootless,
+        remove=remove, created=time.time(), runtime=runtime)
+    return Container.create(config)
+
+
+def find_image(ref: str) -> StoredImage:
+    """The pulled image `ref`; ImageNotFound telling how to pull it if it is not in the store."""
+    try:
+        return Store().image(ref)
+    except ImageNotFound:
+        raise ImageNotFound(f"image {ref} is not in the store: pull it first: lxclab pull {ref}") from None
+
+
+def _check_options(net: str, mode: str, rootless: bool, limits: Limits) -> None:
+    """Refuse option combinations that cannot work, before anything is recorded."""
+    if net not in (NET_NONE, NET_BRIDGE):
+        raise ContainerError(f"unknown network {net!r}: use 'none' (only lo) or 'bridge'")
+    if mode not in (OVERLAY, COPY):
+        raise ContainerError(f"unknown root filesystem mode {mode!r}: use 'overlay' or 'copy'")
+    if rootless and mode == OVERLAY:
+        raise ContainerError("rootless containers use copy mode (--mode copy): the shared layer cache holds "
+                             "overlayfs whiteouts only root can make")
+    if rootless and limits != Limits():
+        raise ContainerError("limits need a cgroup of the container's own, which needs root here: drop --memory, "
+                             "--cpus and --pids, or run as root")
+    if rootless and net == NET_BRIDGE:
+        raise ContainerError("a bridge network needs root (veth pairs and a bridge); use --net none")
+
+
+def _check_runtime(runtime: str, net: str, rootless: bool, image: StoredImage) -> None:
+    """Refuse what the LXC runtime cannot do, before anything is recorded."""
+    if runtime not in (NAMESPACES, LXC):
+        raise ContainerError(f"unknown runtime {runtime!r}: use 'namespaces' (lxclab's own) or 'lxc' (liblxc)")
+    if runtime != LXC:
+        return
+    if rootless:
+        raise ContainerError("the LXC runtime needs root here (lxclab defines privileged LXC containers); "
+                             "drop --runtime lxc to run rootless")
+    if net != NET_NONE:
+        raise ContainerError("the LXC runtime gives a container only lo (--net none); use --runtime namespaces "
+                             "for a bridge network")
+    if image.config.user:
+        raise ContainerError(f"image {image.reference} runs as User {image.config.user!r}, which the LXC runtime "
+                             "does not set up; use --runtime namespaces")
+
+
+def _check_name(name: str) -> str:
+    """A valid name that no other container of this home has."""
+    if not _NAME.fullmatch(name):
+        raise ContainerError(f"invalid container name {name!r}: use letters, digits, '_', '.' and '-' (at most 64)")
+    taken = [c for c in containers() if c.name == name]
+    if taken:
+        raise ContainerError(f"the name {name!r} is in use by container {taken[0].short_id}: "
+                             f"remove it (lxclab rm {name}) or choose another name")
+    return name
