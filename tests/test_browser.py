@@ -1,5 +1,6 @@
 """Widgets in a real browser (Debian's chromium driven by Playwright): a notebook exported to static HTML
-renders its widgets with no network; the talk deck, its demos run live, loads offline and shows its widgets."""
+renders its widgets with no network; the talk deck, its demos run live, loads offline and shows its widgets.
+Screenshots go to test-artifacts/ (JupyterLab itself: tests/test_jupyterlab.py)."""
 
 from __future__ import annotations
 

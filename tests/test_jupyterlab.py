@@ -1,0 +1,111 @@
+"""Lessons in a real JupyterLab (loopback, a token) driven by Playwright and Debian's chromium: every cell
+runs without an error and the lesson's widget renders. Screenshots go to test-artifacts/."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import httpx
+import nbformat
+import pytest
+from playwright.sync_api import Page
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+
+from fixture_browser import Browser, browser, chromium, screenshot  # noqa: F401
+from fixture_jupyterlab import JupyterLab, jupyterlab  # noqa: F401
+from fixture_lessons import NOTEBOOKS, error_outputs, lesson_classroom, place_beside_shared  # noqa: F401
+
+WIDGET_TIMEOUT_MS = 30_000
+RUN_ALL_TIMEOUT_MS = 120_000
+WIDGET_LESSONS = {"04": ".widget-tab", "07": "svg polyline.series"}  # the layer explorer, the resource graph
+KERNEL_READY = "Python 3 (ipykernel) | Idle"  # the status bar, once the notebook's kernel is up
+PROMPTS = """() => [...document.querySelectorAll(".jp-Notebook .jp-CodeCell .jp-InputArea-prompt")]
+    .map(prompt => prompt.textContent)"""
+ALL_CELLS_RAN = """count => {
+    const prompts = [...document.querySelectorAll(".jp-Notebook .jp-CodeCell .jp-InputArea-prompt")];
+    return prompts.length === count && prompts.every(prompt => /\\[\\d+\\]/.test(prompt.textContent));
+}"""
+
+
+def lab_notebooks() -> list:
+    """Lessons 04 (layer explorer) and 07 (resource graph), each with a selector of the widget it must show."""
+    return [pytest.param(path, selector, id=path.stem) for number, selector in WIDGET_LESSONS.items()
+            for path in sorted(NOTEBOOKS.glob(f"{number}-*.ipynb"))]
+
+
+def serve_without_outputs(notebook: Path, lab: JupyterLab) -> str:
+    """Put a copy of `notebook` with no outputs in the lab's folder (shared/ beside it); returns its path there."""
+    relative = f"{notebook.parent.name}/{notebook.name}"
+    (lab.root / notebook.parent.name).mkdir(exist_ok=True)
+    if not (lab.root / "shared").exists():
+        place_beside_shared(lab.root)
+    copy = nbformat.read(notebook, as_version=4)
+    for cell in copy.cells:
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+    copy.metadata.pop("widgets", None)
+    nbformat.write(copy, lab.root / relative)
+    return relative
+
+
+def run_all_cells(page: Page) -> None:
+    """Choose Run → Run All Cells in JupyterLab's menu bar."""
+    page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
+    page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+
+
+def saved_notebook(lab: JupyterLab, relative: str) -> nbformat.NotebookNode:
+    """The notebook as the server has it saved, through the contents API."""
+    answer = httpx.get(f"{lab.url}/api/contents/{relative}", params={"token": lab.token, "content": 1},
+                       timeout=10, trust_env=False)
+    answer.raise_for_status()
+    return nbformat.from_dict(answer.json()["content"])
+
+
+def saved_after_run(lab: JupyterLab, relative: str, page: Page, timeout: float = 30.0) -> nbformat.NotebookNode:
+    """Save the notebook (toolbar button) until the server holds it with every code cell run, and return it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        page.locator('.jp-NotebookPanel-toolbar [data-command="docmanager:save"]').first.click()
+        page.wait_for_timeout(1000)
+        saved = saved_notebook(lab, relative)
+        counts = [cell.execution_count for cell in saved.cells if cell.cell_type == "code"]
+        if all(counts):
+            return saved
+        assert time.monotonic() < deadline, f"{relative} was not saved with its outputs within {timeout} s: {counts}"
+
+
+def run_every_cell(page: Page, name: str, code_cells: int) -> None:
+    """Run All Cells once the kernel is up, and wait until every code cell shows its execution count."""
+    page.wait_for_selector(".jp-Notebook .jp-CodeCell", timeout=RUN_ALL_TIMEOUT_MS)
+    page.get_by_text(KERNEL_READY).wait_for(timeout=RUN_ALL_TIMEOUT_MS)
+    run_all_cells(page)
+    try:
+        page.wait_for_function(ALL_CELLS_RAN, arg=code_cells, timeout=RUN_ALL_TIMEOUT_MS, polling=500)
+    except PlaywrightTimeoutError:
+        screenshot(page, f"jupyterlab-{name}-stuck")
+        raise AssertionError(f"{name}: not every cell ran; prompts: {page.evaluate(PROMPTS)}") from None
+
+
+def show_widget(page: Page, selector: str) -> None:
+    """Wait for the first output matching `selector`, scroll to it and wait until it is drawn."""
+    rendered = page.locator(f".jp-OutputArea {selector}").first
+    rendered.wait_for(state="attached", timeout=WIDGET_TIMEOUT_MS)
+    rendered.scroll_into_view_if_needed()
+    rendered.wait_for(state="visible", timeout=WIDGET_TIMEOUT_MS)
+
+
+@pytest.mark.parametrize("notebook, widget", lab_notebooks())
+def test_a_lesson_runs_in_jupyterlab_and_shows_its_widget(notebook: Path, widget: str, browser: Browser,
+                                                         jupyterlab: JupyterLab):
+    relative = serve_without_outputs(notebook, jupyterlab)
+    code_cells = sum(cell.cell_type == "code" for cell in nbformat.read(notebook, as_version=4).cells)
+    page = browser.page()
+    page.goto(jupyterlab.open_url(relative, workspace=notebook.stem))
+    run_every_cell(page, notebook.stem, code_cells)
+    show_widget(page, widget)
+    screenshot(page, f"jupyterlab-{notebook.stem}")
+    saved = saved_after_run(jupyterlab, relative, page)
+    assert [error_outputs(cell) for cell in saved.cells if error_outputs(cell)] == []
+    assert browser.guard.remote == [] and browser.errors == []
