@@ -18,7 +18,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-CAP_SYS_ADMIN = 21  # bit number in the capability sets of /proc/<pid>/status (linux/capability.h)
+# Bit numbers in the capability sets of /proc/<pid>/status (linux/capability.h).
+CAPABILITIES = {"CAP_SETUID": 7, "CAP_NET_ADMIN": 12, "CAP_SYS_CHROOT": 18, "CAP_SYS_ADMIN": 21}
 STATUS_FILE = Path("/proc/self/status")
 
 
@@ -31,20 +32,22 @@ def effective_capabilities(status_file: Path = STATUS_FILE) -> int:
     return 0
 
 
-def has_root() -> bool:
-    """Whether this process is root (euid 0) with CAP_SYS_ADMIN, as mounts and namespaces require."""
-    return os.geteuid() == 0 and bool(effective_capabilities() >> CAP_SYS_ADMIN & 1)
+def has_root(capability: str = "CAP_SYS_ADMIN") -> bool:
+    """Whether this process is root (euid 0) with `capability`, as mounts and namespaces require CAP_SYS_ADMIN."""
+    return os.geteuid() == 0 and bool(effective_capabilities() >> CAPABILITIES[capability] & 1)
 
 
-def missing_root_message(step: str, would_do: str = "") -> str:
+def missing_root_message(step: str, would_do: str = "", capability: str = "CAP_SYS_ADMIN") -> str:
     """The one line a lesson prints when `step` cannot run here, ending with what it would have done."""
-    return (f"This step needs root (CAP_SYS_ADMIN): {step}. "
+    return (f"This step needs root ({capability}): {step}. "
             f"On Binder you are not root; here is what it would do: {would_do}").rstrip()
 
 
-def needs_root(step: str, would_do: str = "") -> bool:
-    """True when `step` can run (euid 0 with CAP_SYS_ADMIN); else print what is missing and return False."""
-    if has_root():
+def needs_root(step: str, would_do: str = "", capability: str = "CAP_SYS_ADMIN") -> bool:
+    """True when `step` can run (euid 0 with `capability`, one of CAPABILITIES); else print what is missing, False."""
+    if capability not in CAPABILITIES:
+        raise ValueError(f"unknown capability {capability!r}: use one of {', '.join(CAPABILITIES)}")
+    if has_root(capability):
         return True
-    print(missing_root_message(step, would_do), flush=True)
+    print(missing_root_message(step, would_do, capability), flush=True)
     return False

@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from lxclab.lessons import effective_capabilities, has_root, missing_root_message, needs_root
 
 AS_NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all"]
@@ -35,6 +37,19 @@ def test_nobody_is_told_what_is_missing_and_what_the_step_would_do():
 def test_root_without_cap_sys_admin_cannot_run_the_step_either():
     lines = ask_as(AS_ROOT_WITHOUT_SYS_ADMIN)
     assert lines[-1] == "False" and lines[0].startswith("This step needs root (CAP_SYS_ADMIN): mount the layers.")
+
+
+def test_a_step_may_name_the_capability_it_needs():
+    ask = ("from lxclab.lessons import needs_root; "
+           "print(needs_root('chroot into the image', capability='CAP_SYS_CHROOT'))")
+    as_root_without_chroot = ["setpriv", "--inh-caps=-sys_chroot", "--bounding-set=-sys_chroot"]
+    lines = subprocess.run([*as_root_without_chroot, sys.executable, "-c", ask], capture_output=True, text=True,
+                           timeout=60, check=True).stdout.splitlines()
+    assert lines == ["This step needs root (CAP_SYS_CHROOT): chroot into the image. "
+                     "On Binder you are not root; here is what it would do:", "False"]
+    assert has_root("CAP_SYS_CHROOT")  # this test process keeps every capability
+    with pytest.raises(ValueError, match="unknown capability"):
+        needs_root("dance", capability="CAP_DANCE")
 
 
 def test_capabilities_come_from_the_capeff_line(tmp_path):
