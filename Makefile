@@ -2,10 +2,12 @@
 PY := .venv/bin/python
 export IPYTHONDIR := $(CURDIR)/tests/ipython
 export LXCLAB_HOME := $(CURDIR)/_build/lesson-home
+# The lesson classroom listens on fixed ports (5000, 5001): one at a time on this machine.
+LESSON_LOCK := /run/lock/lxclab-lesson-classroom.lock
 
 .PHONY: notebooks run-lessons twins student html slides run-slides
 notebooks:  ## run lessons (LESSONS=path... for some) on a fresh classroom, store outputs, refresh twins
-	mkdir -p _build && flock _build/lessons.lock $(MAKE) --no-print-directory run-lessons
+	flock $(LESSON_LOCK) $(MAKE) --no-print-directory run-lessons
 run-lessons:
 	scripts/lesson-classroom.sh up
 	$(PY) tools/course.py execute $(LESSONS) || (scripts/lesson-classroom.sh down; exit 1)
@@ -18,7 +20,7 @@ student:    ## the student edition, solutions removed, in _build/student
 html:       ## every lesson as static HTML with its widgets, offline (scripts from node_modules), in _build/html
 	$(PY) tools/export.py --out _build/html
 slides:     ## the talk deck, live demos run against the lesson classroom, offline reveal.js, in _build/slides
-	mkdir -p _build && flock _build/lessons.lock $(MAKE) --no-print-directory run-slides
+	flock $(LESSON_LOCK) $(MAKE) --no-print-directory run-slides
 run-slides:
 	scripts/lesson-classroom.sh up
 	$(PY) tools/slides.py --out _build/slides || (scripts/lesson-classroom.sh down; exit 1)

@@ -3,8 +3,7 @@
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="${LXCLAB_VENV:-$here/.venv}"
-mkdir -p "$here/_build"
-exec 9>"$here/_build/lessons.lock"
+exec 9>/run/lock/lxclab-lesson-classroom.lock  # the lesson classroom's ports are machine-wide
 flock 9
 export IPYTHONDIR="$here/tests/ipython"
 export LXCLAB_HOME="${LXCLAB_LESSON_HOME:-$here/_build/lesson-home}"

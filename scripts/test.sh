@@ -11,7 +11,10 @@ if (($#)); then
 fi
 python -m pytest -n 2 --dist loadfile tests
 
-# The lessons run against their own classroom registry, seeded with the deterministic images.
+# The lessons run against their own classroom registry, seeded with the deterministic images,
+# on fixed ports: one lesson classroom at a time on this machine.
+exec 9>/run/lock/lxclab-lesson-classroom.lock
+flock 9
 "$here/scripts/lesson-classroom.sh" up
 trap '"$here/scripts/lesson-classroom.sh" down' EXIT
 export LXCLAB_HOME="${LXCLAB_LESSON_HOME:-$here/_build/lesson-home}"
