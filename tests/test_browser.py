@@ -4,12 +4,15 @@ Screenshots go to test-artifacts/ (JupyterLab itself: tests/test_jupyterlab.py).
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import nbformat
+import pytest
 
 from fixture_browser import Browser, browser, chromium, screenshot  # noqa: F401
-from fixture_lessons import IPYTHON_DIR, LessonClassroom, lesson_classroom, load_tool, run_notebook  # noqa: F401
+from fixture_lessons import (IPYTHON_DIR, LessonClassroom, lesson_classroom, lessons, load_tool,  # noqa: F401
+                             run_notebook)
 
 export = load_tool("export")
 slides = load_tool("slides")
@@ -51,7 +54,7 @@ def widget_notebook(folder: Path) -> Path:
     """An executed notebook showing the layer explorer, a resource graph and a progress bar, state stored."""
     path = folder / "widgets.ipynb"
     nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in WIDGET_CELLS]), path)
-    executed = run_notebook(path, {"IPYTHONDIR": str(IPYTHON_DIR)}, allow_errors=False)
+    executed = run_notebook(path, dict(os.environ, IPYTHONDIR=str(IPYTHON_DIR)), allow_errors=False)
     nbformat.write(executed, path)
     return path
 
@@ -69,6 +72,28 @@ def test_exported_notebook_renders_its_widgets_with_no_network(browser: Browser,
     assert "1.0 kB / 1.0 kB done" in page.inner_text("body")
     assert browser.guard.remote == [] and browser.errors == [] and browser.failed == []
     assert any(url.endswith("html-manager/dist/embed-amd.js") for url in browser.guard.requested)
+
+
+def lessons_with_widgets() -> list[Path]:
+    """The lessons whose stored outputs show widgets (their widget state is stored beside them)."""
+    return [path for path in lessons() if export.WIDGET_VIEW in path.read_text()]
+
+
+EVERY_VIEW_DRAWN = """() => {
+    const views = document.querySelectorAll('script[type="application/vnd.jupyter.widget-view+json"]');
+    const drawn = [...document.querySelectorAll(".widget-subarea")].filter(area => area.children.length > 0);
+    return views.length > 0 && drawn.length === views.length;
+}"""
+
+
+@pytest.mark.parametrize("lesson", lessons_with_widgets(), ids=lambda path: path.stem)
+def test_a_lesson_exported_to_static_html_draws_every_widget_offline(lesson: Path, browser: Browser, tmp_path: Path):
+    page = browser.page()
+    page.goto(export.export_html(lesson, tmp_path).as_uri())
+    page.wait_for_function(EVERY_VIEW_DRAWN, timeout=WIDGET_TIMEOUT_MS)
+    assert "Error displaying widget" not in page.inner_text("body")
+    screenshot(page, f"static-{lesson.stem}")
+    assert browser.guard.remote == [] and browser.errors == [] and browser.failed == []
 
 
 def show_slide_of(page, selector: str) -> None:
