@@ -8,6 +8,7 @@ loopback is aborted, so a test can assert that a page needed no network at all.
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,14 @@ def is_local(url: str) -> bool:
     """Whether `url` stays on this machine: a local scheme, or http(s)/ws(s) to a loopback address."""
     parts = urlsplit(url)
     return parts.scheme in LOCAL_SCHEMES or parts.hostname in LOOPBACK_HOSTS
+
+
+def dump_dom(page: Path, profile: Path) -> str:
+    """The DOM of a local page after its scripts ran, from `chromium --dump-dom` with a fresh profile."""
+    return subprocess.run(
+        [CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--allow-file-access-from-files",
+         "--virtual-time-budget=10000", "--dump-dom", page.as_uri()],
+        capture_output=True, text=True, timeout=120, check=True).stdout
 
 
 @dataclass

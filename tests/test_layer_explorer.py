@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import io
 import re
-import subprocess
 from pathlib import Path
 
 import ipywidgets
-from ipywidgets.embed import dependency_state, embed_minimal_html, embed_snippet
+from ipywidgets.embed import embed_minimal_html, embed_snippet
 
+from fixture_browser import dump_dom
 from fixture_layers import build_tar, directory, file, hardlink, opaque, symlink, whiteout
 from lxclab.layers import read_entries
 from lxclab.unionfs import LayerStack
+from lxclab.widgets.export import save_offline_html
 from lxclab.widgets.layers import LayerExplorer, human_bytes
 
 LAYERS = [
@@ -23,9 +24,6 @@ LAYERS = [
      hardlink("etc/passwd2", "etc/passwd")],
     [whiteout("big"), file("app/run.sh", b"#!/bin/sh\n", 0o755)],
 ]
-NODE_MODULES = Path(__file__).resolve().parent.parent / "node_modules"
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
 HISTORY = ["ADD rootfs.tar /", "RUN useradd ann && rm /etc/motd", "RUN rm /big && cp run.sh /app/"]
 
 
@@ -83,17 +81,8 @@ def test_the_explorer_survives_export_to_static_html(tmp_path: Path):
 
 
 def test_the_exported_page_renders_offline_in_chromium(tmp_path: Path):
-    explorer = LayerExplorer(stack(), "lab/demo:1")
-    manager = NODE_MODULES / "@jupyter-widgets/html-manager/dist/embed-amd.js"
-    page = tmp_path / "explorer.html"
-    embed_minimal_html(page, views=[explorer], state=dependency_state([explorer]), requirejs=False,
-                       embed_url=manager.as_uri())
-    require = f'<script src="{(NODE_MODULES / "requirejs/require.js").as_uri()}"></script>'
-    page.write_text(page.read_text().replace("<body>", "<body>\n" + require, 1))
-    dom = subprocess.run(
-        ["chromium", *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--allow-file-access-from-files",
-         "--virtual-time-budget=10000", "--dump-dom", page.as_uri()],
-        capture_output=True, text=True, timeout=120, check=True).stdout
+    page = save_offline_html([LayerExplorer(stack(), "lab/demo:1")], tmp_path / "explorer.html")
+    dom = dump_dom(page, tmp_path / "profile")
     rendered = re.sub(r"<script.*?</script>", "", dom, flags=re.S)  # real elements only, not the widget state
     assert re.search(r"<b>efficiency 4\.3%</b>", rendered), dom[-2000:]
     assert len(re.findall(r"<details", rendered)) == 5 and "<s><code>motd</code></s>" in rendered

@@ -17,15 +17,15 @@ from pathlib import Path
 import pytest
 from ipywidgets.embed import dependency_state, embed_minimal_html
 
-from lxclab.errors import MonitorError
+from fixture_browser import dump_dom
+
+from lxclab.errors import LxclabError, MonitorError
 from lxclab.monitor import Recording, Sample, Sampler
+from lxclab.widgets.export import save_offline_html
 from lxclab.widgets.resources import ResourceGraph, caption, nice_ceiling, render_svg
 
 MiB = 2**20
 SVG = "{http://www.w3.org/2000/svg}"
-NODE_MODULES = Path(__file__).resolve().parent.parent / "node_modules"
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
 
 
 def known_recording() -> Recording:
@@ -204,17 +204,15 @@ def test_widget_state_embeds_the_svg_in_static_html(tmp_path):
 
 
 def test_static_html_renders_the_svg_offline_in_chromium(tmp_path):
-    manager = NODE_MODULES / "@jupyter-widgets/html-manager/dist/embed-amd.js"
-    page = tmp_path / "graph.html"
-    graph = ResourceGraph.from_recording(known_recording())
-    embed_minimal_html(page, views=[graph], state=dependency_state([graph]), requirejs=False,
-                       embed_url=manager.as_uri())
-    require = f'<script src="{(NODE_MODULES / "requirejs/require.js").as_uri()}"></script>'
-    page.write_text(page.read_text().replace("<body>", "<body>\n" + require, 1))
-    dom = subprocess.run(
-        ["chromium", *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--allow-file-access-from-files",
-         "--virtual-time-budget=10000", "--dump-dom", page.as_uri()],
-        capture_output=True, text=True, timeout=120, check=True).stdout
+    page = save_offline_html([ResourceGraph.from_recording(known_recording())], tmp_path / "graph.html")
+    dom = dump_dom(page, tmp_path / "profile")
     rendered = re.findall(r'<polyline class="series"[^>]*>', dom)  # real elements, not JSON-escaped state
     assert len(rendered) == 3, dom[-2000:]
     assert 'class="limit"' in dom and 'class="oom"' in dom
+
+
+def test_offline_export_names_the_missing_scripts_and_writes_nothing(tmp_path):
+    page = tmp_path / "graph.html"
+    with pytest.raises(LxclabError, match="embed-amd.js missing; run `npm install`"):
+        save_offline_html([ResourceGraph.from_recording(known_recording())], page, node_modules=tmp_path / "none")
+    assert not page.exists()
