@@ -17,8 +17,10 @@ from lxclab.engine import containers, gc
 from lxclab.engine import lxcrun
 from lxclab.engine import run as engine
 from lxclab.errors import AlreadyRunning
+from lxclab.chroot import ExitStatus
 from lxclab.limits import Limits
 from lxclab.lxc import State, container_names, default_lxcpath, lxc_cgroups
+from lxclab.lxc.foreground import RunLog, read_run_log
 from lxclab.lxc.hierarchies import PIVOT, own_cgroup_dirs
 
 MIB = 1 << 20
@@ -205,3 +207,17 @@ def test_start_runs_an_exited_container_again_on_its_own_root(busybox, runtime):
         time.sleep(0.05)
     assert containers.find("again").describe().startswith("Exited (0)")
     assert lxclab("logs", "again").stdout.split() == ["1", "2"]  # the second run saw the first one's file
+
+
+@pytest.mark.parametrize("log, expected", [
+    ('... post_start:2205 - Started "/bin/sh" with pid "2198"\n'
+     "... lxc_error_set_and_log:31 - Child <2198> ended on error (3)\n", RunLog(2198, ExitStatus(code=3))),
+    ('... Started "sleep" with pid "2204"\n... lxc_error_set_and_log:34 - Child <2204> ended on signal Killed(9)\n',
+     RunLog(2204, ExitStatus(signal=9))),
+    ('... Started "true" with pid "2208"\n... Child <77> ended on error (1)\n', RunLog(2208, None)),  # 0: no line
+    ('... start.c:start:2197 - No such file or directory - Failed to exec "/nonexistent"\n',
+     RunLog(None, None, "'/nonexistent': No such file or directory")),
+    ("", RunLog()),
+])
+def test_the_run_log_gives_init_pid_and_exit_status(log, expected):
+    assert read_run_log(log) == expected

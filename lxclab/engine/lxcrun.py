@@ -25,13 +25,12 @@ from pathlib import Path
 
 from .. import _linux
 from ..chroot import DEFAULT_PATH, ExitStatus
-from ..errors import ContainerError
 from ..lxc import Container as LxcContainer
 from ..lxc import Init, default_lxcpath, rootfs_path
 from ..lxc.hierarchies import MONITOR_PREFIX, PAYLOAD_PREFIX, own_cgroup_dirs, remove_leftovers
 from ..store import StoredImage
 from ..unionfs import COPY
-from .containers import Container, identity, is_alive
+from .containers import Container, identity
 from .rootfs import copy_layers, overlay_dirs
 
 
@@ -87,8 +86,6 @@ def after_exit(container: Container) -> list[str]:
 
 def exec_lxc(container: Container, command: list[str], stdio: tuple[int | None, int | None, int | None]) -> ExitStatus:
     """Run `command` in a running LXC container (LXC's attach), with its environment and working directory."""
-    if not is_alive(container.state.pid):
-        raise ContainerError(f"container {container.name}'s init is gone: `lxclab gc` cleans up")
     code = lxc_container(container).attach(command, cwd=container.config.cwd, stdio=stdio)
     return ExitStatus(signal=-code) if code < 0 else ExitStatus(code=code)
 

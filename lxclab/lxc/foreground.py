@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -49,8 +50,8 @@ def read_run_log(text: str) -> RunLog:
     pid = int(started.group(1))
     for ended in ENDED.finditer(text):
         if int(ended.group(1)) == pid:
-            code, signal = ended.group(2), ended.group(3)
-            status = ExitStatus(signal=int(signal)) if signal else ExitStatus(code=int(code))
+            code, signum = ended.group(2), ended.group(3)
+            status = ExitStatus(signal=int(signum)) if signum else ExitStatus(code=int(code))
             return RunLog(pid, status, failure)
     return RunLog(pid, None, failure)
 
@@ -129,7 +130,7 @@ class Init:
         if self.status is not None or self._monitor_exited():
             return
         try:
-            os.kill(self.init_pid or self.monitor_pid, 9)
+            os.kill(self.init_pid or self.monitor_pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
 
