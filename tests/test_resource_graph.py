@@ -213,6 +213,6 @@ def test_static_html_renders_the_svg_offline_in_chromium(tmp_path):
 
 def test_offline_export_names_the_missing_scripts_and_writes_nothing(tmp_path):
     page = tmp_path / "graph.html"
-    with pytest.raises(LxclabError, match="embed-amd.js missing; run `npm install`"):
+    with pytest.raises(LxclabError, match=r"embed-amd\.js, .*require\.js missing; run `npm install`"):
         save_offline_html([ResourceGraph.from_recording(known_recording())], page, node_modules=tmp_path / "none")
     assert not page.exists()
