@@ -14,7 +14,8 @@ from fixture_engine import busybox, engine_home  # noqa: F401
 
 from lxclab import paths
 from lxclab.limits import Limits
-from lxclab.engine import containers, gc
+from lxclab.manifest import Platform
+from lxclab.engine import containers, gc, pull
 from lxclab.engine import run as engine
 from lxclab.errors import CommandNotFound, ContainerError, ContainerNotFound, ImageNotFound, InvalidLimit, NotRunning
 
@@ -176,6 +177,14 @@ def test_fork_bomb_stops_at_the_pids_limit(busybox):
 def test_missing_image_says_to_pull_it_first(engine_home):
     with pytest.raises(ImageNotFound, match="pull it first: lxclab pull 127.0.0.1:1/lab/none"):
         engine.run("127.0.0.1:1/lab/none:latest", ["true"])
+
+
+def test_an_image_for_another_machine_is_refused_before_anything_is_made(seeded_classroom, engine_home):
+    ref = f"{seeded_classroom.registry_host}/lab/busybox:latest"
+    pull(ref, platform=Platform("linux", "arm64"))
+    with pytest.raises(ContainerError, match=r"is for linux/arm64, but this machine is linux/amd64: pull the image"):
+        engine.run(ref, ["true"])
+    assert containers.containers() == []
 
 
 def test_missing_command_is_a_clear_error_and_leaves_nothing(busybox, engine_home):

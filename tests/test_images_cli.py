@@ -104,3 +104,12 @@ def test_errors_are_one_clear_line(run, classroom):
 def test_the_installed_command_runs(lxclab_home):
     done = subprocess.run([sys.executable, "-m", "lxclab", "images"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and done.stdout.split() == ["REPOSITORY", "TAG", "DIGEST", "PLATFORM", "SIZE"]
+
+
+def test_a_reader_that_stops_early_is_not_an_error(run, pushed_image):
+    run("pull", "-q", pushed_image.ref)
+    inspect = subprocess.Popen([sys.executable, "-m", "lxclab", "inspect", pushed_image.ref],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    inspect.stdout.close()  # the reader is gone before a line was written, like `lxclab inspect REF | true`
+    _, err = inspect.communicate(timeout=60)
+    assert (inspect.returncode, err) == (0, b"")

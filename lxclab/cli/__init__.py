@@ -7,6 +7,7 @@ subcommand's function takes the parsed arguments and returns an exit status.
 from __future__ import annotations
 
 import argparse
+import os
 import importlib
 import pkgutil
 import sys
@@ -36,6 +37,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("lxclab: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away, as in `lxclab inspect REF | head`: not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to flush at exit
+        return 0
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from dataclasses import asdict
 
 from ..errors import ContainerError, ImageNotFound
 from ..limits import Limits
+from ..manifest import Platform
 from ..store import Store, StoredImage
 from ..unionfs import COPY, OVERLAY
 from .containers import LXC, NAMESPACES, NET_BRIDGE, NET_NONE, Container, ContainerConfig, containers, new_id
@@ -33,6 +34,7 @@ def create(ref: str, command: list[str] | None = None, *, name: str | None = Non
     mode = mode or (COPY if rootless else OVERLAY)
     _check_options(net, mode, rootless, limits or Limits())
     image = find_image(ref)
+    _check_platform(ref, image)
     _check_runtime(runtime, net, rootless, image)
     argv = list(image.config.entrypoint) + list(command or image.config.cmd)
     if not argv:
@@ -57,6 +59,15 @@ def find_image(ref: str) -> StoredImage:
         return Store().image(ref)
     except ImageNotFound:
         raise ImageNotFound(f"image {ref} is not in the store: pull it first: lxclab pull {ref}") from None
+
+
+def _check_platform(ref: str, image: StoredImage) -> None:
+    """Refuse an image built for another machine, which the kernel could only refuse with ENOEXEC."""
+    host = Platform.host()
+    if not host.matches(image.platform):
+        raise ContainerError(
+            f"image {ref} is for {image.platform}, but this machine is {host}: "
+            f"pull the image for this machine again (lxclab pull {ref}) to run it")
 
 
 def _check_options(net: str, mode: str, rootless: bool, limits: Limits) -> None:
