@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+import nbformat
 import pytest
 
 from lxclab.exercises import ExerciseError, check_against, check_cases
@@ -57,3 +58,24 @@ def test_check_against_names_the_wrong_case_and_the_right_answer():
 
 def test_every_lesson_has_a_text_twin_in_step():
     assert course.stale_twins() == []
+
+
+@pytest.mark.parametrize("lesson", course.lessons(), ids=lambda path: path.stem)
+def test_every_lesson_has_the_shape_of_a_lesson(lesson: Path):
+    notebook = nbformat.read(lesson, as_version=4)
+    opening = notebook.cells[0].source
+    for heading in ("What you'll do", "What you'll learn", "What you'll need", "**Time:**"):
+        assert heading in opening, f"{lesson.name} does not open with {heading!r}"
+    code = [cell.source for cell in notebook.cells if cell.cell_type == "code"]
+    assert sum(source.count(course.BEGIN) for source in code) >= 2, f"{lesson.name} has fewer than two exercises"
+    assert sum("check_cases(" in s or "check_against(" in s for s in code) >= 2, f"{lesson.name} lacks check cells"
+    closing = notebook.cells[-1]
+    assert closing.cell_type == "markdown" and "Keypoints" in closing.source, f"{lesson.name} does not end with keypoints"
+
+
+def test_every_lesson_has_outputs_for_strict_nbval_to_compare():
+    for lesson in course.lessons():
+        notebook = nbformat.read(lesson, as_version=4)
+        code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+        unrun = [n for n, cell in enumerate(code) if cell.execution_count is None]
+        assert not unrun, f"{lesson.name}: code cells {unrun} were never run; run `make notebooks LESSONS={lesson}`"
