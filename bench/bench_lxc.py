@@ -40,7 +40,8 @@ from lxclab.lxc._binding import pylxc
 from lxclab.manifest import ImageConfig, parse_manifest
 from lxclab.unionfs import COPY, LayerSource, unpack_layers
 
-from .harness import BenchmarkError, Contender, print_report, run_command, run_interleaved, workspace
+from .harness import (BenchmarkError, Contender, add_arguments, print_report, rounds_and_machine, run_command,
+                      run_interleaved, workspace)
 
 TOOLS = "lxc-start -d / lxc-attach / lxc-stop"
 LXCLAB = "lxclab Container (library)"
@@ -163,9 +164,7 @@ def remove_lock_dirs(workdir: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run the LXC cycle benchmark and print its table (or JSON)."""
     parser = argparse.ArgumentParser(prog="python -m bench.bench_lxc", description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=10, help="timed runs of each contender (default 10)")
-    parser.add_argument("--warmup", type=int, default=1, help="untimed rounds first (default 1)")
-    parser.add_argument("--json", action="store_true", help="print the results as JSON instead of a table")
+    add_arguments(parser, runs=10, size_mb=None)
     args = parser.parse_args(argv)
     with workspace("lxclab-bench-lxc-") as workdir:
         try:
@@ -177,8 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         lxc_version = run_command(["lxc-start", "--version"]).strip()
         facts = [f"image: {BUSYBOX_REPOSITORY} for {platform.machine()} (3 layers, busybox-static), "
                  f"a fresh copy of its rootfs per run (copy not timed); LXC {lxc_version}",
-                 f"{args.runs} timed runs each after {args.warmup} warm-up round(s), interleaved; "
-                 f"kernel {platform.release()}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}"]
+                 rounds_and_machine(args)]
         print_report(results, TOOLS, "start + execute `true` + stop of an LXC container", facts, args.json)
     return 0
 

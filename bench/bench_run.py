@@ -40,7 +40,8 @@ from lxclab.engine import run as engine
 from lxclab.engine.pull import pull
 from lxclab.registry import RegistryClient
 
-from .harness import Contender, BenchmarkError, lxclab_command, print_report, run_command, run_interleaved, workspace
+from .harness import (BenchmarkError, Contender, add_arguments, lxclab_command, print_report, rounds_and_machine,
+                      run_command, run_interleaved, workspace)
 from .served_image import free_port
 
 CRUN = "crun run (OCI bundle)"
@@ -132,15 +133,12 @@ def _crun_namespace_holder() -> subprocess.Popen:
 def main(argv: list[str] | None = None) -> int:
     """Run the container start benchmark and print its table (or JSON)."""
     parser = argparse.ArgumentParser(prog="python -m bench.bench_run", description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=20, help="timed runs of each contender (default 20)")
-    parser.add_argument("--warmup", type=int, default=2, help="untimed rounds first (default 2)")
-    parser.add_argument("--json", action="store_true", help="print the results as JSON instead of a table")
+    add_arguments(parser, runs=20, size_mb=None, warmup=2)
     args = parser.parse_args(argv)
     with workspace("lxclab-bench-run-") as workdir, prepared(workdir) as setup:
         results = run_interleaved(contenders(setup), args.runs, workdir / "runs", args.warmup)
         facts = [f"image: {setup.ref} (3 layers, busybox-static), layer cache warm, overlay mode",
-                 f"{args.runs} timed runs each after {args.warmup} warm-up round(s), interleaved; "
-                 f"kernel {platform.release()}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}"]
+                 rounds_and_machine(args)]
         print_report(results, CRUN, "start-to-exit latency of `true` in a container", facts, args.json)
     return 0
 

@@ -13,6 +13,7 @@ mounted under it is detached and the whole tree is removed, whatever failed.
 from __future__ import annotations
 
 import argparse
+import platform
 import json
 import os
 import re
@@ -63,14 +64,21 @@ class Result:
         return min(self.seconds)
 
 
-def add_arguments(parser: argparse.ArgumentParser, runs: int = 5, size_mb: int = 100) -> None:
-    """Add the options every benchmark script takes: --runs, --warmup, --size-mb, --json."""
+def add_arguments(parser: argparse.ArgumentParser, runs: int = 5, size_mb: int | None = 100, warmup: int = 1) -> None:
+    """Add the options every benchmark script takes: --runs, --warmup, --json, and --size-mb unless it is None."""
     parser.add_argument("--runs", type=_positive, default=runs, help=f"timed runs of each contender (default {runs})")
-    parser.add_argument("--warmup", type=_not_negative, default=1,
-                        help="untimed rounds first, to fill caches alike for everyone (default 1)")
-    parser.add_argument("--size-mb", type=_positive, default=size_mb,
-                        help=f"size of the benchmark image's random layers in MB (default {size_mb})")
+    parser.add_argument("--warmup", type=_not_negative, default=warmup,
+                        help=f"untimed rounds first, to fill caches alike for everyone (default {warmup})")
+    if size_mb is not None:
+        parser.add_argument("--size-mb", type=_positive, default=size_mb,
+                            help=f"size of the benchmark image's random layers in MB (default {size_mb})")
     parser.add_argument("--json", action="store_true", help="print the results as JSON instead of a table")
+
+
+def rounds_and_machine(args: argparse.Namespace) -> str:
+    """The facts line every table ends with: how many runs, and the machine they ran on."""
+    return (f"{args.runs} timed runs each after {args.warmup} warm-up round(s), interleaved; "
+            f"kernel {platform.release()}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
 
 
 def run_interleaved(contenders: Sequence[Contender], runs: int, workdir: Path, warmup: int = 0) -> list[Result]:

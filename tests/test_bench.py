@@ -22,10 +22,10 @@ ROW = r"\s+\d+\.\d{4}\s+\d+\.\d{4}\s+\d+\.\d{2,4}x$"
 
 
 def run_bench(module: str, tmp_path: Path, *options: str) -> str:
-    """Run `python -m bench.MODULE` on a 2 MB image with its temporary files under `tmp_path`."""
+    """Run `python -m bench.MODULE` once per contender with its temporary files under `tmp_path`."""
     env = {**os.environ, "TMPDIR": str(tmp_path)}
-    done = subprocess.run([sys.executable, "-m", f"bench.{module}", "--runs", "1", "--warmup", "0", "--size-mb", "2",
-                           *options], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run([sys.executable, "-m", f"bench.{module}", "--runs", "1", "--warmup", "0", *options],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     return done.stdout
 
@@ -47,7 +47,7 @@ def assert_nothing_left(tmp_path: Path) -> None:
 def test_pull_bench_prints_a_row_for_skopeo_the_cli_and_the_library(tmp_path: Path) -> None:
     from bench import bench_pull
 
-    table = run_bench("bench_pull", tmp_path)
+    table = run_bench("bench_pull", tmp_path, "--size-mb", "2")
     assert table.startswith("pull lab/bench:latest: 6 layers, ")
     assert_rows(table, [bench_pull.SKOPEO, bench_pull.CLI, bench_pull.LIBRARY], bench_pull.SKOPEO)
     assert_nothing_left(tmp_path)
@@ -56,7 +56,7 @@ def test_pull_bench_prints_a_row_for_skopeo_the_cli_and_the_library(tmp_path: Pa
 def test_unpack_bench_prints_umoci_tar_copy_and_overlay_rows_and_unmounts(tmp_path: Path) -> None:
     from bench import bench_unpack as b
 
-    document = json.loads(run_bench("bench_unpack", tmp_path, "--json"))
+    document = json.loads(run_bench("bench_unpack", tmp_path, "--size-mb", "2", "--json"))
     names = [b.UMOCI, b.TAR, b.COPY_CLI, b.COPY_LIBRARY, b.OVERLAY_CLI, b.OVERLAY_EXTRACT, b.OVERLAY_MOUNT]
     assert [result["name"] for result in document["results"]] == names
     assert document["baseline"] == b.UMOCI
@@ -64,6 +64,30 @@ def test_unpack_bench_prints_umoci_tar_copy_and_overlay_rows_and_unmounts(tmp_pa
                                  document["title"])
     assert_rows(table, names, b.UMOCI)
     assert_nothing_left(tmp_path)
+
+
+def test_run_bench_prints_crun_unshare_the_cli_and_the_library_and_leaves_no_container(tmp_path: Path) -> None:
+    from bench import bench_run as b
+
+    table = run_bench("bench_run", tmp_path)
+    assert table.startswith("start-to-exit latency of `true` in a container\n")
+    assert_rows(table, [b.CRUN, b.UNSHARE, b.CLI, b.LIBRARY], b.CRUN)
+    assert_nothing_left(tmp_path)
+
+
+def test_lxc_bench_prints_a_row_for_lxcs_tools_lxclab_and_python_lxc(tmp_path: Path) -> None:
+    from bench import bench_lxc as b
+    from lxclab.lxc import lxc_cgroups
+
+    table = run_bench("bench_lxc", tmp_path)
+    assert table.startswith("start + execute `true` + stop of an LXC container\nimage: lab/busybox for ")
+    assert_rows(table, [b.TOOLS, b.LXCLAB, b.PYLXC], b.TOOLS)
+    assert list(tmp_path.iterdir()) == []  # the workspace is gone
+    assert [path for path in lxc_cgroups() if "benchlxc-" in path.name] == []
+    lock_dir = b.LOCK_DIR / str(tmp_path).lstrip("/")  # liblxc made it for the workspace's lxcpaths
+    assert not lock_dir.exists() or list(lock_dir.iterdir()) == []
+    if lock_dir.exists():
+        lock_dir.rmdir()
 
 
 def test_contenders_run_interleaved_in_rotating_order_and_only_timed_runs_are_kept(tmp_path: Path) -> None:
