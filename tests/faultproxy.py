@@ -15,7 +15,9 @@ import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable
+from typing import Callable, Iterator
+
+import pytest
 
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade"}
 
@@ -186,3 +188,10 @@ def _handler_for(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
             self.wfile.write(data)
 
     return Handler
+
+
+@pytest.fixture
+def proxy(classroom) -> Iterator[FaultProxy]:
+    """A fault-injecting proxy in front of the session's classroom registry."""
+    with FaultProxy(classroom.registry_host) as running:
+        yield running

@@ -10,7 +10,7 @@ import json
 import threading
 
 import pytest
-from faultproxy import Fault, FaultProxy
+from faultproxy import Fault, FaultProxy, proxy  # noqa: F401 (proxy is a fixture)
 from fixture_images import push_image, random_image, unique_repository
 
 from lxclab import manifest as m
@@ -18,12 +18,6 @@ from lxclab.engine import pull
 from lxclab.registry.auth import basic_authorization
 from lxclab.errors import AuthenticationError, DigestMismatch, ManifestError, RegistryError, UnsupportedMediaType
 from lxclab.store import Store
-
-
-@pytest.fixture
-def proxy(classroom):
-    with FaultProxy(classroom.registry_host) as running:
-        yield running
 
 
 @pytest.fixture

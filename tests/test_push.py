@@ -9,7 +9,7 @@ import stat
 from urllib.parse import urlsplit
 
 import pytest
-from faultproxy import Fault, FaultProxy
+from faultproxy import Fault, FaultProxy, proxy  # noqa: F401 (proxy is a fixture)
 from fixture_images import random_image, random_index, unique_repository
 
 from lxclab import manifest as m
@@ -19,12 +19,6 @@ from lxclab.errors import AuthenticationError, DigestMismatch, RegistryError
 from lxclab.paths import credentials_file
 from lxclab.registry import RegistryClient, credentials
 from lxclab.store import Store
-
-
-@pytest.fixture
-def proxy(classroom):
-    with FaultProxy(classroom.registry_host) as running:
-        yield running
 
 
 @pytest.fixture
