@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import xml.etree.ElementTree as ET
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -100,6 +101,16 @@ def test_oom_kill_is_a_red_marker_at_its_time_on_the_memory_panel_only():
     assert float(line.get("x1")) == pytest.approx(Axes(svg).x(4.0), abs=0.15)
     assert line.get("stroke") == "#d62728" and "OOM" in "".join(marker.itertext())
     assert by_class(parse(render_svg(recording, "cpu")), "oom") == []
+
+
+def test_an_oom_label_near_the_right_edge_stays_inside_the_panel():
+    samples = known_recording().samples
+    late_kill = Recording([*samples[:-1], replace(samples[-1], oom_kills=samples[-2].oom_kills + 1)])
+    labels = {float(marker.get("data-t")): next(marker.iter(f"{SVG}text"))
+              for marker in by_class(parse(render_svg(late_kill, "memory", width=560)), "oom")}
+    early, late = labels[4.0], labels[4.5]
+    assert early.get("text-anchor") == "start"
+    assert late.get("text-anchor") == "end" and float(late.get("x")) < 560
 
 
 def test_value_axis_leaves_room_above_the_limit_and_the_data():

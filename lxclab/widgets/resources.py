@@ -26,6 +26,7 @@ OOM_COLOUR = "#d62728"
 VALUE_STEPS = (1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10)  # tops of the value axis
 TIME_STEPS = (1, 2, 2.5, 5, 10)  # spacing of time ticks
 MARGIN_LEFT, MARGIN_RIGHT, MARGIN_TOP, MARGIN_BOTTOM = 58, 24, 22, 30
+OOM_LABEL_WIDTH = 50  # pixels "OOM kill" takes in the panel's font
 
 
 @dataclass(frozen=True)
@@ -189,8 +190,15 @@ def _oom_marker(frame: Frame, t: float) -> str:
     return (f'<g class="oom" data-t="{t:g}"><line x1="{x:.1f}" x2="{x:.1f}" y1="{MARGIN_TOP}" '
             f'y2="{frame.bottom}" stroke="{OOM_COLOUR}" stroke-width="1.5"/>'
             f'<path d="M{x - 5:.1f},{MARGIN_TOP} L{x + 5:.1f},{MARGIN_TOP} L{x:.1f},{MARGIN_TOP + 8} Z" '
-            f'fill="{OOM_COLOUR}"/><text x="{x + 7:.1f}" y="{MARGIN_TOP + 10}" fill="{OOM_COLOUR}">'
-            f"OOM kill</text></g>")
+            f'fill="{OOM_COLOUR}"/>{_oom_label(frame, x)}</g>')
+
+
+def _oom_label(frame: Frame, x: float) -> str:
+    """The marker's "OOM kill" label: right of the line, or left of it when the line is near the right edge."""
+    near_right_edge = x + 7 + OOM_LABEL_WIDTH > frame.width
+    anchor, label_x = ("end", x - 7) if near_right_edge else ("start", x + 7)
+    return (f'<text x="{label_x:.1f}" y="{MARGIN_TOP + 10}" text-anchor="{anchor}" fill="{OOM_COLOUR}">'
+            f"OOM kill</text>")
 
 
 def _note(frame: Frame, text: str) -> str:
