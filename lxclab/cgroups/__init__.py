@@ -15,8 +15,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import CgroupError
-from .limits import Limits
+from ..errors import CgroupError
+from ..limits import Limits
 
 CPU_PERIOD_US = 100_000
 UNLIMITED_V1 = 1 << 62  # v1 reports "no limit" as a huge page-rounded number, 9223372036854771712
