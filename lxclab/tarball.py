@@ -11,7 +11,6 @@ ordinary empty files whose names tell an extractor to delete what the layers bel
 
 from __future__ import annotations
 
-import hashlib
 import io
 import stat
 import tarfile
@@ -20,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from .errors import LayerError
+from .manifest import sha256_digest
 
 WHITEOUT_PREFIX = ".wh."
 OPAQUE_MARKER = ".wh..wh..opq"
@@ -105,7 +105,7 @@ class Layer:
     @property
     def digest(self) -> str:
         """The sha256 of the compressed bytes, as a manifest's layer descriptor names it."""
-        return "sha256:" + hashlib.sha256(self.blob).hexdigest()
+        return sha256_digest(self.blob)
 
     @property
     def size(self) -> int:
@@ -116,7 +116,7 @@ class Layer:
 def build_layer(entries: list[Entry], mtime: int = DEFAULT_MTIME, level: int = DEFAULT_GZIP_LEVEL) -> Layer:
     """Write `entries` as a deterministic gzip tar layer and compute its DiffID."""
     tar = write_tar(entries, mtime)
-    return Layer(blob=gzip_deterministic(tar, level), diff_id="sha256:" + hashlib.sha256(tar).hexdigest())
+    return Layer(blob=gzip_deterministic(tar, level), diff_id=sha256_digest(tar))
 
 
 def write_tar(entries: list[Entry], mtime: int = DEFAULT_MTIME) -> bytes:

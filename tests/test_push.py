@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+from pathlib import Path
 import stat
 from urllib.parse import urlsplit
 
@@ -38,6 +39,15 @@ def claims(authorization: str) -> dict:
     return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
 
 
+def upload_source(blob: bytes, tmp_path, as_file: bool) -> bytes | Path:
+    """The blob itself, or a file holding it: push_blob takes both."""
+    if not as_file:
+        return blob
+    path = tmp_path / "blob"
+    path.write_bytes(blob)
+    return path
+
+
 def fetched(client: RegistryClient, repository: str, blob: bytes, store: Store) -> bytes:
     descriptor = m.Descriptor(m.OCI_LAYER_GZIP, m.sha256_digest(blob), len(blob))
     return client.fetch_blob(repository, descriptor, store).read_bytes()
@@ -46,9 +56,7 @@ def fetched(client: RegistryClient, repository: str, blob: bytes, store: Store) 
 @pytest.mark.parametrize("as_file", [False, True])
 def test_a_monolithic_upload_is_one_post_and_one_put(teacher_client, proxy, tmp_path, as_file):
     blob, repository = os.urandom(300_000), unique_repository()
-    source = tmp_path / "blob" if as_file else blob
-    if as_file:
-        source.write_bytes(blob)
+    source = upload_source(blob, tmp_path, as_file)
     assert teacher_client.push_blob(repository, m.sha256_digest(blob), source) is True
     uploads = [e for e in proxy.log if "/blobs/uploads/" in e.path]
     assert [(e.method, e.status) for e in uploads] == [("POST", 202), ("PUT", 201)]
@@ -59,9 +67,7 @@ def test_a_monolithic_upload_is_one_post_and_one_put(teacher_client, proxy, tmp_
 @pytest.mark.parametrize("as_file", [False, True])
 def test_a_chunked_upload_follows_the_latest_location(teacher_client, proxy, tmp_path, as_file):
     blob, repository = os.urandom(350_000), unique_repository()
-    source = tmp_path / "blob" if as_file else blob
-    if as_file:
-        source.write_bytes(blob)
+    source = upload_source(blob, tmp_path, as_file)
     teacher_client.push_blob(repository, m.sha256_digest(blob), source, chunk_size=100_000)
     uploads = [e for e in proxy.log if "/blobs/uploads/" in e.path]
     assert [e.method for e in uploads] == ["POST", "PATCH", "PATCH", "PATCH", "PATCH", "PUT"]
