@@ -37,7 +37,7 @@ def test_many_runs_leave_no_mount_cgroup_netns_veth_directory_process_or_fd(busy
     after = host_footprint(engine_home)
     assert mentioning(after, names) == {"mounts": set(), "cgroups": set(), "netns": set(), "dirs": set()}
     assert (after["mounts"], after["dirs"]) == (before["mounts"], before["dirs"])
-    assert _open_fds() == fds
+    assert set(_open_fds()) <= set(fds), "a descriptor was left open"  # some may close meanwhile: not a leak
     assert containers.containers() == []
 
 

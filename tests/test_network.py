@@ -119,8 +119,9 @@ def test_unsafe_names_are_refused(bridge, name):
 
 
 def lxclab_cgroups() -> list[str]:
-    """The lxclab groups under our own cgroups (other suites, like LXC's, make groups of their own)."""
-    return sorted(str(group) for parent in set(cgroups.detect().own_dirs.values()) for group in parent.glob("lxclab-*"))
+    """This test run's groups under our own cgroups (other test files make lxclab groups of their own at once)."""
+    own = set(cgroups.detect().own_dirs.values())
+    return sorted(str(group) for parent in own for group in parent.glob(f"lxclab-test-{RUN}*"))
 
 
 def _one_run(rootfs, bridge, number: int) -> None:
