@@ -47,6 +47,10 @@ class StoreError(LxclabError):
     """The local content store cannot hold or find a blob or image."""
 
 
+class ImageNotFound(StoreError):
+    """The image has not been pulled into the local store."""
+
+
 # --- classroom registry -----------------------------------------------------------------
 class ClassroomError(LxclabError):
     """The classroom registry or token server cannot start, stop or answer."""
@@ -141,10 +145,6 @@ class LxcError(ContainerError):
 
 class LxcUnavailable(LxcError):
     """The python-lxc binding (PyPI `lxc`, built against liblxc) is not installed."""
-
-
-class ImageNotFound(StoreError):
-    """The image has not been pulled into the local store."""
 
 
 # --- resource monitoring and graphs -----------------------------------------------------
