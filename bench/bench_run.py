@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lxclab.classroom import Classroom
+from lxclab.classroom.daemon import free_port
 from lxclab.classroom.ocilayout import OciLayout
 from lxclab.classroom.publish import push_layout
 from lxclab.classroom.seed import BUSYBOX_REPOSITORY, build_seed_layout
@@ -42,7 +43,6 @@ from lxclab.registry import RegistryClient
 
 from .harness import (BenchmarkError, Contender, add_arguments, lxclab_command, print_report, rounds_and_machine,
                       run_command, run_interleaved, workspace)
-from .served_image import free_port
 
 CRUN = "crun run (OCI bundle)"
 UNSHARE = "unshare -fmuipn --mount-proc chroot"

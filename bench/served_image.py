@@ -9,13 +9,13 @@ incompressible), built into an OCI layout that umoci and skopeo can read as well
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from lxclab.classroom import Classroom
+from lxclab.classroom.daemon import free_port
 from lxclab.classroom.ocilayout import OciLayout
 from lxclab.classroom.publish import push_layout
 from lxclab.classroom.seed import BENCH_LAYERS, BENCH_REPOSITORY, build_seed_layout
@@ -41,13 +41,6 @@ class ServedImage:
         """One line naming the image and its size, for a benchmark's title."""
         return (f"{self.layout_name}: {self.layers} layers, {self.compressed_bytes / 1e6:.1f} MB compressed, "
                 f"{self.random_bytes / 1e6:.1f} MB of files in the random layers")
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now (the kernel picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def random_bytes(size_mb: int) -> int:

@@ -113,6 +113,13 @@ def check_port_free(host: str, port: int, what: str, flag: str) -> None:
             raise ClassroomError(f"cannot start the {what} on {host}:{port}: {exc.strerror}") from exc
 
 
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port on `host` that nothing listens on right now (the kernel picks it), for classrooms on any port."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))
+        return probe.getsockname()[1]
+
+
 def _signal(pid: int, signum: int) -> None:
     """Send `signum` to `pid`, ignoring a process that has just gone away."""
     try:
