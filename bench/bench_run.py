@@ -31,18 +31,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from lxclab.classroom import Classroom
-from lxclab.classroom.daemon import free_port
-from lxclab.classroom.ocilayout import OciLayout
-from lxclab.classroom.publish import push_layout
-from lxclab.classroom.seed import BUSYBOX_REPOSITORY, build_seed_layout
+from lxclab.classroom.seed import BUSYBOX_REPOSITORY
 from lxclab.engine import gc
 from lxclab.engine import run as engine
 from lxclab.engine.pull import pull
-from lxclab.registry import RegistryClient
 
 from .harness import (BenchmarkError, Contender, add_arguments, lxclab_command, print_report, rounds_and_machine,
                       run_command, run_interleaved, workspace)
+from .served_image import served_seed
 
 CRUN = "crun run (OCI bundle)"
 UNSHARE = "unshare -fmuipn --mount-proc chroot"
@@ -86,27 +82,21 @@ def _library_run(ref: str) -> None:
 @contextmanager
 def prepared(workdir: Path) -> Iterator[Setup]:
     """Serve and pull the seed busybox, make its bundle and crun's namespace; stop everything on exit."""
-    classroom = Classroom(workdir / "classroom", registry_port=free_port(), token_port=free_port())
-    classroom.up()
     holder = None
-    try:
-        layout = OciLayout(workdir / "layout")
-        build_seed_layout(layout.root)
-        with RegistryClient(classroom.registry_host, classroom.teacher) as client:
-            push_layout(layout, client, [f"{BUSYBOX_REPOSITORY}:latest"])
-        ref = f"{classroom.registry_host}/{BUSYBOX_REPOSITORY}:latest"
-        os.environ["LXCLAB_HOME"] = str(workdir / "home")
-        pull(ref)
-        _library_run(ref)  # fills the layer cache, untimed
-        bundle = make_bundle(layout.root, workdir / "bundle")
-        holder = _crun_namespace_holder()
-        yield Setup(ref, workdir / "home", bundle, workdir / "crun-state", holder.pid)
-    finally:
-        if holder is not None:
-            holder.kill()
-            holder.wait()
-        gc.gc()
-        classroom.down()
+    with served_seed(workdir, f"{BUSYBOX_REPOSITORY}:latest") as (classroom, layout):
+        try:
+            ref = f"{classroom.registry_host}/{BUSYBOX_REPOSITORY}:latest"
+            os.environ["LXCLAB_HOME"] = str(workdir / "home")
+            pull(ref)
+            _library_run(ref)  # fills the layer cache, untimed
+            bundle = make_bundle(layout.root, workdir / "bundle")
+            holder = _crun_namespace_holder()
+            yield Setup(ref, workdir / "home", bundle, workdir / "crun-state", holder.pid)
+        finally:
+            if holder is not None:
+                holder.kill()
+                holder.wait()
+            gc.gc()
 
 
 def make_bundle(layout: Path, bundle: Path) -> Path:

@@ -49,18 +49,25 @@ def random_bytes(size_mb: int) -> int:
 
 
 @contextmanager
-def served_bench_image(workdir: Path, size_mb: int) -> Iterator[ServedImage]:
-    """Start a classroom under `workdir`, build and push the bench image; stop the classroom on exit."""
+def served_seed(workdir: Path, name: str, bench_size_mb: int = 0) -> Iterator[tuple[Classroom, OciLayout]]:
+    """Start a classroom under `workdir`, build the seed layout and push image `name`; stop the classroom on exit."""
     classroom = Classroom(Path(workdir) / "classroom", registry_port=free_port(), token_port=free_port())
     classroom.up()
     try:
         layout = OciLayout(Path(workdir) / "layout")
-        build_seed_layout(layout.root, bench_size_mb=size_mb)
+        build_seed_layout(layout.root, bench_size_mb=bench_size_mb)
         with RegistryClient(classroom.registry_host, classroom.teacher) as client:
-            push_layout(layout, client, [BENCH_NAME])
-        yield _describe(layout, f"{classroom.registry_host}/{BENCH_NAME}", size_mb)
+            push_layout(layout, client, [name])
+        yield classroom, layout
     finally:
         classroom.down()
+
+
+@contextmanager
+def served_bench_image(workdir: Path, size_mb: int) -> Iterator[ServedImage]:
+    """Serve the bench image of `size_mb` MB from a classroom under `workdir`, for as long as the block runs."""
+    with served_seed(workdir, BENCH_NAME, size_mb) as (classroom, layout):
+        yield _describe(layout, f"{classroom.registry_host}/{BENCH_NAME}", size_mb)
 
 
 def _describe(layout: OciLayout, ref: str, size_mb: int) -> ServedImage:
