@@ -21,6 +21,7 @@ from pathlib import Path
 # Bit numbers in the capability sets of /proc/<pid>/status (linux/capability.h).
 CAPABILITIES = {"CAP_SETUID": 7, "CAP_NET_ADMIN": 12, "CAP_SYS_CHROOT": 18, "CAP_SYS_ADMIN": 21}
 STATUS_FILE = Path("/proc/self/status")
+CHECKOUT = Path(__file__).resolve().parents[1]  # the lxclab clone, whose notebooks/data the lessons replay
 
 
 def effective_capabilities(status_file: Path = STATUS_FILE) -> int:
@@ -51,3 +52,18 @@ def needs_root(step: str, would_do: str = "", capability: str = "CAP_SYS_ADMIN")
         return True
     print(missing_root_message(step, would_do, capability), flush=True)
     return False
+
+
+def course_folder(*relatives: str, holding: str) -> Path:
+    """The first of `relatives` that holds file `holding`, in this folder, a folder above, or the lxclab checkout.
+
+    Lessons find their recorded data (notebooks/data) and the course's shared/ fixtures this
+    way, from the notebooks folder, from a student edition copied elsewhere, or from Binder.
+    """
+    places = [Path.cwd(), *Path.cwd().parents, CHECKOUT]
+    for place in places:
+        for relative in relatives:
+            if (place / relative / holding).is_file():
+                return place / relative
+    raise FileNotFoundError(f"no {' or '.join(relatives)} holding {holding} in {Path.cwd()}, a folder above it, "
+                            f"or the lxclab checkout {CHECKOUT}: put the course's shared/ beside the clone")

@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+from lxclab import lessons
 from lxclab.lessons import effective_capabilities, has_root, missing_root_message, needs_root
 
 AS_NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all"]
@@ -60,3 +61,15 @@ def test_capabilities_come_from_the_capeff_line(tmp_path):
 
 def test_the_message_without_a_plan_ends_where_the_lesson_shows_it():
     assert missing_root_message("create a cgroup").endswith("here is what it would do:")
+
+
+def test_course_folder_looks_here_then_above_then_in_the_checkout(tmp_path, monkeypatch):
+    (tmp_path / "shared/fixtures").mkdir(parents=True)
+    (tmp_path / "shared/fixtures/hub.yaml").write_text("x")
+    (tmp_path / "a/b").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "a/b")
+    assert lessons.course_folder("shared/fixtures", holding="hub.yaml") == tmp_path / "shared/fixtures"
+    assert lessons.course_folder("data", "notebooks/data", holding="07-memory.json") == \
+        lessons.CHECKOUT / "notebooks/data"
+    with pytest.raises(FileNotFoundError, match="no shared/x holding y.yaml in .*put the course's shared/ beside"):
+        lessons.course_folder("shared/x", holding="y.yaml")
