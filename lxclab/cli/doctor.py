@@ -1,0 +1,74 @@
+"""`lxclab doctor`: what this machine can do, and per lesson what runs for real and what is only shown."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..doctor import Report, Verdict
+
+OUTCOMES = {"real": "for real", "shown": "shown only", "fails": "FAILS"}
+GUIDE = "notebooks/TROUBLESHOOTING.md"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the doctor subcommand to the CLI."""
+    command = subparsers.add_parser(
+        "doctor", help="check what the lessons need; exit 0 when every lesson runs for real here")
+    command.add_argument("--json", action="store_true", help="print the checks and the lessons' verdicts as JSON")
+    command.set_defaults(func=run_doctor)
+
+
+def run_doctor(args: argparse.Namespace) -> int:
+    """Run every check, print the table (or JSON), and return 0 only when every lesson runs for real."""
+    from ..doctor import diagnose
+
+    report = diagnose()
+    print(json.dumps(report.as_json(), indent=2) if args.json else render(report))
+    return 0 if report.ready else 1
+
+
+def render(report: Report) -> str:
+    """The report as two tables, checks then lessons, each missing part followed by its fix."""
+    from ..doctor import NEED_CHECKS
+
+    needed = {name for verdict in report.verdicts for need in verdict.lesson.needs for name in NEED_CHECKS[need]}
+    width = max(len(check.name) for check in report.checks) + 2
+    lines = [f"lxclab doctor: this machine, as uid {os.geteuid()}, for the lessons", "",
+             f"{'CHECK':<{width}}{'STATE':<7}FOUND"]
+    for check in report.checks:
+        state = "ok" if check.ok else "MISSING" if check.name in needed else "note"
+        lines.append(f"{check.name:<{width}}{state:<7}{check.detail}")
+        if check.fix:
+            lines.append(f"{'':<{width}}{'fix:':<7}{check.fix}")
+    lines += ["", f"{'LESSON':<28}RUNS"]
+    for verdict in report.verdicts:
+        lines += _lesson_lines(verdict, report)
+    lines += ["", _summary(report)]
+    return "\n".join(lines)
+
+
+def _lesson_lines(verdict: Verdict, report: Report) -> list[str]:
+    """A lesson's line, what it will only show or why it fails, and the fix for each missing check."""
+    lesson = verdict.lesson
+    runs = OUTCOMES[verdict.outcome]
+    if verdict.missing:
+        runs += f": {', '.join(verdict.missing)} missing"
+    if verdict.outcome == "shown" and "root" in verdict.missing:
+        runs += f"; {len(lesson.steps)} steps need root"
+    lines = [f"{lesson.number + ' ' + lesson.name:<28}{runs}"]
+    lines += [f"{'':<28}fix: {report.check(name).fix}" for name in verdict.missing if report.check(name).fix]
+    return lines
+
+
+def _summary(report: Report) -> str:
+    """One closing line: ready, or how many lessons fall short and where to read more."""
+    if report.ready:
+        return "Every lesson runs for real here."
+    counts = {outcome: sum(v.outcome == outcome for v in report.verdicts) for outcome in ("shown", "fails")}
+    return (f"{counts['shown']} lessons only show their privileged steps, {counts['fails']} fail: "
+            f"apply the fixes above; {GUIDE} explains each line.")
