@@ -5,13 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import textwrap
 
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ..doctor import Report, Verdict
 
-OUTCOMES = {"real": "for real", "shown": "shown only", "fails": "FAILS"}
+STATE_WIDTH = 9
+LESSON_WIDTH = 28
 GUIDE = "notebooks/TROUBLESHOOTING.md"
 
 
@@ -39,13 +41,13 @@ def render(report: Report) -> str:
     needed = {name for verdict in report.verdicts for need in verdict.lesson.needs for name in NEED_CHECKS[need]}
     width = max(len(check.name) for check in report.checks) + 2
     lines = [f"lxclab doctor: this machine, as uid {os.geteuid()}, for the lessons", "",
-             f"{'CHECK':<{width}}{'STATE':<7}FOUND"]
+             f"{'CHECK':<{width}}{'STATE':<{STATE_WIDTH}}FOUND"]
     for check in report.checks:
         state = "ok" if check.ok else "MISSING" if check.name in needed else "note"
-        lines.append(f"{check.name:<{width}}{state:<7}{check.detail}")
+        lines.append(f"{check.name:<{width}}{state:<{STATE_WIDTH}}{check.detail}")
         if check.fix:
-            lines.append(f"{'':<{width}}{'fix:':<7}{check.fix}")
-    lines += ["", f"{'LESSON':<28}RUNS"]
+            lines.append(f"{'':<{width}}{'fix:':<{STATE_WIDTH}}{check.fix}")
+    lines += ["", f"{'LESSON':<{LESSON_WIDTH}}RUNS"]
     for verdict in report.verdicts:
         lines += _lesson_lines(verdict, report)
     lines += ["", _summary(report)]
@@ -53,16 +55,18 @@ def render(report: Report) -> str:
 
 
 def _lesson_lines(verdict: Verdict, report: Report) -> list[str]:
-    """A lesson's line, what it will only show or why it fails, and the fix for each missing check."""
+    """A lesson's line, the steps it will only show, and the fix for each missing check (each fix once)."""
     lesson = verdict.lesson
-    runs = OUTCOMES[verdict.outcome]
-    if verdict.missing:
-        runs += f": {', '.join(verdict.missing)} missing"
-    if verdict.outcome == "shown" and "root" in verdict.missing:
-        runs += f"; {len(lesson.steps)} steps need root"
-    lines = [f"{lesson.number + ' ' + lesson.name:<28}{runs}"]
-    lines += [f"{'':<28}fix: {report.check(name).fix}" for name in verdict.missing if report.check(name).fix]
-    return lines
+    shown = lesson.steps if "root" in verdict.missing else ("its user-namespace (rootless) section",)
+    outcomes = {"real": "for real", "fails": f"FAILS: {', '.join(verdict.missing)} missing",
+                "shown": f"for real, but {len(shown)} steps only shown ({', '.join(verdict.missing)} missing)"}
+    runs = outcomes[verdict.outcome]
+    lines = [f"{lesson.number + ' ' + lesson.name:<{LESSON_WIDTH}}{runs}"]
+    if verdict.outcome == "shown":
+        lines += textwrap.wrap(f"shown, not run: {'; '.join(shown)}", 100, initial_indent=" " * LESSON_WIDTH,
+                               subsequent_indent=" " * (LESSON_WIDTH + 4))
+    fixes = dict.fromkeys(report.check(name).fix for name in verdict.missing if report.check(name).fix)
+    return lines + [f"{'':<{LESSON_WIDTH}}fix: {fix}" for fix in fixes]
 
 
 def _summary(report: Report) -> str:

@@ -16,7 +16,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .. import lessons
-from ..classroom import Classroom
 from . import checks
 from .checks import Check
 
@@ -38,8 +37,9 @@ NEED_MARKERS = {
     "cgroups": r"\bcgroups\b", "lxc": r"\blxclab\.lxc\b|^\s*import lxc\b", "userns": r"\brootless",
     "network": r"\bCAP_NET_ADMIN\b",
 }
+CLASSROOM_CHECKS = ("docker-registry", "registry port", "token port")
 NEED_CHECKS = {
-    "registry": ("docker-registry", "registry port", "token port", "disk"), "root": ("root",),
+    "registry": ("python", *CLASSROOM_CHECKS, "disk"), "root": ("root",),
     "overlayfs": ("overlayfs",), "cgroups": ("cgroups",), "lxc": ("cgroups", "lxc", "python-lxc", "apparmor"),
     "userns": ("user namespaces",), "network": ("iproute2",),
 }
@@ -100,16 +100,29 @@ def diagnose(notebooks: Path = NOTEBOOKS) -> Report:
 def run_checks() -> list[Check]:
     """Every check, in the order the table shows them."""
     packages = checks.installed_packages(list(PACKAGES))
-    classroom = Classroom.recorded()
-    pids = classroom.status().pids
+    python = checks.check_python()
     return [
         checks.check_root(), checks.check_kernel(), checks.check_cgroups(), *checks.check_user_namespaces(),
         checks.check_overlayfs(), checks.check_lxc(packages), checks.check_python_lxc(), checks.check_apparmor(),
+        python, *classroom_checks(packages, python), checks.check_disk(), checks.check_iproute2(), checks.check_kvm(),
+        checks.check_packages(packages, PACKAGES),
+    ]
+
+
+def classroom_checks(packages: dict[str, str | None], python: Check) -> list[Check]:
+    """The registry binary and the classroom's two ports, once lxclab's Python packages are there (./kit setup)."""
+    if not python.ok:
+        return [Check(name, False, "not checked: lxclab's Python packages are missing", python.fix)
+                for name in CLASSROOM_CHECKS]
+    from ..classroom import Classroom  # needs httpx, which only ./kit setup installs
+
+    classroom = Classroom.recorded()
+    pids = classroom.status().pids
+    return [
         checks.check_registry(classroom, packages),
         checks.check_port("registry port", classroom.host, classroom.registry_port, pids["registry"],
                           "LXCLAB_REGISTRY_PORT"),
         checks.check_port("token port", classroom.host, classroom.token_port, pids["token"], "LXCLAB_TOKEN_PORT"),
-        checks.check_disk(), checks.check_iproute2(), checks.check_kvm(), checks.check_packages(packages, PACKAGES),
     ]
 
 

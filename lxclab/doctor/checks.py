@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import pwd
 import re
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .. import cgroups, lessons, paths
-from ..classroom import Classroom
-from ..classroom.daemon import check_port_free
 from ..errors import CgroupError, ClassroomError, LxcUnavailable
 from ..lxc._binding import pylxc
 from . import probes
+
+if TYPE_CHECKING:
+    from ..classroom import Classroom
 
 DISK_NEEDED = 1 << 30  # the seed images, a few pulls, unpacked layers and containers, with room to spare
 USERXATTR_KERNEL = (5, 11)  # overlayfs in a user namespace (rootless), keeping its xattrs in user.*
@@ -31,6 +35,7 @@ SYSCTLS = {  # file -> (value that forbids unprivileged user namespaces, the fix
         ("1", "sysctl -w kernel.apparmor_restrict_unprivileged_userns=0"),
 }
 SETUP = "./kit setup (as root)"
+ROOT_FIX = "run the lessons as root: sudo ./kit classroom (on Binder this cannot change)"
 
 
 @dataclass(frozen=True)
@@ -51,7 +56,7 @@ def check_root() -> Check:
         return Check("root", True, f"uid 0 with CAP_SYS_ADMIN{net}")
     who = "uid 0 without CAP_SYS_ADMIN" if uid == 0 else f"uid {uid} ({_user_name(uid)}), not root"
     return Check("root", False, f"{who}: mounts, namespaces, cgroups and LXC are only shown",
-                 "run the lessons as root: sudo ./kit classroom (on Binder this cannot change)")
+                 ROOT_FIX)
 
 
 def _user_name(uid: int) -> str:
@@ -95,7 +100,7 @@ def check_cgroups() -> Check:
     if missing:
         return Check("cgroups", False, f"{detail}; missing {', '.join(missing)}", fix)
     if not os.access(where, os.W_OK):
-        return Check("cgroups", False, f"{detail}; creating groups there needs root", "run as root")
+        return Check("cgroups", False, f"{detail}; creating groups there needs root", ROOT_FIX)
     return Check("cgroups", True, detail)
 
 
@@ -131,7 +136,7 @@ def check_overlayfs() -> Check:
     known = "overlay" in _read("/proc/filesystems").split()
     if not lessons.has_root():
         state = "in /proc/filesystems" if known else "not loaded yet"
-        return Check("overlayfs", False, f"not tried: mounting needs root (overlay {state})", "run as root")
+        return Check("overlayfs", False, f"not tried: mounting needs root (overlay {state})", ROOT_FIX)
     probe = probes.root_overlay(existing_home())
     fix = "" if probe.ok else "modprobe overlay; keep $LXCLAB_HOME on ext4 or xfs (not on an overlay or NFS)"
     return Check("overlayfs", probe.ok, f"{probe.detail} (under {existing_home()})", fix)
@@ -174,14 +179,16 @@ def check_registry(classroom: Classroom, packages: dict[str, str | None]) -> Che
     if missing:
         return Check("docker-registry", False, f"not installed: {', '.join(missing)}",
                      f"apt-get install {' '.join(missing)}")
-    service = "; Debian's own service is enabled at boot" if DEBIAN_REGISTRY_ENABLED.exists() else ""
+    service = "; Debian's docker-registry service is enabled (under systemd it takes port 5000)" if DEBIAN_REGISTRY_ENABLED.exists() else ""
     version = f" {packages['docker-registry']}" if packages.get("docker-registry") else ""
     return Check("docker-registry", True, f"{classroom.registry_binary}{version}{service}")
 
 
 def check_port(name: str, host: str, port: int, pid: int | None, variable: str) -> Check:
     """Whether the classroom can serve on `port`: free, or already held by this classroom's own server (`pid`)."""
-    what = name.split()[0]
+    from ..classroom.daemon import check_port_free  # the classroom needs httpx: imported once known to be there
+
+    what = {"registry port": "registry", "token port": "token server"}.get(name, name)
     if pid is not None:
         return Check(name, True, f"{host}:{port}: lxclab's classroom {what} serves here (pid {pid})")
     try:
@@ -203,6 +210,27 @@ def _holder(port: int, variable: str) -> tuple[str, str]:
         return (f"Debian's docker-registry service (pid {pids[0]})",
                 f"systemctl disable --now docker-registry (lxclab runs its own registry), {elsewhere}")
     return f"pid {pids[0]}: {line[:60]}", f"stop pid {pids[0]}, {elsewhere}"
+
+
+def check_python() -> Check:
+    """lxclab and its Python dependencies (and JupyterLab, where the lessons run) in this interpreter."""
+    try:
+        requires = importlib.metadata.requires("lxclab") or []
+    except importlib.metadata.PackageNotFoundError:
+        return Check("python", False, f"lxclab is not installed for {sys.executable}", SETUP)
+    names = [re.split(r"[\s<>=!~;\[]", line)[0] for line in requires if "extra ==" not in line] + ["jupyterlab"]
+    missing = [name for name in names if not _distribution(name)]
+    if missing:
+        return Check("python", False, f"missing from {sys.prefix}: {', '.join(missing)}", SETUP)
+    return Check("python", True, f"lxclab {_distribution('lxclab')} and JupyterLab {_distribution('jupyterlab')} "
+                                 f"in {sys.prefix}")
+
+
+def _distribution(name: str) -> str | None:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
 
 
 def check_disk() -> Check:
