@@ -28,6 +28,7 @@ APPARMOR = Path("/sys/module/apparmor/parameters/enabled")
 APPARMOR_PROFILES = Path("/sys/kernel/security/apparmor/profiles")
 DEBIAN_REGISTRY_CONFIG = "/etc/docker/registry/config.yml"  # what Debian's docker-registry service serves
 DEBIAN_REGISTRY_ENABLED = Path("/etc/systemd/system/multi-user.target.wants/docker-registry.service")
+REGISTRY_CONFIG_FILE = "registry.yml"  # the classroom's (classroom.server names it, but importing it needs httpx)
 SYSCTLS = {  # file -> (value that forbids unprivileged user namespaces, the fix)
     "/proc/sys/kernel/unprivileged_userns_clone": ("0", "sysctl -w kernel.unprivileged_userns_clone=1"),
     "/proc/sys/user/max_user_namespaces": ("0", "sysctl -w user.max_user_namespaces=15000"),
@@ -205,11 +206,24 @@ def _holder(port: int, variable: str) -> tuple[str, str]:
     pids = probes.port_listeners(port)
     if not pids:
         return "a process this user cannot see (another user's)", f"find it: sudo ss -ltnp 'sport = :{port}'; {elsewhere}"
-    line = probes.command_line(pids[0])
-    if DEBIAN_REGISTRY_CONFIG in line:
+    argv = probes.command_line(pids[0])
+    state = classroom_state(argv)
+    if DEBIAN_REGISTRY_CONFIG in argv:
         return (f"Debian's docker-registry service (pid {pids[0]})",
                 f"systemctl disable --now docker-registry (lxclab runs its own registry), {elsewhere}")
-    return f"pid {pids[0]}: {line[:60]}", f"stop pid {pids[0]}, {elsewhere}"
+    if state:
+        return (f"another lxclab classroom (pid {pids[0]}, state in {state})",
+                f"LXCLAB_CLASSROOM_DIR={state} lxclab registry down, {elsewhere}")
+    return f"pid {pids[0]}: {' '.join(argv)[:60]}", f"stop pid {pids[0]}, {elsewhere}"
+
+
+def classroom_state(argv: list[str]) -> str | None:
+    """The state directory of an lxclab classroom server from its arguments, or None for any other program."""
+    if len(argv) >= 3 and argv[-2] == "serve" and argv[-1].endswith(f"/{REGISTRY_CONFIG_FILE}"):
+        return str(Path(argv[-1]).parent)
+    if "lxclab.classroom.tokenserver" in argv and "--state-dir" in argv[:-1]:
+        return argv[argv.index("--state-dir") + 1]
+    return None
 
 
 def check_python() -> Check:

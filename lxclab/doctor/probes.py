@@ -149,9 +149,10 @@ def _holds(pid: int, sockets: set[str]) -> bool:
     return False
 
 
-def command_line(pid: int) -> str:
-    """The command line of `pid`, arguments joined by spaces ('' once it has gone)."""
+def command_line(pid: int) -> list[str]:
+    """The arguments of process `pid` ([] once it has gone)."""
     try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
-        return ""
+        return []
+    return raw.decode(errors="replace").split("\0")[:-1]
