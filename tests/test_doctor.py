@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from lxclab import doctor
+from lxclab import cgroups, doctor
 from lxclab.classroom import Classroom
 from lxclab.classroom.daemon import free_port
 from lxclab.doctor import Check, Lesson, checks, judge
@@ -77,7 +77,8 @@ def test_as_root_every_lesson_runs_for_real(home):
     assert list(verdicts(report)) == LESSONS
     assert {lesson["outcome"] for lesson in report["lessons"]} == {"real"}
     names = {check["name"]: check for check in report["checks"]}
-    assert names["cgroups"]["detail"].startswith("v1: memory, cpu, cpuacct, pids at /sys/fs/cgroup/memory")
+    assert re.match(r"v1: memory, cpu, cpuacct, pids at /sys/fs/cgroup/memory\S*; made a group with limits there$",
+                    names["cgroups"]["detail"])
     assert names["user namespaces"]["detail"] == "uid 65534 made one and became root in it"
     assert names["overlayfs"]["detail"].startswith("mounted, wrote through it, left a whiteout")
     assert names["userxattr"]["ok"] and names["python-lxc"]["ok"] and names["root"]["ok"]
@@ -207,9 +208,11 @@ def test_doctor_is_quick_and_leaves_nothing_behind(home, monkeypatch):
     started = time.monotonic()
     report = doctor.diagnose()
     assert time.monotonic() - started < 2
-    assert report.check("overlayfs").ok and report.check("userxattr").ok
+    assert report.check("overlayfs").ok and report.check("userxattr").ok and report.check("cgroups").ok
     assert set(Path(tempfile.gettempdir()).glob("lxclab-doctor-*")) == before
     assert list(home.iterdir()) == [] and Path("/proc/self/mountinfo").read_text() == mounts
+    own_groups = set(cgroups.detect().own_dirs.values())
+    assert [path for group in own_groups for path in group.glob("lxclab-doctor-*")] == []
 
 
 def test_every_lesson_needs_what_its_code_uses():

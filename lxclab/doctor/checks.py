@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from .. import cgroups, lessons, paths
 from ..errors import CgroupError, ClassroomError, LxcUnavailable
+from ..limits import Limits
 from ..lxc._binding import pylxc
 from . import probes
 
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
 DISK_NEEDED = 1 << 30  # the seed images, a few pulls, unpacked layers and containers, with room to spare
 USERXATTR_KERNEL = (5, 11)  # overlayfs in a user namespace (rootless), keeping its xattrs in user.*
 V2_WANTED = ("cpu", "memory", "pids")
+PROBE_LIMITS = Limits(memory_bytes=64 << 20, cpus=0.5, pids=64)
 APPARMOR = Path("/sys/module/apparmor/parameters/enabled")
 APPARMOR_PROFILES = Path("/sys/kernel/security/apparmor/profiles")
 DEBIAN_REGISTRY_CONFIG = "/etc/docker/registry/config.yml"  # what Debian's docker-registry service serves
@@ -83,7 +85,7 @@ def check_kernel() -> Check:
 
 
 def check_cgroups() -> Check:
-    """The cgroup version and the controllers lxclab can use where it creates its groups (needs root to create)."""
+    """The cgroup version, the controllers where lxclab creates its groups, and a real group made there (as root)."""
     try:
         hierarchy = cgroups.detect()
     except CgroupError as exc:
@@ -94,15 +96,25 @@ def check_cgroups() -> Check:
         missing = [c for c in cgroups.CONTROLLERS if c not in hierarchy.own_dirs]
         fix = f"mount the v1 {', '.join(missing)} hierarchies, or boot with cgroup v2 only"
     else:
-        have = [c for c in V2_WANTED if c in (where / "cgroup.controllers").read_text().split()]
+        have = [c for c in V2_WANTED if c in (_read(str(where / "cgroup.controllers")) or "").split()]
         missing = [c for c in V2_WANTED if c not in have]
         fix = f"delegate {', '.join(missing)} to lxclab's cgroup (systemd: Delegate=yes)"
     detail = f"v{hierarchy.version}: {', '.join(have) or 'no controllers'} at {where}"
     if missing:
         return Check("cgroups", False, f"{detail}; missing {', '.join(missing)}", fix)
-    if not os.access(where, os.W_OK):
+    if not lessons.has_root():
         return Check("cgroups", False, f"{detail}; creating groups there needs root", ROOT_FIX)
-    return Check("cgroups", True, detail)
+    return _try_cgroup(hierarchy, detail)
+
+
+def _try_cgroup(hierarchy: cgroups.Hierarchy, detail: str) -> Check:
+    """Create a group with memory, CPU and pids limits where lxclab would, read its statistics, remove it."""
+    try:
+        with hierarchy.create(f"lxclab-doctor-{os.getpid()}", PROBE_LIMITS) as group:
+            group.stats()
+    except CgroupError as exc:
+        return Check("cgroups", False, f"{detail}; {exc}", "see TROUBLESHOOTING.md, cgroup v1 and v2")
+    return Check("cgroups", True, f"{detail}; made a group with limits there")
 
 
 def check_user_namespaces() -> tuple[Check, Check]:

@@ -55,7 +55,10 @@ def overlay_probe(base: Path, options: str = "") -> Probe:
 
 def root_overlay(parent: Path) -> Probe:
     """In a child with a private mount namespace, mount an overlay under a temporary dir in `parent`; needs root."""
-    return _in_child(_root_overlay_child, parent)
+    try:
+        return chroot.in_child(_root_overlay_child, parent)
+    except LxclabError as exc:
+        return Probe(False, first_clause(exc))
 
 
 def _root_overlay_child(parent: Path) -> Probe:
@@ -70,7 +73,11 @@ def _root_overlay_child(parent: Path) -> Probe:
 def unprivileged(uid: int = NOBODY) -> tuple[Probe, Probe]:
     """As an unprivileged user (root becomes `uid` first): create a user namespace, then mount an overlay with
     `userxattr` in it, as a rootless container does; returns (user namespace, userxattr overlay)."""
-    return _in_child(_unprivileged_child, uid)
+    try:
+        return chroot.in_child(_unprivileged_child, uid)
+    except LxclabError as exc:
+        failed = Probe(False, first_clause(exc))
+        return failed, failed
 
 
 def _unprivileged_child(uid: int) -> tuple[Probe, Probe]:
@@ -85,23 +92,19 @@ def _unprivileged_child(uid: int) -> tuple[Probe, Probe]:
             _linux.unshare(_linux.CLONE_NEWUSER | _linux.CLONE_NEWNS)
             _map_caller_to_root(*outer)
         except (LxclabError, OSError) as exc:
-            return Probe(False, f"uid {outer[0]}: {exc}"), Probe(False, "needs a user namespace")
+            return Probe(False, f"uid {outer[0]}: {first_clause(exc)}"), Probe(False, "needs a user namespace")
         userns = Probe(True, f"uid {outer[0]} made one and became root in it")
         try:
             return userns, overlay_probe(base, ",userxattr")
         except (LxclabError, OSError) as exc:
-            return userns, Probe(False, str(exc).split(";")[0])
+            return userns, Probe(False, first_clause(exc))
     finally:
         remove(base)
 
 
-def _in_child(function, *args) -> Probe | tuple[Probe, Probe]:
-    """Run a probe in a forked child; a child that fails outright is a failed probe."""
-    try:
-        return chroot.in_child(function, *args)
-    except LxclabError as exc:
-        failed = Probe(False, str(exc).split(";")[0])
-        return (failed, failed) if function is _unprivileged_child else failed
+def first_clause(error: Exception) -> str:
+    """An error's message up to its advice (lxclab's messages put advice after a ';')."""
+    return str(error).split(";")[0]
 
 
 def remove(base: Path) -> None:
