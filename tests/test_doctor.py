@@ -268,3 +268,31 @@ def test_the_package_list_is_setups():
     setup = (ROOT / "scripts/setup.sh").read_text()
     listed = re.search(r"^debs=\(([^)]*)\)", setup, re.M)[1].split()
     assert list(doctor.PACKAGES) == listed
+
+
+USERNS_OFF = r'''
+import dataclasses, json, sys
+from lxclab import _linux
+_linux.unshare(_linux.CLONE_NEWUSER)
+print("ready", flush=True)
+sys.stdin.readline()
+open("/proc/sys/user/max_user_namespaces", "w").write("0")
+from lxclab.doctor import checks
+print(json.dumps([dataclasses.asdict(check) for check in checks.check_user_namespaces()]))
+'''
+
+
+def test_user_namespaces_turned_off_are_reported_with_the_sysctl_to_fix():
+    """In a user namespace of its own (uids 0-65535 mapped as on the host), max_user_namespaces=0 turns them off."""
+    child = subprocess.Popen([sys.executable, "-c", USERNS_OFF], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             text=True, cwd="/tmp")
+    assert child.stdout.readline() == "ready\n"
+    for name in ("uid_map", "gid_map"):
+        Path(f"/proc/{child.pid}/{name}").write_text("0 0 65536")
+    output, _ = child.communicate("go\n", timeout=30)
+    userns, userxattr = json.loads(output)
+    assert not userns["ok"] and userns["detail"] == (
+        "uid 65534: unshare(CLONE_NEWNS|CLONE_NEWUSER) failed: No space left on device (errno 28); "
+        "max_user_namespaces is 0")
+    assert userns["fix"] == "sysctl -w user.max_user_namespaces=15000"
+    assert not userxattr["ok"] and userxattr["detail"] == "rootless overlay: needs a user namespace"
