@@ -296,3 +296,15 @@ def test_user_namespaces_turned_off_are_reported_with_the_sysctl_to_fix():
         "max_user_namespaces is 0")
     assert userns["fix"] == "sysctl -w user.max_user_namespaces=15000"
     assert not userxattr["ok"] and userxattr["detail"] == "rootless overlay: needs a user namespace"
+
+
+def test_the_troubleshooting_page_explains_every_line_and_the_sections_fixes_name():
+    guide = (ROOT / checks.GUIDE).read_text()
+    report = doctor.diagnose()
+    for check in report.checks:
+        assert f"`{check.name}`" in guide, check.name
+    headings = re.findall(r"^## (.+)$", guide, re.M)
+    for section in ("User namespaces disabled", "cgroup v1 or v2"):
+        assert any(heading.startswith(section) for heading in headings), section
+    for problem in ("No root, or Binder", "Ports busy, Debian's registry service", "python-lxc missing", "No KVM"):
+        assert any(heading.startswith(problem) for heading in headings), problem

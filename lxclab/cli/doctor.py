@@ -14,7 +14,6 @@ if TYPE_CHECKING:
 
 STATE_WIDTH = 9
 LESSON_WIDTH = 28
-GUIDE = "notebooks/TROUBLESHOOTING.md"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -71,6 +70,8 @@ def _lesson_lines(verdict: Verdict, report: Report) -> list[str]:
 
 def _summary(report: Report) -> str:
     """One closing line: ready, or how many lessons fall short and where to read more."""
+    from ..doctor.checks import GUIDE
+
     if report.ready:
         return "Every lesson runs for real here."
     counts = {outcome: sum(v.outcome == outcome for v in report.verdicts) for outcome in ("shown", "fails")}

@@ -38,6 +38,7 @@ SYSCTLS = {  # file -> (value that forbids unprivileged user namespaces, the fix
         ("1", "sysctl -w kernel.apparmor_restrict_unprivileged_userns=0"),
 }
 SETUP = "./kit setup (as root)"
+GUIDE = "notebooks/TROUBLESHOOTING.md"  # explains each check and its fix
 ROOT_FIX = "run the lessons as root: sudo ./kit classroom (on Binder this cannot change)"
 
 
@@ -113,7 +114,7 @@ def _try_cgroup(hierarchy: cgroups.Hierarchy, detail: str) -> Check:
         with hierarchy.create(f"lxclab-doctor-{os.getpid()}", PROBE_LIMITS) as group:
             group.stats()
     except CgroupError as exc:
-        return Check("cgroups", False, f"{detail}; {exc}", "see TROUBLESHOOTING.md, cgroup v1 and v2")
+        return Check("cgroups", False, f"{detail}; {exc}", f"see {GUIDE}, section 'cgroup v1 or v2'")
     return Check("cgroups", True, f"{detail}; made a group with limits there")
 
 
@@ -123,7 +124,7 @@ def check_user_namespaces() -> tuple[Check, Check]:
     blocked = [(f"{Path(f).name} is {value}", fix) for f, (value, fix) in SYSCTLS.items() if _read(f) == value]
     sysctls = "; ".join(reason for reason, _ in blocked)
     detail = "; ".join(part for part in (userns.detail, sysctls) if part)
-    fix = blocked[0][1] if blocked else "see TROUBLESHOOTING.md, user namespaces"
+    fix = blocked[0][1] if blocked else f"see {GUIDE}, section 'User namespaces disabled'"
     namespaces = Check("user namespaces", userns.ok, detail, "" if userns.ok else fix)
     if kernel_version() < USERXATTR_KERNEL:
         return namespaces, Check("userxattr", False, "needs kernel 5.11", "rootless runs use --mode copy")
