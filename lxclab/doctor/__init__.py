@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .. import lessons
-from . import checks
+from . import checks, ports
 from .checks import Check
 
 __all__ = ["Check", "Lesson", "Report", "Verdict", "diagnose", "find_lessons", "judge", "run_checks"]
@@ -119,10 +119,10 @@ def classroom_checks(packages: dict[str, str | None], python: Check) -> list[Che
     classroom = Classroom.recorded()
     pids = classroom.status().pids
     return [
-        checks.check_registry(classroom, packages),
-        checks.check_port("registry port", classroom.host, classroom.registry_port, pids["registry"],
+        ports.check_registry(classroom, packages),
+        ports.check_port("registry port", classroom.host, classroom.registry_port, pids["registry"],
                           "LXCLAB_REGISTRY_PORT"),
-        checks.check_port("token port", classroom.host, classroom.token_port, pids["token"], "LXCLAB_TOKEN_PORT"),
+        ports.check_port("token port", classroom.host, classroom.token_port, pids["token"], "LXCLAB_TOKEN_PORT"),
     ]
 
 

@@ -11,16 +11,12 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from .. import cgroups, lessons, paths
-from ..errors import CgroupError, ClassroomError, LxcUnavailable
+from ..errors import CgroupError, LxcUnavailable
 from ..limits import Limits
 from ..lxc._binding import pylxc
 from . import probes
-
-if TYPE_CHECKING:
-    from ..classroom import Classroom
 
 DISK_NEEDED = 1 << 30  # the seed images, a few pulls, unpacked layers and containers, with room to spare
 USERXATTR_KERNEL = (5, 11)  # overlayfs in a user namespace (rootless), keeping its xattrs in user.*
@@ -28,9 +24,6 @@ V2_WANTED = ("cpu", "memory", "pids")
 PROBE_LIMITS = Limits(memory_bytes=64 << 20, cpus=0.5, pids=64)
 APPARMOR = Path("/sys/module/apparmor/parameters/enabled")
 APPARMOR_PROFILES = Path("/sys/kernel/security/apparmor/profiles")
-DEBIAN_REGISTRY_CONFIG = "/etc/docker/registry/config.yml"  # what Debian's docker-registry service serves
-DEBIAN_REGISTRY_ENABLED = Path("/etc/systemd/system/multi-user.target.wants/docker-registry.service")
-REGISTRY_CONFIG_FILE = "registry.yml"  # the classroom's (classroom.server names it, but importing it needs httpx)
 SYSCTLS = {  # file -> (value that forbids unprivileged user namespaces, the fix)
     "/proc/sys/kernel/unprivileged_userns_clone": ("0", "sysctl -w kernel.unprivileged_userns_clone=1"),
     "/proc/sys/user/max_user_namespaces": ("0", "sysctl -w user.max_user_namespaces=15000"),
@@ -147,7 +140,7 @@ def existing_home() -> Path:
 
 def check_overlayfs() -> Check:
     """A real overlay mount (write, whiteout) in a child, under a temporary dir in $LXCLAB_HOME; needs root."""
-    known = "overlay" in _read("/proc/filesystems").split()
+    known = "overlay" in (_read("/proc/filesystems") or "").split()
     if not lessons.has_root():
         state = "in /proc/filesystems" if known else "not loaded yet"
         return Check("overlayfs", False, f"not tried: mounting needs root (overlay {state})", ROOT_FIX)
@@ -158,7 +151,7 @@ def check_overlayfs() -> Check:
 
 def check_lxc(packages: dict[str, str | None]) -> Check:
     """LXC's tools and library (Debian's lxc package)."""
-    if shutil.which("lxc-start", path=os.pathsep.join((os.environ.get("PATH", ""), "/usr/bin"))):
+    if shutil.which("lxc-start") or Path("/usr/bin/lxc-start").exists():
         return Check("lxc", True, f"lxc {packages.get('lxc') or 'installed'}")
     return Check("lxc", False, "lxc-start is not installed", "apt-get install lxc lxc-dev (or ./kit setup)")
 
@@ -184,59 +177,6 @@ def check_apparmor() -> Check:
         return Check("apparmor", False, "enabled, but LXC's lxc-container-default profile is not loaded",
                      "apparmor_parser -r -W /etc/apparmor.d/lxc-containers")
     return Check("apparmor", True, "enabled, LXC's lxc-container-default profile loaded")
-
-
-def check_registry(classroom: Classroom, packages: dict[str, str | None]) -> Check:
-    """The distribution registry binary and busybox-static, from which the classroom and its seed images come."""
-    missing = [p for p, there in (("docker-registry", classroom.registry_binary.exists()),
-                                  ("busybox-static", packages.get("busybox-static"))) if not there]
-    if missing:
-        return Check("docker-registry", False, f"not installed: {', '.join(missing)}",
-                     f"apt-get install {' '.join(missing)}")
-    service = "; Debian's docker-registry service is enabled (under systemd it takes port 5000)" if DEBIAN_REGISTRY_ENABLED.exists() else ""
-    version = f" {packages['docker-registry']}" if packages.get("docker-registry") else ""
-    return Check("docker-registry", True, f"{classroom.registry_binary}{version}{service}")
-
-
-def check_port(name: str, host: str, port: int, pid: int | None, variable: str) -> Check:
-    """Whether the classroom can serve on `port`: free, or already held by this classroom's own server (`pid`)."""
-    from ..classroom.daemon import check_port_free  # the classroom needs httpx: imported once known to be there
-
-    what = {"registry port": "registry", "token port": "token server"}.get(name, name)
-    if pid is not None:
-        return Check(name, True, f"{host}:{port}: lxclab's classroom {what} serves here (pid {pid})")
-    try:
-        check_port_free(host, port, f"classroom {what}", variable)
-    except ClassroomError:
-        holder, fix = _holder(port, variable)
-        return Check(name, False, f"{host}:{port}: in use by {holder}", fix)
-    return Check(name, True, f"{host}:{port}: free; ./kit classroom starts the {what} here")
-
-
-def _holder(port: int, variable: str) -> tuple[str, str]:
-    """Who listens on `port`, and how to get it back."""
-    elsewhere = f"or export {variable}=<a free port> before ./kit classroom"
-    pids = probes.port_listeners(port)
-    if not pids:
-        return "a process this user cannot see (another user's)", f"find it: sudo ss -ltnp 'sport = :{port}'; {elsewhere}"
-    argv = probes.command_line(pids[0])
-    state = classroom_state(argv)
-    if DEBIAN_REGISTRY_CONFIG in argv:
-        return (f"Debian's docker-registry service (pid {pids[0]})",
-                f"systemctl disable --now docker-registry (lxclab runs its own registry), {elsewhere}")
-    if state:
-        return (f"another lxclab classroom (pid {pids[0]}, state in {state})",
-                f"LXCLAB_CLASSROOM_DIR={state} lxclab registry down, {elsewhere}")
-    return f"pid {pids[0]}: {' '.join(argv)[:60]}", f"stop pid {pids[0]}, {elsewhere}"
-
-
-def classroom_state(argv: list[str]) -> str | None:
-    """The state directory of an lxclab classroom server from its arguments, or None for any other program."""
-    if len(argv) >= 3 and argv[-2] == "serve" and argv[-1].endswith(f"/{REGISTRY_CONFIG_FILE}"):
-        return str(Path(argv[-1]).parent)
-    if "lxclab.classroom.tokenserver" in argv and "--state-dir" in argv[:-1]:
-        return argv[argv.index("--state-dir") + 1]
-    return None
 
 
 def check_python() -> Check:

@@ -1,4 +1,4 @@
-"""Real probes for the doctor: try the thing in a forked child, or find who holds a port.
+"""Real probes for the doctor: try the thing in a forked child and say what happened.
 
 Each probe that creates a namespace or mounts something runs in a child (`chroot.in_child`)
 and returns a short result, so the caller's namespaces and mounts never change; the child
@@ -19,7 +19,6 @@ from ..errors import LxclabError
 from ..namespaces import _map_caller_to_root
 
 NOBODY = 65534
-LISTEN = "0A"  # the TCP state column of /proc/net/tcp for a listening socket
 
 
 @dataclass(frozen=True)
@@ -113,49 +112,3 @@ def remove(base: Path) -> None:
         for name in dirs:
             os.chmod(os.path.join(root, name), 0o700)
     shutil.rmtree(base, ignore_errors=True)
-
-
-def port_listeners(port: int) -> list[int]:
-    """The PIDs holding a listening TCP socket on `port` (any address) in this network namespace.
-
-    Only processes whose /proc/PID/fd this user may read are found: all of them for root.
-    """
-    inodes = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            rows = Path(table).read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for row in rows:
-            fields = row.split()
-            if int(fields[1].rpartition(":")[2], 16) == port and fields[3] == LISTEN:
-                inodes.add(f"socket:[{fields[9]}]")
-    return sorted(pid for pid in _pids() if inodes and _holds(pid, inodes)) if inodes else []
-
-
-def _pids() -> list[int]:
-    return [int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit()]
-
-
-def _holds(pid: int, sockets: set[str]) -> bool:
-    """Whether process `pid` has one of `sockets` (like 'socket:[1234]') open."""
-    try:
-        fds = os.listdir(f"/proc/{pid}/fd")
-    except OSError:
-        return False
-    for fd in fds:
-        try:
-            if os.readlink(f"/proc/{pid}/fd/{fd}") in sockets:
-                return True
-        except OSError:
-            continue
-    return False
-
-
-def command_line(pid: int) -> list[str]:
-    """The arguments of process `pid` ([] once it has gone)."""
-    try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return []
-    return raw.decode(errors="replace").split("\0")[:-1]
