@@ -60,7 +60,7 @@ def run_doctor(env: dict[str, str], *options: str, prefix: tuple[str, ...] = (),
 
 def as_json(done: subprocess.CompletedProcess) -> dict:
     """The --json report of a finished doctor run."""
-    assert not done.stderr, done.stderr
+    assert not done.stderr and done.stdout.startswith("{"), done.stdout + done.stderr
     return json.loads(done.stdout)
 
 
@@ -97,8 +97,8 @@ def test_the_table_says_every_lesson_runs_for_real(home):
 def test_as_nobody_the_privileged_lessons_only_show_and_say_why(home):
     done = run_doctor({**doctor_env(home), "HOME": "/nonexistent"}, "--json", prefix=tuple(AS_NOBODY))
     report = as_json(done)
-    assert done.returncode == 1 and not report["ready"]
     names = {check["name"]: check for check in report["checks"]}
+    assert done.returncode == 1 and not report["ready"], names
     assert not names["root"]["ok"] and names["root"]["detail"].startswith("uid 65534 (nobody), not root")
     assert names["root"]["fix"] == checks.ROOT_FIX
     assert names["user namespaces"]["ok"], names["user namespaces"]  # nobody may make one on this machine
