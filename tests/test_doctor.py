@@ -307,3 +307,17 @@ def test_the_troubleshooting_page_explains_every_line_and_the_sections_fixes_nam
         assert any(heading.startswith(section) for heading in headings), section
     for problem in ("No root, or Binder", "Ports busy, Debian's registry service", "python-lxc missing", "No KVM"):
         assert any(heading.startswith(problem) for heading in headings), problem
+
+
+def test_another_lessons_folder_is_judged_and_with_none_the_checks_decide(home, tmp_path):
+    shutil.copy(ROOT / "notebooks/07-cgroups.ipynb", tmp_path)
+    report = as_json(run_doctor(doctor_env(home), "--json", "--notebooks", str(tmp_path)))
+    assert [(lesson["number"], lesson["outcome"]) for lesson in report["lessons"]] == [("07", "real")]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert run_doctor(doctor_env(home), "--notebooks", str(empty)).returncode == 0
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        done = run_doctor(doctor_env(home, token=held.getsockname()[1]), "--notebooks", str(empty))
+    assert done.returncode == 1 and "LESSON" in done.stdout

@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import textwrap
+from pathlib import Path
 
 from typing import TYPE_CHECKING
 
@@ -21,23 +22,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     command = subparsers.add_parser(
         "doctor", help="check what the lessons need; exit 0 when every lesson runs for real here")
     command.add_argument("--json", action="store_true", help="print the checks and the lessons' verdicts as JSON")
+    command.add_argument("--notebooks", metavar="DIR", type=Path,
+                         help="the folder of lessons to judge (default: the checkout's notebooks/)")
     command.set_defaults(func=run_doctor)
 
 
 def run_doctor(args: argparse.Namespace) -> int:
     """Run every check, print the table (or JSON), and return 0 only when every lesson runs for real."""
-    from ..doctor import diagnose
+    from ..doctor import NOTEBOOKS, diagnose
 
-    report = diagnose()
+    report = diagnose(args.notebooks or NOTEBOOKS)
     print(json.dumps(report.as_json(), indent=2) if args.json else render(report))
     return 0 if report.ready else 1
 
 
 def render(report: Report) -> str:
     """The report as two tables, checks then lessons, each missing part followed by its fix."""
-    from ..doctor import NEED_CHECKS
-
-    needed = {name for verdict in report.verdicts for need in verdict.lesson.needs for name in NEED_CHECKS[need]}
+    needed = report.needed
     width = max(len(check.name) for check in report.checks) + 2
     lines = [f"lxclab doctor: this machine, as uid {os.geteuid()}, for the lessons", "",
              f"{'CHECK':<{width}}{'STATE':<{STATE_WIDTH}}FOUND"]
@@ -72,6 +73,8 @@ def _summary(report: Report) -> str:
     """One closing line: ready, or how many lessons fall short and where to read more."""
     from ..doctor.checks import GUIDE
 
+    if not report.verdicts:
+        return f"No lessons found; {'every check they rest on is ok' if report.ready else 'see the MISSING lines'}."
     if report.ready:
         return "Every lesson runs for real here."
     counts = {outcome: sum(v.outcome == outcome for v in report.verdicts) for outcome in ("shown", "fails")}

@@ -75,8 +75,16 @@ class Report:
     verdicts: tuple[Verdict, ...]
 
     @property
+    def needed(self) -> set[str]:
+        """The names of the checks the lessons rest on (with no lessons found: all that any lesson could)."""
+        needs = {need for verdict in self.verdicts for need in verdict.lesson.needs} if self.verdicts else NEED_CHECKS
+        return {name for need in needs for name in NEED_CHECKS[need]}
+
+    @property
     def ready(self) -> bool:
-        """True when every lesson runs for real here."""
+        """True when every lesson runs for real here (with no lessons found: when every needed check is ok)."""
+        if not self.verdicts:
+            return all(check.ok for check in self.checks if check.name in self.needed)
         return all(verdict.outcome == "real" for verdict in self.verdicts)
 
     def check(self, name: str) -> Check:
