@@ -321,3 +321,20 @@ def test_another_lessons_folder_is_judged_and_with_none_the_checks_decide(home, 
         held.listen()
         done = run_doctor(doctor_env(home, token=held.getsockname()[1]), "--notebooks", str(empty))
     assert done.returncode == 1 and "LESSON" in done.stdout
+
+
+PURE_V2 = """
+for mount in $(awk '$9 ~ /^cgroup2?$/ {print $5}' /proc/self/mountinfo | sort -r); do umount "$mount"; done
+mount -t cgroup2 none /sys/fs/cgroup
+exec "$0" -c 'import json; from lxclab.doctor import checks; print(json.dumps(checks.check_cgroups().__dict__))'
+"""
+
+
+def test_on_a_v2_tree_without_its_controllers_the_cgroups_line_says_to_delegate_them():
+    """In a private mount namespace, only cgroup2 mounted: here memory, cpu and pids stay bound to v1."""
+    done = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", PURE_V2, sys.executable],
+                          capture_output=True, text=True, timeout=60, cwd="/tmp")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {
+        "name": "cgroups", "ok": False, "detail": "v2: no controllers at /sys/fs/cgroup; missing cpu, memory, pids",
+        "fix": "delegate cpu, memory, pids to lxclab's cgroup (systemd: Delegate=yes)"}

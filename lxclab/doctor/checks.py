@@ -104,7 +104,7 @@ def check_cgroups() -> Check:
 def _try_cgroup(hierarchy: cgroups.Hierarchy, detail: str) -> Check:
     """Create a group with memory, CPU and pids limits where lxclab would, read its statistics, remove it."""
     try:
-        with hierarchy.create(f"lxclab-doctor-{os.getpid()}", PROBE_LIMITS) as group:
+        with cgroups.create(f"lxclab-doctor-{os.getpid()}", PROBE_LIMITS, hierarchy) as group:
             group.stats()
     except CgroupError as exc:
         return Check("cgroups", False, f"{detail}; {exc}", f"see {GUIDE}, section 'cgroup v1 or v2'")
