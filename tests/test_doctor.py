@@ -110,6 +110,9 @@ def test_as_nobody_the_privileged_lessons_only_show_and_say_why(home):
         assert ("root" in lessons[number]["missing"]) == (number in PRIVILEGED)
     assert "mount the image's layers with overlayfs" in lessons["04"]["steps"]
     assert set(lessons["07"]["missing"]) == {"root", "cgroups"}
+    assert names["kvm"] == {"name": "kvm", "ok": False, "detail": "/dev/kvm is not usable by this user",
+                            "fix": "adduser $USER kvm"}  # a note: no lesson needs it
+    assert not any("kvm" in lesson["missing"] for lesson in report["lessons"])
 
 
 def test_as_nobody_the_table_lists_the_steps_only_shown(home):
@@ -198,6 +201,8 @@ def test_before_setup_debians_python_says_to_run_setup(home):
                     names["python"]["detail"]), names["python"]
     assert names["python"]["fix"] == "./kit setup (as root)"
     assert names["registry port"]["detail"] == "not checked: lxclab's Python packages are missing"
+    assert names["python-lxc"]["detail"] == "the python-lxc binding is not importable (No module named 'lxc')"
+    assert names["python-lxc"]["fix"].startswith("./kit setup")
     assert {lesson["outcome"] for lesson in report["lessons"]} == {"fails"}
 
 
