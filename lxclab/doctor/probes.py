@@ -70,8 +70,10 @@ def _root_overlay_child(parent: Path) -> Probe:
 
 
 def unprivileged(uid: int = NOBODY) -> tuple[Probe, Probe]:
-    """As an unprivileged user (root becomes `uid` first): create a user namespace, then mount an overlay with
-    `userxattr` in it, as a rootless container does; returns (user namespace, userxattr overlay)."""
+    """Try a user namespace as an unprivileged user, then a `userxattr` overlay inside it: (namespace, overlay).
+
+    Root becomes `uid` first, as lesson 06's rootless section does; a rootless container needs both.
+    """
     try:
         return chroot.in_child(_unprivileged_child, uid)
     except LxclabError as exc:
