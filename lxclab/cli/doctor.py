@@ -56,11 +56,13 @@ def render(report: Report) -> str:
 
 def _lesson_lines(verdict: Verdict, report: Report) -> list[str]:
     """A lesson's line, the steps it will only show, and the fix for each missing check (each fix once)."""
-    lesson = verdict.lesson
-    shown = lesson.steps if "root" in verdict.missing else ("its user-namespace (rootless) section",)
-    outcomes = {"real": "for real", "fails": f"FAILS: {', '.join(verdict.missing)} missing",
-                "shown": f"for real, but {len(shown)} steps only shown ({', '.join(verdict.missing)} missing)"}
-    runs = outcomes[verdict.outcome]
+    lesson, missing = verdict.lesson, ", ".join(verdict.missing)
+    if "root" in verdict.missing:
+        shown, count = lesson.steps, f"{lesson.guarded} steps"
+    else:
+        shown, count = ("its user-namespace (rootless) section",), "one section"
+    runs = {"real": "for real", "fails": f"FAILS: {missing} missing",
+            "shown": f"for real, but {count} only shown ({missing} missing)"}[verdict.outcome]
     lines = [f"{lesson.number + ' ' + lesson.name:<{LESSON_WIDTH}}{runs}"]
     if verdict.outcome == "shown":
         lines += textwrap.wrap(f"shown, not run: {'; '.join(shown)}", 100, initial_indent=" " * LESSON_WIDTH,

@@ -50,12 +50,16 @@ STEP = re.compile(r"""\bneeds_root\(\s*(["'])(.*?)\1""")
 
 @dataclass(frozen=True)
 class Lesson:
-    """A lesson notebook: its number, name, what its code cells need, and the steps that need root."""
+    """A lesson notebook: its number, name, what its code cells need, and its steps that need root.
+
+    `steps` names each kind of step once; `guarded` counts the cells' needs_root guards.
+    """
 
     number: str
     name: str
     needs: tuple[str, ...]
     steps: tuple[str, ...]
+    guarded: int = 0
 
 
 @dataclass(frozen=True)
@@ -153,8 +157,8 @@ def find_lessons(notebooks: Path = NOTEBOOKS) -> list[Lesson]:
         if match:
             code = lesson_code(path)
             needs = tuple(need for need, marker in NEED_MARKERS.items() if re.search(marker, code, re.M))
-            steps = tuple(dict.fromkeys(step for _, step in STEP.findall(code)))
-            found.append(Lesson(match[1], match[2], needs, steps))
+            steps = [step for _, step in STEP.findall(code)]
+            found.append(Lesson(match[1], match[2], needs, tuple(dict.fromkeys(steps)), len(steps)))
     return found
 
 
