@@ -28,6 +28,7 @@ from lxclab.registry import RegistryClient
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
+DOCKERHUB = NOTEBOOKS / "data/dockerhub"  # the recorded Docker Hub exchanges, lessons 01, 02 and tests
 IPYTHON_DIR = ROOT / "tests/ipython"  # its kernel config turns colours off, so tracebacks are plain words
 CELL_TIMEOUT = 300
 
@@ -47,16 +48,6 @@ def load_tool(name: str) -> ModuleType:
 def lessons() -> list[Path]:
     """Every lesson notebook, in order."""
     return sorted(NOTEBOOKS.glob("[0-9][0-9]-*.ipynb"))
-
-
-def shared_dir() -> Path:
-    """The course's shared/ folder (Docker Hub fixtures) that lessons look for in a folder above them."""
-    return next(folder / "shared" for folder in ROOT.parents if (folder / "shared/fixtures/dockerhub").is_dir())
-
-
-def place_beside_shared(folder: Path) -> None:
-    """Make `folder/shared` point at the course's shared/, so notebooks copied below `folder` find it."""
-    (folder / "shared").symlink_to(shared_dir(), target_is_directory=True)
 
 
 @dataclass(frozen=True)

@@ -63,13 +63,14 @@ def test_the_message_without_a_plan_ends_where_the_lesson_shows_it():
     assert missing_root_message("create a cgroup").endswith("here is what it would do:")
 
 
-def test_course_folder_looks_here_then_above_then_in_the_checkout(tmp_path, monkeypatch):
-    (tmp_path / "shared/fixtures").mkdir(parents=True)
-    (tmp_path / "shared/fixtures/hub.yaml").write_text("x")
-    (tmp_path / "a/b").mkdir(parents=True)
-    monkeypatch.chdir(tmp_path / "a/b")
-    assert lessons.course_folder("shared/fixtures", holding="hub.yaml") == tmp_path / "shared/fixtures"
+def test_course_folder_looks_here_then_in_the_checkout_never_above(tmp_path, monkeypatch):
+    (tmp_path / "data/dockerhub").mkdir(parents=True)
+    (tmp_path / "data/dockerhub/hub.yaml").write_text("x")
+    monkeypatch.chdir(tmp_path)
+    assert lessons.course_folder("data/dockerhub", holding="hub.yaml") == tmp_path / "data/dockerhub"
+    (tmp_path / "a").mkdir()
+    monkeypatch.chdir(tmp_path / "a")
     assert lessons.course_folder("data", "notebooks/data", holding="07-memory.json") == \
         lessons.CHECKOUT / "notebooks/data"
-    with pytest.raises(FileNotFoundError, match="no shared/x holding y.yaml in .*put the course's shared/ beside"):
-        lessons.course_folder("shared/x", holding="y.yaml")
+    with pytest.raises(FileNotFoundError, match="no data/dockerhub holding hub.yaml in .*or in the lxclab checkout"):
+        lessons.course_folder("data/dockerhub", holding="hub.yaml")

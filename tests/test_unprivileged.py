@@ -23,7 +23,7 @@ import nbformat
 import pytest
 
 from fixture_classroom import free_port
-from fixture_lessons import IPYTHON_DIR, NOTEBOOKS, ROOT, cell_text, error_outputs, lessons, place_beside_shared, seed
+from fixture_lessons import IPYTHON_DIR, NOTEBOOKS, ROOT, cell_text, error_outputs, lessons, seed
 from lxclab.classroom import Classroom
 from lxclab.lessons import missing_root_message
 
@@ -64,7 +64,6 @@ def learner_folder() -> Path:
     shutil.copytree(NOTEBOOKS, root / "notebooks", ignore=shutil.ignore_patterns("md", ".ipynb_checkpoints"))
     shutil.copytree(IPYTHON_DIR / "profile_default", root / "ipython/profile_default",
                     ignore=shutil.ignore_patterns("*.sqlite*", "log", "pid", "security", "startup", "db"))
-    place_beside_shared(root)
     for folder in (root / "lxclab-home", root / "jupyter"):
         folder.mkdir()
     for path in [root, *root.rglob("*")]:
