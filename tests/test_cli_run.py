@@ -13,12 +13,11 @@ from pathlib import Path
 
 import pytest
 from fixture_engine import busybox, engine_home  # noqa: F401
+from fixture_nobody import NobodyPython
 
 from lxclab.engine import containers
 from lxclab.engine.pull import pull
 from lxclab.store import Store
-
-REPO = Path(__file__).resolve().parent.parent
 
 
 def lxclab(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
@@ -114,23 +113,22 @@ def nobodys_home(busybox):
     shutil.rmtree(top)
 
 
-def as_nobody(home: Path, *args: str) -> subprocess.CompletedProcess:
-    """The CLI run by user nobody with `home` as its $LXCLAB_HOME."""
-    command = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", sys.executable, "-m", "lxclab", *args]
-    env = {"PATH": os.environ["PATH"], "PYTHONPATH": str(REPO), "LXCLAB_HOME": str(home)}
-    return subprocess.run(command, capture_output=True, text=True, timeout=120, cwd="/", env=env,
-                          stdin=subprocess.DEVNULL)
+def as_nobody(python: NobodyPython, home: Path, *args: str) -> subprocess.CompletedProcess:
+    """The CLI run by user nobody (with a Python it may run) with `home` as its $LXCLAB_HOME."""
+    command = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", python.python, "-m", "lxclab", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120, cwd="/",
+                          env=python.env(LXCLAB_HOME=str(home)), stdin=subprocess.DEVNULL)
 
 
-def test_rootless_run_works_for_user_nobody(busybox, nobodys_home):
+def test_rootless_run_works_for_user_nobody(busybox, nobodys_home, nobody_python):
     script = "echo $$; id -u; hostname; cat /proc/self/uid_map; ls /sys/class/net; pwd; echo hi > /tmp/mine"
-    done = as_nobody(nobodys_home, "run", "--name", "free", "--hostname", "rootless-box", busybox, "sh", "-c", script)
+    done = as_nobody(nobody_python, nobodys_home, "run", "--name", "free", "--hostname", "rootless-box", busybox, "sh", "-c", script)
     assert done.returncode == 0, done.stderr
     pid, uid, hostname, uid_map, interfaces, cwd = done.stdout.splitlines()
     assert (pid, uid, hostname, interfaces, cwd) == ("1", "0", "rootless-box", "lo", "/opt/lab")
     assert uid_map.split() == ["0", "65534", "1"]  # root inside is nobody outside
     [record] = (nobodys_home / "containers").iterdir()
     assert (record / "rootfs/tmp/mine").stat().st_uid == 65534  # a private copy, owned by nobody
-    assert as_nobody(nobodys_home, "rm", "free").returncode == 0
-    limited = as_nobody(nobodys_home, "run", "--memory", "64m", busybox, "true")
+    assert as_nobody(nobody_python, nobodys_home, "rm", "free").returncode == 0
+    limited = as_nobody(nobody_python, nobodys_home, "run", "--memory", "64m", busybox, "true")
     assert limited.returncode == 1 and "limits need a cgroup" in limited.stderr

@@ -15,9 +15,9 @@ AS_ROOT_WITHOUT_SYS_ADMIN = ["setpriv", "--inh-caps=-sys_admin", "--bounding-set
 ASK = "from lxclab.lessons import needs_root; print(needs_root('mount the layers', 'mount -t overlay ...'))"
 
 
-def ask_as(prefix: list[str]) -> list[str]:
-    """The lines a child process prints when it asks needs_root, run under `prefix` (a setpriv command)."""
-    done = subprocess.run([*prefix, sys.executable, "-c", ASK], capture_output=True, text=True, timeout=60, check=True)
+def ask_as(prefix: list[str], python: str = sys.executable, env: dict[str, str] | None = None) -> list[str]:
+    """The lines a child process prints when it asks needs_root, run by `python` under `prefix` (a setpriv command)."""
+    done = subprocess.run([*prefix, python, "-c", ASK], capture_output=True, text=True, timeout=60, check=True, env=env)
     return done.stdout.splitlines()
 
 
@@ -27,8 +27,8 @@ def test_root_with_cap_sys_admin_may_run_the_step_and_hears_nothing(capsys):
     assert capsys.readouterr().out == ""
 
 
-def test_nobody_is_told_what_is_missing_and_what_the_step_would_do():
-    assert ask_as(AS_NOBODY) == [
+def test_nobody_is_told_what_is_missing_and_what_the_step_would_do(nobody_python):
+    assert ask_as(AS_NOBODY, nobody_python.python, nobody_python.env()) == [
         "This step needs root (CAP_SYS_ADMIN): mount the layers. "
         "On Binder you are not root; here is what it would do: mount -t overlay ...",
         "False",
