@@ -84,6 +84,10 @@ class Daemon:
             return "(no log)"
 
 
+TCP_LISTEN = "0A"  # the state column of /proc/net/tcp for a listening socket
+DEBIAN_REGISTRY_UNIT = "docker-registry.service"  # the systemd unit of Debian's own registry, in /proc/PID/cgroup
+
+
 def is_alive(pid: int, marker: str) -> bool:
     """Whether `pid` is a live (not zombie) process whose command line holds `marker`."""
     child = _STARTED.get(pid)
@@ -107,10 +111,47 @@ def check_port_free(host: str, port: int, what: str, flag: str) -> None:
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
                 raise ClassroomError(
-                    f"cannot start the {what}: port {port} on {host} is already in use by another "
-                    f"program; pick another with {flag} N (or stop what is using it)"
+                    f"cannot start the {what}: port {port} on {host} is already in use by {port_holder(port)}; "
+                    f"pick another with {flag} N (or stop what is using it)"
                 ) from exc
             raise ClassroomError(f"cannot start the {what} on {host}:{port}: {exc.strerror}") from exc
+
+
+def port_holder(port: int) -> str:
+    """Who listens on TCP `port` in this network namespace, in words a user can act on."""
+    pid = _listener_pid(port)
+    if pid is None:
+        return "another program"
+    try:
+        cgroups = Path(f"/proc/{pid}/cgroup").read_text()
+        command = Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return "another program"
+    if DEBIAN_REGISTRY_UNIT in cgroups:
+        return f"Debian's docker-registry service (PID {pid}; stop it for good: systemctl disable --now docker-registry)"
+    return f"{command} (PID {pid})"
+
+
+def _listener_pid(port: int) -> int | None:
+    """The PID of a process holding a socket that listens on TCP `port` (any address), if one can be found."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            rows = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for fields in map(str.split, rows):
+            if int(fields[1].rpartition(":")[2], 16) == port and fields[3] == TCP_LISTEN:
+                inodes.add(f"socket:[{fields[9]}]")
+    if not inodes:
+        return None
+    for fd in Path("/proc").glob("[0-9]*/fd/*"):
+        try:
+            if os.readlink(fd) in inodes:
+                return int(fd.parts[2])
+        except OSError:
+            continue
+    return None
 
 
 def free_port(host: str = "127.0.0.1") -> int:
