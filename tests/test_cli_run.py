@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -71,8 +72,27 @@ def test_sigterm_to_a_foreground_run_kills_the_container_and_records_it(busybox)
     assert not any(Path(path).exists() for path in container.state.resources.cgroups)
 
 
-def test_missing_image_says_to_pull_it_first(engine_home):
+def test_missing_image_is_pulled_first_with_its_progress_as_docker_run_does(seeded_classroom, engine_home):
+    ref = f"{seeded_classroom.registry_host}/lab/busybox:1.0"
+    done = lxclab("run", "--rm", ref, "echo", "hello")
+    assert (done.returncode, done.stdout) == (0, "hello\n"), done.stderr
+    assert f"image {ref} is not in the store: pulling it" in done.stderr
+    image = Store(engine_home / "store").image(ref)
+    finished = set(re.findall(r"^([0-9a-f]{12}): 100%", done.stderr, re.M))  # a progress bar per layer, filled
+    assert finished == {layer.digest[7:19] for layer in image.manifest.layers}, done.stderr
+    again = lxclab("run", "--rm", ref, "echo", "again")
+    assert (again.returncode, again.stdout, again.stderr) == (0, "again\n", "")  # stored now: no second pull
+
+
+def test_a_missing_image_that_cannot_be_pulled_says_why(engine_home):
     done = lxclab("run", "127.0.0.1:1/lab/absent:1", "true")
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "pulling it" in done.stderr and "127.0.0.1:1" in done.stderr.splitlines()[-1]
+    assert lxclab("ps", "-a").stdout.splitlines()[1:] == []
+
+
+def test_pull_never_refuses_a_missing_image(engine_home):
+    done = lxclab("run", "--pull", "never", "127.0.0.1:1/lab/absent:1", "true")
     assert done.returncode == 1
     assert done.stderr.strip().endswith("pull it first: lxclab pull 127.0.0.1:1/lab/absent:1")
 
