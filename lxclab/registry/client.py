@@ -17,11 +17,13 @@ import httpx
 
 from .. import __version__
 from ..errors import AuthenticationError, DigestMismatch, NotFound, RegistryError
-from ..manifest import ACCEPT, Descriptor, Index, Manifest, parse_manifest, sha256_digest, verify_digest
+from ..manifest import ACCEPT, CONFIG_TYPES, Descriptor, Index, Manifest, parse_manifest, sha256_digest, verify_digest
 from ..progress import Progress
 from ..reference import registry_base_url
 from ..store import Ingest, Store
+from . import credentials as saved_credentials
 from .auth import RegistryAuth
+from .bounded import CONFIG_LIMIT, MANIFEST_LIMIT, BoundedTransport, limit_extension, too_large
 from .challenge import parse_challenge
 
 TRIES = 4  # attempts per operation before giving up
@@ -63,16 +65,19 @@ class RegistryClient:
         credentials: tuple[str, str] | None = None,
         insecure: bool = False,
         transport: httpx.BaseTransport | None = None,
+        token_realms: tuple[str, ...] | None = None,
     ):
+        """`token_realms`: hosts besides the registry's own that may receive `credentials` (default: LXCLAB_TOKEN_REALMS)."""
         self.registry = registry
-        self.auth = RegistryAuth(credentials)
+        realms = saved_credentials.named_realms() if token_realms is None else token_realms
+        self.auth = RegistryAuth(credentials, realms)
         self._http = httpx.Client(
             base_url=registry_base_url(registry, insecure),
             auth=self.auth,
-            transport=transport,
+            transport=BoundedTransport(transport),
             follow_redirects=True,
             timeout=httpx.Timeout(60.0, connect=10.0),
-            headers={"User-Agent": f"lxclab/{__version__}"},
+            headers={"User-Agent": f"lxclab/{__version__}", "Accept-Encoding": "identity"},
         )
 
     def __enter__(self) -> RegistryClient:
@@ -93,7 +98,8 @@ class RegistryClient:
     def get_manifest(self, repository: str, identifier: str) -> Manifest | Index:
         """Fetch a manifest or index by tag or digest, checking its digest and parsing it."""
         what = f"manifest {_name(repository, identifier)} on {self.registry}"
-        response = self._request("GET", f"/v2/{repository}/manifests/{identifier}", what, headers={"Accept": ACCEPT})
+        response = self._request("GET", f"/v2/{repository}/manifests/{identifier}", what, headers={"Accept": ACCEPT},
+                                 extensions=limit_extension(MANIFEST_LIMIT))
         raw = response.content
         if identifier.startswith("sha256:"):
             verify_digest(raw, identifier, what)
@@ -122,6 +128,8 @@ class RegistryClient:
         if store.has(descriptor.digest):
             return store.path(descriptor.digest)
         what = f"blob {descriptor.digest} of {repository} on {self.registry}"
+        if descriptor.media_type in CONFIG_TYPES and descriptor.size > CONFIG_LIMIT:
+            raise too_large(f"image config {what}", CONFIG_LIMIT, f"{descriptor.size} bytes (its descriptor)")
         with store.ingest(descriptor.digest, descriptor.size) as ingest:
             if ingest.done:
                 return store.path(descriptor.digest)
@@ -141,7 +149,8 @@ class RegistryClient:
         headers = {"Accept-Encoding": "identity"}
         if ingest.offset:
             headers["Range"] = f"bytes={ingest.offset}-"
-        request = self._http.build_request("GET", f"/v2/{repository}/blobs/{descriptor.digest}", headers=headers)
+        url = f"/v2/{repository}/blobs/{descriptor.digest}"
+        request = self._http.build_request("GET", url, headers=headers, extensions=limit_extension(None))
         response = self._http.send(request, stream=True)
         try:
             self._check(response, f"blob {descriptor.digest} of {repository} on {self.registry}")
