@@ -163,3 +163,11 @@ class UntrustedRealm(AuthenticationError):
 
 class LayerTooLarge(LayerError):
     """A layer whose uncompressed stream, or one of whose tar headers, is larger than the limit (a compression bomb)."""
+
+
+class RegistryBusy(RegistryError):
+    """A 429 or 5xx answer from a registry or token server, worth trying again after `retry_after` seconds."""
+
+    def __init__(self, message: str, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after

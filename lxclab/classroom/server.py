@@ -58,6 +58,7 @@ class Classroom:
     def __init__(
         self, state_dir: Path | None = None, host: str = "127.0.0.1",
         registry_port: int | None = None, token_port: int | None = None, token_ttl: int = tokenserver.DEFAULT_TTL,
+        token_rate: float = tokenserver.DEFAULT_RATE, token_burst: int = tokenserver.DEFAULT_BURST,
     ):
         """A classroom kept in `state_dir`; ports: $LXCLAB_REGISTRY_PORT, $LXCLAB_TOKEN_PORT, else 5000, 5001."""
         host = host.strip("[]")
@@ -71,6 +72,7 @@ class Classroom:
         self.registry_port = registry_port or _port_from_env("LXCLAB_REGISTRY_PORT", 5000)
         self.token_port = token_port or _port_from_env("LXCLAB_TOKEN_PORT", 5001)
         self.token_ttl = token_ttl
+        self.token_rate, self.token_burst = token_rate, token_burst
         self.registry_binary = Path(shutil.which("docker-registry") or REGISTRY_BINARY)
 
     @classmethod
@@ -153,13 +155,15 @@ class Classroom:
         users.add_user(self.state_dir, name, password)
 
     def _prepare_state(self) -> None:
-        """Create the state directory, signing key, teacher account and settings record."""
-        self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        """Create the state directory, signing key, teacher account and settings record, all private (0700/0600)."""
+        users.make_private(self.state_dir)
         keys.load_or_create(self.state_dir, self.service)
         users.ensure_teacher(self.state_dir)
         settings = {"host": self.host, "registry_port": self.registry_port,
-                    "token_port": self.token_port, "token_ttl": self.token_ttl}
-        (self.state_dir / SETTINGS_FILE).write_text(json.dumps(settings, indent=2) + "\n")
+                    "token_port": self.token_port, "token_ttl": self.token_ttl,
+                    "token_rate": self.token_rate, "token_burst": self.token_burst}
+        users.write_private(self.state_dir / SETTINGS_FILE, json.dumps(settings, indent=2) + "\n")
+        users.make_private(self.state_dir)
 
     def _start(self, daemon: Daemon) -> None:
         """Start one of the two servers with the config and environment it needs."""
@@ -177,7 +181,8 @@ class Classroom:
     def _token_daemon(self) -> Daemon:
         """The token server: `python -m lxclab.classroom.tokenserver` in this Python."""
         argv = (sys.executable, "-m", "lxclab.classroom.tokenserver", "--state-dir", str(self.state_dir),
-                "--host", self.host, "--port", str(self.token_port), "--ttl", str(self.token_ttl))
+                "--host", self.host, "--port", str(self.token_port), "--ttl", str(self.token_ttl),
+                "--rate", str(self.token_rate), "--burst", str(self.token_burst))
         return Daemon("tokenserver", argv, self.state_dir, str(self.state_dir))
 
     def _token_env(self) -> dict[str, str]:
@@ -210,7 +215,7 @@ auth:
     issuer: {quote(tokenserver.ISSUER)}
     rootcertbundle: {quote(str(keys.certificate_path(self.state_dir)))}
 """
-        (self.state_dir / REGISTRY_CONFIG_FILE).write_text(config)
+        users.write_private(self.state_dir / REGISTRY_CONFIG_FILE, config)
 
     def _wait_ready(self, daemon: Daemon, answers) -> None:
         """Wait until `answers()` is true; a server that dies or stays silent raises ClassroomError."""

@@ -19,6 +19,7 @@ itself is HTTPS. A challenge naming any other realm raises UntrustedRealm.
 from __future__ import annotations
 
 import base64
+import email.utils
 import re
 import time
 from dataclasses import dataclass
@@ -26,13 +27,14 @@ from typing import Generator
 
 import httpx
 
-from ..errors import AuthenticationError, RegistryError, UntrustedRealm
+from ..errors import AuthenticationError, RegistryBusy, RegistryError, UntrustedRealm
 from .bounded import TOKEN_LIMIT, limit_extension
 from .challenge import Challenge, parse_challenge
 
 _REPOSITORY_PATH = re.compile(r"/v2/(?P<name>.+?)/(?:manifests|blobs|tags|referrers)/")
 _ACTIONS = {"GET": "pull", "HEAD": "pull", "DELETE": "delete"}  # anything else writes: pull,push
 DEFAULT_EXPIRES_IN = 60  # seconds; the token spec's default when the server gives none
+MAX_RETRY_AFTER = 30.0  # seconds; a longer Retry-After is cut to this
 KNOWN_REALMS = {"registry-1.docker.io": ("auth.docker.io",)}  # registries whose token server lives elsewhere
 
 
@@ -66,6 +68,21 @@ def realm_is_trusted(realm_host: str, registry_host: str, trusted: tuple[str, ..
     """True if a token realm on `realm_host` may receive the credentials meant for `registry_host`."""
     allowed = {registry_host, *trusted, *KNOWN_REALMS.get(registry_host, ())}
     return realm_host.lower() in {host.lower() for host in allowed}
+
+
+def retry_after(response: httpx.Response) -> float | None:
+    """Seconds to wait from a Retry-After header (seconds or an HTTP date), capped at MAX_RETRY_AFTER."""
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            seconds = email.utils.parsedate_to_datetime(value).timestamp() - time.time()
+        except (TypeError, ValueError):
+            return None
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
 
 
 def basic_authorization(credentials: tuple[str, str]) -> str:
@@ -168,6 +185,8 @@ class RegistryAuth(httpx.Auth):
                 f"token server {realm} refused {who} for {' '.join(scopes) or 'registry access'} "
                 f"({response.status_code}): check the username and password (`lxclab login`)"
             )
+        if response.status_code == 429 or response.status_code >= 500:
+            raise RegistryBusy(f"token server {realm} answered {response.status_code}", retry_after(response))
         try:
             body = response.json()
             value = body.get("token") or body["access_token"]

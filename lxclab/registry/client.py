@@ -8,7 +8,6 @@ honouring Retry-After, 5xx, resets) a bounded number of times. Authentication is
 
 from __future__ import annotations
 
-import email.utils
 import time
 from pathlib import Path
 from typing import Callable, Iterator, TypeVar
@@ -16,29 +15,20 @@ from typing import Callable, Iterator, TypeVar
 import httpx
 
 from .. import __version__
-from ..errors import AuthenticationError, DigestMismatch, NotFound, RegistryError
+from ..errors import AuthenticationError, DigestMismatch, NotFound, RegistryBusy, RegistryError
 from ..manifest import ACCEPT, CONFIG_TYPES, Descriptor, Index, Manifest, parse_manifest, sha256_digest, verify_digest
 from ..progress import Progress
 from ..reference import registry_base_url
 from ..store import Ingest, Store
 from . import credentials as saved_credentials
-from .auth import RegistryAuth
+from .auth import RegistryAuth, retry_after
 from .bounded import CONFIG_LIMIT, MANIFEST_LIMIT, BoundedTransport, limit_extension, too_large
 from .challenge import parse_challenge
 
 TRIES = 4  # attempts per operation before giving up
 BACKOFF = 0.25  # seconds before the second attempt; doubled for each further one
-MAX_RETRY_AFTER = 30.0  # seconds; a longer Retry-After is cut to this
 READ_CHUNK = 1 << 20
 T = TypeVar("T")
-
-
-class TransientError(RegistryError):
-    """A failure worth trying again (429, 5xx): carries the delay the server asked for, if any."""
-
-    def __init__(self, message: str, retry_after: float | None = None):
-        super().__init__(message)
-        self.retry_after = retry_after
 
 
 class FileBody:
@@ -234,14 +224,14 @@ class RegistryClient:
         return response
 
     def _check(self, response: httpx.Response, what: str, accept: tuple[int, ...] = ()) -> None:
-        """Raise the error that an unsuccessful status means (TransientError for 429 and 5xx)."""
+        """Raise the error that an unsuccessful status means (RegistryBusy for 429 and 5xx)."""
         status = response.status_code
         if response.is_success or status in accept:
             return
         response.read()
         detail = f"{status} {_registry_errors(response)}"
         if status == 429 or status >= 500:
-            raise TransientError(f"{what}: {detail}", _retry_after(response))
+            raise RegistryBusy(f"{what}: {detail}", retry_after(response))
         if status == 404:
             raise NotFound(f"{what}: not found ({detail}); check the repository name, tag or digest")
         if status in (401, 403):
@@ -256,7 +246,7 @@ class RegistryClient:
         for number in range(TRIES):
             try:
                 return attempt()
-            except TransientError as exc:
+            except RegistryBusy as exc:
                 failure, delay = exc, exc.retry_after
             except httpx.TransportError as exc:
                 failure, delay = exc, None
@@ -292,21 +282,6 @@ def _registry_errors(response: httpx.Response) -> str:
         return "; ".join(f"{e.get('code')}: {e.get('message')}" for e in errors)
     except (ValueError, KeyError, TypeError, AttributeError):
         return response.reason_phrase
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    """Seconds to wait from a Retry-After header (seconds or an HTTP date), capped at MAX_RETRY_AFTER."""
-    value = response.headers.get("Retry-After")
-    if not value:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            seconds = email.utils.parsedate_to_datetime(value).timestamp() - time.time()
-        except (TypeError, ValueError):
-            return None
-    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
 
 
 def _missing_scope(response: httpx.Response) -> str:
