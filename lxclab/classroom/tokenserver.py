@@ -8,6 +8,8 @@ trusts. Anonymous callers get `pull` only; wrong credentials get a 401 JSON erro
 A classroom's token server faces a whole room: at most MAX_WORKERS requests are served at
 once (the rest wait in the kernel's listen queue), and each client address may ask for
 `rate` tokens a second with bursts of `burst`; beyond that it gets 429 and Retry-After.
+With `--tls-cert`/`--tls-key` it serves HTTPS, the TLS handshake done in the worker thread,
+and `GET /ca.crt` hands out the classroom CA's certificate (learners check its fingerprint).
 
 Run it as `python -m lxclab.classroom.tokenserver --state-dir DIR --host H --port P`.
 """
@@ -21,6 +23,7 @@ import datetime
 import json
 import math
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -28,7 +31,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-from . import access, jwt, keys, users
+from . import access, jwt, keys, tls, users
 
 SERVICE = jwt.CLASSROOM
 ISSUER = jwt.CLASSROOM
@@ -150,15 +153,17 @@ class TokenRequestHandler(BaseHTTPRequestHandler):
                 status, body = self.issuer.issue(self.headers.get("Authorization"), parse_qs(url.query))
         elif url.path == "/healthz":
             status, body = 200, {"status": "ok", "service": self.issuer.service}
+        elif url.path == "/ca.crt" and self.server.tls is not None:
+            return self._send(200, tls.files(self.issuer.state_dir).ca_cert.read_bytes(),
+                              {"Content-Type": "application/x-pem-file"})
         else:
             status, body = 404, _error("NOT_FOUND", f"no such endpoint {url.path}; ask /token")
-        self._send_json(status, body, headers)
+        self._send(status, json.dumps(body).encode("utf-8"), {"Content-Type": "application/json", **headers})
 
-    def _send_json(self, status: int, body: dict, headers: dict[str, str]) -> None:
-        """Send `body` as JSON with a Content-Length, so the connection can be kept alive."""
-        payload = json.dumps(body).encode("utf-8")
+    def _send(self, status: int, payload: bytes, headers: dict[str, str]) -> None:
+        """Send `payload` with a Content-Length, so the connection can be kept alive."""
         self.send_response(status)
-        for name, value in {"Content-Type": "application/json", **headers}.items():
+        for name, value in headers.items():
             self.send_header(name, value)
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
@@ -172,10 +177,21 @@ class TokenServer(ThreadingHTTPServer):
     request_queue_size = 256
 
     def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler],
-                 limiter: RateLimiter | None = None, workers: int = MAX_WORKERS):
+                 limiter: RateLimiter | None = None, workers: int = MAX_WORKERS, tls: ssl.SSLContext | None = None):
         super().__init__(address, handler)
         self.limiter = limiter or RateLimiter()
+        self.tls = tls
         self._workers = threading.BoundedSemaphore(workers)
+
+    def finish_request(self, request, client_address) -> None:
+        """Serve one connection (in its worker thread), after the TLS handshake if the server speaks TLS."""
+        if self.tls is not None:
+            request.settimeout(TokenRequestHandler.timeout)
+            try:
+                request = self.tls.wrap_socket(request, server_side=True)
+            except (ssl.SSLError, OSError):
+                return  # a client that cannot speak TLS (or gives up) gets nothing more
+        super().finish_request(request, client_address)
 
     def process_request(self, request, client_address) -> None:
         """Hand the connection to a worker thread, waiting (not accepting) while all of them are busy."""
@@ -201,11 +217,12 @@ class TokenServer6(TokenServer):
 
 
 def make_server(state_dir: Path, host: str, port: int, ttl: int = DEFAULT_TTL,
-                rate: float = DEFAULT_RATE, burst: int = DEFAULT_BURST, workers: int = MAX_WORKERS) -> TokenServer:
+                rate: float = DEFAULT_RATE, burst: int = DEFAULT_BURST, workers: int = MAX_WORKERS,
+                tls: ssl.SSLContext | None = None) -> TokenServer:
     """A token server bound to host:port, issuing tokens with the key and users of `state_dir`."""
     handler = type("BoundTokenRequestHandler", (TokenRequestHandler,), {"issuer": TokenIssuer(state_dir, ttl)})
     server_class = TokenServer6 if ":" in host else TokenServer
-    return server_class((host.strip("[]"), port), handler, RateLimiter(rate, burst), workers)
+    return server_class((host.strip("[]"), port), handler, RateLimiter(rate, burst), workers, tls)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -217,9 +234,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ttl", type=int, default=DEFAULT_TTL, help="token lifetime in seconds")
     parser.add_argument("--rate", type=float, default=DEFAULT_RATE, help="token requests a second per client address")
     parser.add_argument("--burst", type=int, default=DEFAULT_BURST, help="token requests at once per client address")
+    parser.add_argument("--tls-cert", type=Path, help="serve HTTPS with this certificate (PEM)")
+    parser.add_argument("--tls-key", type=Path, help="the certificate's private key (PEM)")
     args = parser.parse_args(argv)
-    server = make_server(args.state_dir, args.host, args.port, args.ttl, args.rate, args.burst)
-    print(f"token server for {SERVICE} on http://{args.host}:{args.port}/token", file=sys.stderr, flush=True)
+    context = tls.server_context(args.tls_cert, args.tls_key) if args.tls_cert else None
+    server = make_server(args.state_dir, args.host, args.port, args.ttl, args.rate, args.burst, tls=context)
+    scheme = "https" if context else "http"
+    print(f"token server for {SERVICE} on {scheme}://{args.host}:{args.port}/token", file=sys.stderr, flush=True)
     server.serve_forever()
     return 0
 

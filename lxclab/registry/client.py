@@ -8,6 +8,7 @@ honouring Retry-After, 5xx, resets) a bounded number of times. Authentication is
 
 from __future__ import annotations
 
+import ssl
 import time
 from pathlib import Path
 from typing import Callable, Iterator, TypeVar
@@ -61,10 +62,14 @@ class RegistryClient:
         self.registry = registry
         realms = saved_credentials.named_realms() if token_realms is None else token_realms
         self.auth = RegistryAuth(credentials, realms)
+        ca_file = saved_credentials.ca_file(registry)
+        base_url = registry_base_url(registry, insecure)
+        if ca_file is not None:  # a registry with its own CA speaks TLS, even on loopback
+            base_url = "https://" + base_url.partition("://")[2]
         self._http = httpx.Client(
-            base_url=registry_base_url(registry, insecure),
+            base_url=base_url,
             auth=self.auth,
-            transport=BoundedTransport(transport),
+            transport=BoundedTransport(transport or httpx.HTTPTransport(verify=_trust(ca_file))),
             follow_redirects=True,
             timeout=httpx.Timeout(60.0, connect=10.0),
             headers={"User-Agent": f"lxclab/{__version__}", "Accept-Encoding": "identity"},
@@ -234,6 +239,9 @@ class RegistryClient:
             raise RegistryBusy(f"{what}: {detail}", retry_after(response))
         if status == 404:
             raise NotFound(f"{what}: not found ({detail}); check the repository name, tag or digest")
+        if status == 400 and "HTTPS server" in response.text:
+            raise RegistryError(f"{what}: the registry speaks HTTPS; trust its CA in "
+                                f"$LXCLAB_HOME/certs.d/{self.registry}/ca.crt (a classroom's is its tls/ca.crt)")
         if status in (401, 403):
             raise AuthenticationError(
                 f"{what}: access denied ({detail}{_missing_scope(response)}); "
@@ -253,6 +261,15 @@ class RegistryClient:
             if number + 1 < TRIES:
                 time.sleep(delay if delay is not None else BACKOFF * 2**number)
         raise RegistryError(f"{what}: gave up after {TRIES} tries; last failure: {_describe(failure)}")
+
+
+def _trust(ca_file: Path | None) -> ssl.SSLContext | bool:
+    """httpx's default trust, or the system's CAs plus the registry's own CA when the user trusts one."""
+    if ca_file is None:
+        return True
+    context = ssl.create_default_context()
+    context.load_verify_locations(cafile=str(ca_file))
+    return context
 
 
 def _name(repository: str, identifier: str) -> str:
@@ -294,6 +311,9 @@ def _missing_scope(response: httpx.Response) -> str:
 
 
 def _describe(failure: Exception) -> str:
+    if isinstance(failure, httpx.ConnectError) and "CERTIFICATE_VERIFY_FAILED" in str(failure):
+        return (f"its TLS certificate is not trusted ({failure}); for a classroom registry, put the classroom's "
+                "ca.crt in $LXCLAB_HOME/certs.d/<host:port>/ca.crt after checking its fingerprint")
     if isinstance(failure, httpx.ConnectError):
         return f"cannot connect ({failure}); is the registry running?"
     return str(failure) or type(failure).__name__

@@ -6,6 +6,11 @@ variables LXCLAB_USERNAME and LXCLAB_PASSWORD override the file for the one regi
 LXCLAB_REGISTRY names (handy in CI and in a classroom); set without it they are refused,
 so a password meant for one registry never reaches another. LXCLAB_TOKEN_REALMS names
 token-server hosts (comma-separated) trusted with credentials besides a registry's own.
+
+A registry whose certificate comes from a private CA (a classroom served on the network)
+is trusted through `$LXCLAB_HOME/certs.d/<host:port>/ca.crt`, as Docker reads
+/etc/docker/certs.d; with that file present lxclab speaks HTTPS to the registry, even on
+loopback.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from pathlib import Path
 
 from .. import paths
 from ..errors import RegistryError
@@ -42,6 +48,12 @@ def lookup(registry: str) -> tuple[str, str] | None:
 def named_realms() -> tuple[str, ...]:
     """The token-server hosts the user trusts with credentials besides a registry's own (LXCLAB_TOKEN_REALMS)."""
     return tuple(host.strip() for host in os.environ.get(REALMS_VARIABLE, "").split(",") if host.strip())
+
+
+def ca_file(registry: str) -> Path | None:
+    """The CA certificate the user trusts for `registry` (`$LXCLAB_HOME/certs.d/<registry>/ca.crt`), if any."""
+    path = paths.home() / "certs.d" / registry / "ca.crt"
+    return path if path.is_file() else None
 
 
 def save(registry: str, username: str, password: str) -> None:
