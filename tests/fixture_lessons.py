@@ -60,7 +60,7 @@ class LessonClassroom:
     @property
     def env(self) -> dict[str, str]:
         """This process's environment with LXCLAB_HOME and the classroom's ports set, colours off."""
-        env = {k: v for k, v in os.environ.items() if k not in ("LXCLAB_CLASSROOM_DIR", "LXCLAB_USERNAME", "LXCLAB_PASSWORD")}
+        env = {k: v for k, v in os.environ.items() if k not in ("LXCLAB_CLASSROOM_DIR", "LXCLAB_USERNAME", "LXCLAB_PASSWORD", "LXCLAB_REGISTRY")}
         return env | {"LXCLAB_HOME": str(self.home), "IPYTHONDIR": str(IPYTHON_DIR),
                       "LXCLAB_REGISTRY_PORT": str(self.classroom.registry_port),
                       "LXCLAB_TOKEN_PORT": str(self.classroom.token_port)}

@@ -52,8 +52,8 @@ class Daemon:
 
     def start(self, env: dict[str, str] | None = None) -> int:
         """Start the server in its own session, logging to its log file; return its PID."""
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.log_file, "ab") as log:
+        self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with open(_private(self.log_file, os.O_APPEND), "ab") as log:
             try:
                 process = subprocess.Popen(
                     self.argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
@@ -62,7 +62,8 @@ class Daemon:
             except OSError as exc:
                 raise ClassroomError(f"cannot start the {self.name} ({self.argv[0]}): {exc}") from exc
         _STARTED[process.pid] = process
-        self.pid_file.write_text(f"{process.pid}\n")
+        with open(_private(self.pid_file, os.O_TRUNC), "w") as pid_file:
+            pid_file.write(f"{process.pid}\n")
         return process.pid
 
     def stop(self, timeout: float = 5.0) -> None:
@@ -159,6 +160,13 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind((host, 0))
         return probe.getsockname()[1]
+
+
+def _private(path: Path, flags: int) -> int:
+    """A file descriptor of `path` for writing, created 0600 (and made 0600 if it existed)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | flags, 0o600)
+    os.fchmod(fd, 0o600)
+    return fd
 
 
 def _signal(pid: int, signum: int) -> None:
