@@ -2,15 +2,14 @@
 PY := .venv/bin/python
 export IPYTHONDIR := $(CURDIR)/tests/ipython
 export LXCLAB_HOME := $(CURDIR)/_build/lesson-home
-# The lesson classroom listens on fixed ports (5000, 5001): one at a time on this machine.
-LESSON_LOCK := /run/lock/lxclab-lesson-classroom.lock
+# The lesson classroom listens on the lessons' fixed ports (5000, 5001) in this checkout's own
+# network namespace: the lessons and the talk's demos run in there (scripts/lesson-classroom.sh exec).
+IN_CLASSROOM := scripts/lesson-classroom.sh exec
 
-.PHONY: notebooks run-lessons twins student html slides run-slides
+.PHONY: notebooks twins student html slides
 notebooks:  ## run lessons (LESSONS=path... for some) on a fresh classroom, store outputs, refresh twins
-	flock $(LESSON_LOCK) $(MAKE) --no-print-directory run-lessons
-run-lessons:
 	scripts/lesson-classroom.sh up
-	$(PY) tools/course.py execute $(LESSONS) || (scripts/lesson-classroom.sh down; exit 1)
+	$(IN_CLASSROOM) $(PY) tools/course.py execute $(LESSONS) || (scripts/lesson-classroom.sh down; exit 1)
 	scripts/lesson-classroom.sh down
 	$(PY) tools/course.py twins $(LESSONS)
 twins:      ## refresh notebooks/md/*.md from the notebooks
@@ -20,8 +19,6 @@ student:    ## the student edition, solutions removed, in _build/student
 html:       ## every lesson as static HTML with its widgets, offline (scripts from node_modules), in _build/html
 	$(PY) tools/export.py --out _build/html
 slides:     ## the talk deck, live demos run against the lesson classroom, offline reveal.js, in _build/slides
-	flock $(LESSON_LOCK) $(MAKE) --no-print-directory run-slides
-run-slides:
 	scripts/lesson-classroom.sh up
-	$(PY) tools/slides.py --out _build/slides || (scripts/lesson-classroom.sh down; exit 1)
+	$(IN_CLASSROOM) $(PY) tools/slides.py --out _build/slides || (scripts/lesson-classroom.sh down; exit 1)
 	scripts/lesson-classroom.sh down

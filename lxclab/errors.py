@@ -150,3 +150,24 @@ class LxcUnavailable(LxcError):
 # --- resource monitoring and graphs -----------------------------------------------------
 class MonitorError(LxclabError):
     """Resource samples that cannot be taken, recorded, replayed or drawn."""
+
+
+# --- hardening: limits and trust (registry, layers, classroom) --------------------------
+class ResponseTooLarge(RegistryError):
+    """A registry or token server answer (or a declared blob) larger than lxclab's limit for it; not read further."""
+
+
+class UntrustedRealm(AuthenticationError):
+    """A token realm that credentials must not be sent to: another host, or plain HTTP for an HTTPS registry."""
+
+
+class LayerTooLarge(LayerError):
+    """A layer whose uncompressed stream, or one of whose tar headers, is larger than the limit (a compression bomb)."""
+
+
+class RegistryBusy(RegistryError):
+    """A 429 or 5xx answer from a registry or token server, worth trying again after `retry_after` seconds."""
+
+    def __init__(self, message: str, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -55,15 +55,14 @@ def needs_root(step: str, would_do: str = "", capability: str = "CAP_SYS_ADMIN")
 
 
 def course_folder(*relatives: str, holding: str) -> Path:
-    """The first of `relatives` that holds file `holding`, in this folder, a folder above, or the lxclab checkout.
+    """The first of `relatives` that holds file `holding`, in the current folder or else in the lxclab checkout.
 
-    Lessons find their recorded data (notebooks/data) and the course's shared/ fixtures this
-    way, from the notebooks folder, from a student edition copied elsewhere, or from Binder.
+    Lessons find their recorded data (notebooks/data) this way, whether they run from the
+    notebooks folder, from a student edition copied elsewhere, or on Binder.
     """
-    places = [Path.cwd(), *Path.cwd().parents, CHECKOUT]
-    for place in places:
+    for place in (Path.cwd(), CHECKOUT):
         for relative in relatives:
             if (place / relative / holding).is_file():
                 return place / relative
-    raise FileNotFoundError(f"no {' or '.join(relatives)} holding {holding} in {Path.cwd()}, a folder above it, "
-                            f"or the lxclab checkout {CHECKOUT}: put the course's shared/ beside the clone")
+    raise FileNotFoundError(f"no {' or '.join(relatives)} holding {holding} in {Path.cwd()} "
+                            f"or in the lxclab checkout {CHECKOUT}: is this checkout complete (git status)?")

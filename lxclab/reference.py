@@ -143,15 +143,19 @@ def _split_tag(path: str, original: str) -> tuple[str, str | None]:
     return head + slash + name, tag
 
 
+def is_repository_name(name: str) -> bool:
+    """True if `name` is a repository name by the distribution grammar (`lab/busybox`; never `a/../b`)."""
+    return 0 < len(name) <= 255 and all(_COMPONENT.fullmatch(component) for component in name.split("/"))
+
+
 def _check_repository(path: str, original: str) -> None:
     if not path or len(path) > 255:
         raise InvalidReference(f"invalid repository in {original!r}: empty or longer than 255 characters")
-    for component in path.split("/"):
-        if not _COMPONENT.fullmatch(component):
-            raise InvalidReference(
-                f"invalid repository name {path!r} in {original!r}: "
-                "components must be lowercase letters and digits, separated by '.', '_', '__' or '-'"
-            )
+    if not is_repository_name(path):
+        raise InvalidReference(
+            f"invalid repository name {path!r} in {original!r}: "
+            "components must be lowercase letters and digits, separated by '.', '_', '__' or '-'"
+        )
 
 
 def _check_digest(digest: str, original: str) -> None:

@@ -5,8 +5,9 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="${LXCLAB_VENV:-$here/.venv}"
 
 # Debian packages: the real components (registry, oracles, LXC, a browser for widget tests).
+# rsync: LXC copies a container's rootfs with it to snapshot it; e2fsprogs: chattr, in the hostile-layer tests.
 debs=(python3 python3-venv python3-dev docker-registry busybox-static skopeo umoci crun lxc lxc-dev pkg-config gcc
-      zstd iproute2 util-linux uidmap chromium)
+      zstd iproute2 util-linux uidmap chromium rsync e2fsprogs)
 # Node.js and npm come with this kind of machine; Debian's npm conflicts with them.
 command -v npm >/dev/null || debs+=(nodejs npm)
 missing=()
@@ -17,6 +18,16 @@ if ((${#missing[@]})); then
   echo "setup: installing Debian packages: ${missing[*]}"
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Debian's docker-registry package starts its own registry service on 127.0.0.1:5000, the classroom's
+# port. On this checkout's first setup, where systemd runs, stop and disable it, and say so once.
+registry_service_stamp="$venv/.lxclab-registry-service-checked"
+if [[ ! -f "$registry_service_stamp" && -d /run/systemd/system ]] && command -v systemctl >/dev/null &&
+   { systemctl is-active --quiet docker-registry || systemctl is-enabled --quiet docker-registry; } 2>/dev/null; then
+  systemctl disable --now --quiet docker-registry
+  echo "setup: stopped and disabled Debian's docker-registry service, which holds port 5000 that the classroom" \
+       "uses (to get it back: systemctl enable --now docker-registry)"
 fi
 
 # The Python environment: the package, editable, with its test extras.
@@ -31,6 +42,7 @@ if [[ ! -f "$stamp" || "$here/pyproject.toml" -nt "$stamp" ]]; then
   "$venv/bin/pip" install -q -e "$here[test]"
   touch "$stamp"
 fi
+touch "$registry_service_stamp"
 
 # npm assets for offline widgets and slides (served locally, never from a CDN).
 if [[ -f "$here/package.json" && ( ! -d "$here/node_modules" || "$here/package.json" -nt "$here/node_modules" ) ]]; then

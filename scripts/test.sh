@@ -11,12 +11,11 @@ if (($#)); then
 fi
 python -m pytest -n 2 --dist loadfile tests
 
-# The lessons run against their own classroom registry, seeded with the deterministic images,
-# on fixed ports: one lesson classroom at a time on this machine.
-exec 9>/run/lock/lxclab-lesson-classroom.lock
-flock 9
+# The lessons run against their own seeded classroom on the addresses they teach (127.0.0.1:5000
+# and :5001), in this checkout's own network namespace, with their kernels: a classroom running on
+# the host, or another checkout's tests, is never in the way.
 "$here/scripts/lesson-classroom.sh" up
 trap '"$here/scripts/lesson-classroom.sh" down' EXIT
 export LXCLAB_HOME="${LXCLAB_LESSON_HOME:-$here/_build/lesson-home}"
-python -m pytest -n 2 --dist loadfile --nbval --nbval-sanitize-with tests/sanitize.cfg \
-  -p no:cacheprovider notebooks
+"$here/scripts/lesson-classroom.sh" exec python -m pytest -n 2 --dist loadfile --nbval \
+  --nbval-sanitize-with tests/sanitize.cfg -p no:cacheprovider notebooks

@@ -125,4 +125,6 @@ def lxclab_home(tmp_path, monkeypatch) -> Iterator[Path]:
     monkeypatch.setenv("LXCLAB_HOME", str(home))
     monkeypatch.delenv("LXCLAB_USERNAME", raising=False)
     monkeypatch.delenv("LXCLAB_PASSWORD", raising=False)
+    monkeypatch.delenv("LXCLAB_REGISTRY", raising=False)
+    monkeypatch.delenv("LXCLAB_TOKEN_REALMS", raising=False)
     yield home

@@ -28,6 +28,7 @@ from lxclab.registry import RegistryClient
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
+DOCKERHUB = NOTEBOOKS / "data/dockerhub"  # the recorded Docker Hub exchanges, lessons 01, 02 and tests
 IPYTHON_DIR = ROOT / "tests/ipython"  # its kernel config turns colours off, so tracebacks are plain words
 CELL_TIMEOUT = 300
 
@@ -49,16 +50,6 @@ def lessons() -> list[Path]:
     return sorted(NOTEBOOKS.glob("[0-9][0-9]-*.ipynb"))
 
 
-def shared_dir() -> Path:
-    """The course's shared/ folder (Docker Hub fixtures) that lessons look for in a folder above them."""
-    return next(folder / "shared" for folder in ROOT.parents if (folder / "shared/fixtures/dockerhub").is_dir())
-
-
-def place_beside_shared(folder: Path) -> None:
-    """Make `folder/shared` point at the course's shared/, so notebooks copied below `folder` find it."""
-    (folder / "shared").symlink_to(shared_dir(), target_is_directory=True)
-
-
 @dataclass(frozen=True)
 class LessonClassroom:
     """A running, seeded classroom and the environment a kernel needs to use it as the lessons' own."""
@@ -69,7 +60,7 @@ class LessonClassroom:
     @property
     def env(self) -> dict[str, str]:
         """This process's environment with LXCLAB_HOME and the classroom's ports set, colours off."""
-        env = {k: v for k, v in os.environ.items() if k not in ("LXCLAB_CLASSROOM_DIR", "LXCLAB_USERNAME", "LXCLAB_PASSWORD")}
+        env = {k: v for k, v in os.environ.items() if k not in ("LXCLAB_CLASSROOM_DIR", "LXCLAB_USERNAME", "LXCLAB_PASSWORD", "LXCLAB_REGISTRY")}
         return env | {"LXCLAB_HOME": str(self.home), "IPYTHONDIR": str(IPYTHON_DIR),
                       "LXCLAB_REGISTRY_PORT": str(self.classroom.registry_port),
                       "LXCLAB_TOKEN_PORT": str(self.classroom.token_port)}

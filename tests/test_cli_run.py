@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -13,12 +14,11 @@ from pathlib import Path
 
 import pytest
 from fixture_engine import busybox, engine_home  # noqa: F401
+from fixture_nobody import NobodyPython
 
 from lxclab.engine import containers
 from lxclab.engine.pull import pull
 from lxclab.store import Store
-
-REPO = Path(__file__).resolve().parent.parent
 
 
 def lxclab(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
@@ -72,8 +72,27 @@ def test_sigterm_to_a_foreground_run_kills_the_container_and_records_it(busybox)
     assert not any(Path(path).exists() for path in container.state.resources.cgroups)
 
 
-def test_missing_image_says_to_pull_it_first(engine_home):
+def test_missing_image_is_pulled_first_with_its_progress_as_docker_run_does(seeded_classroom, engine_home):
+    ref = f"{seeded_classroom.registry_host}/lab/busybox:1.0"
+    done = lxclab("run", "--rm", ref, "echo", "hello")
+    assert (done.returncode, done.stdout) == (0, "hello\n"), done.stderr
+    assert f"image {ref} is not in the store: pulling it" in done.stderr
+    image = Store(engine_home / "store").image(ref)
+    finished = set(re.findall(r"^([0-9a-f]{12}): 100%", done.stderr, re.M))  # a progress bar per layer, filled
+    assert finished == {layer.digest[7:19] for layer in image.manifest.layers}, done.stderr
+    again = lxclab("run", "--rm", ref, "echo", "again")
+    assert (again.returncode, again.stdout, again.stderr) == (0, "again\n", "")  # stored now: no second pull
+
+
+def test_a_missing_image_that_cannot_be_pulled_says_why(engine_home):
     done = lxclab("run", "127.0.0.1:1/lab/absent:1", "true")
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "pulling it" in done.stderr and "127.0.0.1:1" in done.stderr.splitlines()[-1]
+    assert lxclab("ps", "-a").stdout.splitlines()[1:] == []
+
+
+def test_pull_never_refuses_a_missing_image(engine_home):
+    done = lxclab("run", "--pull", "never", "127.0.0.1:1/lab/absent:1", "true")
     assert done.returncode == 1
     assert done.stderr.strip().endswith("pull it first: lxclab pull 127.0.0.1:1/lab/absent:1")
 
@@ -114,23 +133,22 @@ def nobodys_home(busybox):
     shutil.rmtree(top)
 
 
-def as_nobody(home: Path, *args: str) -> subprocess.CompletedProcess:
-    """The CLI run by user nobody with `home` as its $LXCLAB_HOME."""
-    command = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", sys.executable, "-m", "lxclab", *args]
-    env = {"PATH": os.environ["PATH"], "PYTHONPATH": str(REPO), "LXCLAB_HOME": str(home)}
-    return subprocess.run(command, capture_output=True, text=True, timeout=120, cwd="/", env=env,
-                          stdin=subprocess.DEVNULL)
+def as_nobody(python: NobodyPython, home: Path, *args: str) -> subprocess.CompletedProcess:
+    """The CLI run by user nobody (with a Python it may run) with `home` as its $LXCLAB_HOME."""
+    command = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", python.python, "-m", "lxclab", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120, cwd="/",
+                          env=python.env(LXCLAB_HOME=str(home)), stdin=subprocess.DEVNULL)
 
 
-def test_rootless_run_works_for_user_nobody(busybox, nobodys_home):
+def test_rootless_run_works_for_user_nobody(busybox, nobodys_home, nobody_python):
     script = "echo $$; id -u; hostname; cat /proc/self/uid_map; ls /sys/class/net; pwd; echo hi > /tmp/mine"
-    done = as_nobody(nobodys_home, "run", "--name", "free", "--hostname", "rootless-box", busybox, "sh", "-c", script)
+    done = as_nobody(nobody_python, nobodys_home, "run", "--name", "free", "--hostname", "rootless-box", busybox, "sh", "-c", script)
     assert done.returncode == 0, done.stderr
     pid, uid, hostname, uid_map, interfaces, cwd = done.stdout.splitlines()
     assert (pid, uid, hostname, interfaces, cwd) == ("1", "0", "rootless-box", "lo", "/opt/lab")
     assert uid_map.split() == ["0", "65534", "1"]  # root inside is nobody outside
     [record] = (nobodys_home / "containers").iterdir()
     assert (record / "rootfs/tmp/mine").stat().st_uid == 65534  # a private copy, owned by nobody
-    assert as_nobody(nobodys_home, "rm", "free").returncode == 0
-    limited = as_nobody(nobodys_home, "run", "--memory", "64m", busybox, "true")
+    assert as_nobody(nobody_python, nobodys_home, "rm", "free").returncode == 0
+    limited = as_nobody(nobody_python, nobodys_home, "run", "--memory", "64m", busybox, "true")
     assert limited.returncode == 1 and "limits need a cgroup" in limited.stderr

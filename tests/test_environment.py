@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import re
+import shutil
 import tomllib
 from pathlib import Path
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+# Every program the kit, its tests and LXC run on the host, and the Debian package that brings it.
+PROGRAMS = {"docker-registry": "docker-registry", "skopeo": "skopeo", "umoci": "umoci", "crun": "crun",
+            "lxc-ls": "lxc", "lxc-attach": "lxc", "rsync": "rsync", "ip": "iproute2", "unshare": "util-linux",
+            "setpriv": "util-linux", "newuidmap": "uidmap", "chattr": "e2fsprogs",
+            "zstd": "zstd", "chromium": "chromium", "gcc": "gcc", "pkg-config": "pkg-config"}
 
 
 def _pip_requirements(env_file: Path) -> set[str]:
@@ -42,3 +49,10 @@ def test_binder_installs_the_package_and_seeds_the_registry():
     post_build = (ROOT / "binder/postBuild").read_text()
     assert "pip install" in post_build and "lxclab seed" in post_build
     assert _name("lxclab") not in {_name(r) for r in _pip_requirements(ROOT / "environment.yml")}
+
+
+@pytest.mark.parametrize("program, package", sorted(PROGRAMS.items()))
+def test_setup_installs_every_program_the_kit_runs(program: str, package: str):
+    debs = re.search(r"^debs=\(([^)]*)\)", (ROOT / "scripts/setup.sh").read_text(), re.M).group(1).split()
+    assert package in debs, f"scripts/setup.sh does not install {package}, which brings {program}"
+    assert shutil.which(program) or shutil.which(program, path="/usr/sbin:/sbin"), f"{program} is not installed"

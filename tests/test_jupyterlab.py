@@ -14,7 +14,7 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from fixture_browser import Browser, browser, chromium, screenshot  # noqa: F401
 from fixture_jupyterlab import JupyterLab, jupyterlab  # noqa: F401
-from fixture_lessons import NOTEBOOKS, error_outputs, lesson_classroom, place_beside_shared  # noqa: F401
+from fixture_lessons import NOTEBOOKS, error_outputs, lesson_classroom  # noqa: F401
 
 WIDGET_TIMEOUT_MS = 30_000
 RUN_ALL_TIMEOUT_MS = 120_000
@@ -35,11 +35,9 @@ def lab_notebooks() -> list:
 
 
 def serve_without_outputs(notebook: Path, lab: JupyterLab) -> str:
-    """Put a copy of `notebook` with no outputs in the lab's folder (shared/ beside it); returns its path there."""
+    """Put a copy of `notebook` with no outputs in the lab's folder; returns its path there."""
     relative = f"{notebook.parent.name}/{notebook.name}"
     (lab.root / notebook.parent.name).mkdir(exist_ok=True)
-    if not (lab.root / "shared").exists():
-        place_beside_shared(lab.root)
     copy = nbformat.read(notebook, as_version=4)
     for cell in copy.cells:
         if cell.cell_type == "code":

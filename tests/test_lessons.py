@@ -15,9 +15,9 @@ AS_ROOT_WITHOUT_SYS_ADMIN = ["setpriv", "--inh-caps=-sys_admin", "--bounding-set
 ASK = "from lxclab.lessons import needs_root; print(needs_root('mount the layers', 'mount -t overlay ...'))"
 
 
-def ask_as(prefix: list[str]) -> list[str]:
-    """The lines a child process prints when it asks needs_root, run under `prefix` (a setpriv command)."""
-    done = subprocess.run([*prefix, sys.executable, "-c", ASK], capture_output=True, text=True, timeout=60, check=True)
+def ask_as(prefix: list[str], python: str = sys.executable, env: dict[str, str] | None = None) -> list[str]:
+    """The lines a child process prints when it asks needs_root, run by `python` under `prefix` (a setpriv command)."""
+    done = subprocess.run([*prefix, python, "-c", ASK], capture_output=True, text=True, timeout=60, check=True, env=env)
     return done.stdout.splitlines()
 
 
@@ -27,8 +27,8 @@ def test_root_with_cap_sys_admin_may_run_the_step_and_hears_nothing(capsys):
     assert capsys.readouterr().out == ""
 
 
-def test_nobody_is_told_what_is_missing_and_what_the_step_would_do():
-    assert ask_as(AS_NOBODY) == [
+def test_nobody_is_told_what_is_missing_and_what_the_step_would_do(nobody_python):
+    assert ask_as(AS_NOBODY, nobody_python.python, nobody_python.env()) == [
         "This step needs root (CAP_SYS_ADMIN): mount the layers. "
         "On Binder you are not root; here is what it would do: mount -t overlay ...",
         "False",
@@ -63,13 +63,14 @@ def test_the_message_without_a_plan_ends_where_the_lesson_shows_it():
     assert missing_root_message("create a cgroup").endswith("here is what it would do:")
 
 
-def test_course_folder_looks_here_then_above_then_in_the_checkout(tmp_path, monkeypatch):
-    (tmp_path / "shared/fixtures").mkdir(parents=True)
-    (tmp_path / "shared/fixtures/hub.yaml").write_text("x")
-    (tmp_path / "a/b").mkdir(parents=True)
-    monkeypatch.chdir(tmp_path / "a/b")
-    assert lessons.course_folder("shared/fixtures", holding="hub.yaml") == tmp_path / "shared/fixtures"
+def test_course_folder_looks_here_then_in_the_checkout_never_above(tmp_path, monkeypatch):
+    (tmp_path / "data/dockerhub").mkdir(parents=True)
+    (tmp_path / "data/dockerhub/hub.yaml").write_text("x")
+    monkeypatch.chdir(tmp_path)
+    assert lessons.course_folder("data/dockerhub", holding="hub.yaml") == tmp_path / "data/dockerhub"
+    (tmp_path / "a").mkdir()
+    monkeypatch.chdir(tmp_path / "a")
     assert lessons.course_folder("data", "notebooks/data", holding="07-memory.json") == \
         lessons.CHECKOUT / "notebooks/data"
-    with pytest.raises(FileNotFoundError, match="no shared/x holding y.yaml in .*put the course's shared/ beside"):
-        lessons.course_folder("shared/x", holding="y.yaml")
+    with pytest.raises(FileNotFoundError, match="no data/dockerhub holding hub.yaml in .*or in the lxclab checkout"):
+        lessons.course_folder("data/dockerhub", holding="hub.yaml")

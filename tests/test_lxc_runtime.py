@@ -178,7 +178,7 @@ def test_options_the_lxc_runtime_cannot_honour_are_refused(busybox, args, messag
 
 
 def test_image_not_pulled_and_missing_command(busybox, engine_home):
-    absent = lxclab("run", "--runtime", "lxc", "127.0.0.1:1/lab/absent:1", "true")
+    absent = lxclab("run", "--pull", "never", "--runtime", "lxc", "127.0.0.1:1/lab/absent:1", "true")
     assert absent.returncode == 1
     assert absent.stderr.strip().endswith("pull it first: lxclab pull 127.0.0.1:1/lab/absent:1")
     missing = lxclab("run", "--runtime", "lxc", busybox, "no-such-command")

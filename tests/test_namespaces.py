@@ -8,7 +8,6 @@ import socket
 import subprocess
 import sys
 import uuid
-from pathlib import Path
 
 import pytest
 from fixture_kernel import mounts_under
@@ -17,8 +16,6 @@ from lxclab import cgroups, namespaces
 from lxclab.chroot import ExitStatus
 from lxclab.errors import CgroupError, CommandNotFound, SpawnError
 from lxclab.container_init import DEV_NODES, KINDS, Mount, resolve_user
-
-REPO = Path(__file__).resolve().parent.parent
 
 
 def test_the_command_is_pid_1(busybox_rootfs):
@@ -213,11 +210,10 @@ print(done.status.exit_code, done.output, sep="\\n", end="")
 """
 
 
-def test_rootless_mode_works_for_user_nobody(world_readable_rootfs):
+def test_rootless_mode_works_for_user_nobody(world_readable_rootfs, nobody_python):
     command = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
-               sys.executable, "-c", ROOTLESS_SCRIPT, str(world_readable_rootfs)]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=60, cwd="/",
-                          env={"PYTHONPATH": str(REPO), "PATH": os.environ["PATH"]})
+               nobody_python.python, "-c", ROOTLESS_SCRIPT, str(world_readable_rootfs)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60, cwd="/", env=nobody_python.env())
     assert done.returncode == 0, done.stderr
     status, pid, hostname, uid, uid_map, interfaces = done.stdout.splitlines()
     assert (status, pid, hostname, uid, interfaces) == ("0", "1", "rootless-box", "0", "lo")

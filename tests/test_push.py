@@ -188,7 +188,11 @@ def test_saved_logins_are_private_and_the_environment_overrides_them(lxclab_home
     assert stat.S_IMODE(credentials_file().stat().st_mode) == 0o600
     monkeypatch.setenv("LXCLAB_USERNAME", "grace")
     monkeypatch.setenv("LXCLAB_PASSWORD", "hopper")
+    with pytest.raises(RegistryError, match="LXCLAB_REGISTRY is not"):
+        credentials.lookup("127.0.0.1:5000")
+    monkeypatch.setenv("LXCLAB_REGISTRY", "127.0.0.1:5000")
     assert credentials.lookup("127.0.0.1:5000") == ("grace", "hopper")
+    assert credentials.lookup("127.0.0.1:5999") is None  # bound to one registry: never sent to another
     monkeypatch.delenv("LXCLAB_USERNAME")
     assert credentials.forget("127.0.0.1:5000") is True and credentials.forget("127.0.0.1:5000") is False
     assert credentials.lookup("127.0.0.1:5000") is None

@@ -8,17 +8,16 @@ what a real client asked, and understands exactly what Docker Hub answered.
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import httpx
 import pytest
 import yaml
 
+from fixture_lessons import DOCKERHUB as FIXTURES
 from lxclab.errors import DigestMismatch, NotFound
 from lxclab.manifest import ACCEPT, DOCKER_LIST, Index, Platform
 from lxclab.registry import RegistryClient, parse_challenge
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "dockerhub"
 
 
 class Replay:

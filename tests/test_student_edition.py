@@ -17,7 +17,7 @@ import pytest
 from nbclient import NotebookClient
 
 from fixture_lessons import (CELL_TIMEOUT, LessonClassroom, cell_text, error_outputs, lesson_classroom,  # noqa: F401
-                             lessons, load_tool, place_beside_shared)
+                             lessons, load_tool)
 
 course = load_tool("course")
 CHECK_CALL = re.compile(r"\bcheck_(cases|against)\(")
@@ -88,7 +88,6 @@ def run_student_edition(lesson: Path, folder: Path, env: dict[str, str]) -> list
 @pytest.mark.parametrize("lesson", lessons(), ids=lambda path: path.stem)
 def test_each_check_fails_with_its_hint_until_solved_then_passes(lesson: Path, lesson_classroom: LessonClassroom,
                                                                   tmp_path: Path):
-    place_beside_shared(tmp_path)
     folder = tmp_path / "student"
     folder.mkdir()
     checks = run_student_edition(lesson, folder, lesson_classroom.env)

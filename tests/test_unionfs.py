@@ -285,7 +285,7 @@ unpack_layers(layers, Path(sys.argv[1]), "copy")
 """
 
 
-def test_copy_mode_as_nobody_works_and_skips_device_nodes_with_a_warning(tmp_path: Path):
+def test_copy_mode_as_nobody_works_and_skips_device_nodes_with_a_warning(tmp_path: Path, nobody_python):
     image = build_image([BASE, CHANGES, CLEANUP])
     shared = Path(tempfile.mkdtemp(prefix="lxclab-nobody-", dir="/tmp"))
     try:
@@ -294,9 +294,9 @@ def test_copy_mode_as_nobody_works_and_skips_device_nodes_with_a_warning(tmp_pat
         (shared / "rootfs").mkdir()
         os.chown(shared / "rootfs", 65534, 65534)
         argv = [str(shared / "rootfs")] + [str(x) for layer in layers for x in (layer.path, layer.diff_id)]
-        run = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-c",
-                              NOBODY_SCRIPT, *argv], capture_output=True, text=True,
-                             env={"PYTHONPATH": str(Path(__file__).parents[1]), "HOME": str(shared)})
+        run = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", nobody_python.python,
+                              "-c", NOBODY_SCRIPT, *argv], capture_output=True, text=True,
+                             env=nobody_python.env(HOME=str(shared)))
         assert run.returncode == 0, run.stderr
         assert run.stderr.count("device nodes skipped") == 1 and "CAP_MKNOD" in run.stderr
         unpack_layers(layers, tmp_path / "as-root", COPY)

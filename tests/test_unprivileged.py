@@ -13,7 +13,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,14 +22,14 @@ import nbformat
 import pytest
 
 from fixture_classroom import free_port
-from fixture_lessons import IPYTHON_DIR, NOTEBOOKS, ROOT, cell_text, error_outputs, lessons, place_beside_shared, seed
+from fixture_lessons import IPYTHON_DIR, NOTEBOOKS, cell_text, error_outputs, lessons, seed
+from fixture_nobody import NobodyPython
 from lxclab.classroom import Classroom
 from lxclab.lessons import missing_root_message
 
 NOBODY = 65534
 AS_NOBODY = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "--inh-caps=-all",
              "--bounding-set=-all"]
-SITE_PACKAGES = next(path for path in sys.path if path.endswith("site-packages") and path.startswith(sys.prefix))
 EXECUTE = "from nbclient.cli import main; main()"  # `jupyter execute`, whose script names this venv's Python
 MISSING_ROOT = missing_root_message("").split("(")[0] + "("  # "This step needs root (", any capability
 RUN_TIMEOUT = 900
@@ -64,7 +63,6 @@ def learner_folder() -> Path:
     shutil.copytree(NOTEBOOKS, root / "notebooks", ignore=shutil.ignore_patterns("md", ".ipynb_checkpoints"))
     shutil.copytree(IPYTHON_DIR / "profile_default", root / "ipython/profile_default",
                     ignore=shutil.ignore_patterns("*.sqlite*", "log", "pid", "security", "startup", "db"))
-    place_beside_shared(root)
     for folder in (root / "lxclab-home", root / "jupyter"):
         folder.mkdir()
     for path in [root, *root.rglob("*")]:
@@ -72,30 +70,22 @@ def learner_folder() -> Path:
     return root
 
 
-def learner_python() -> str:
-    """A Python of this version that nobody may run: this venv's base interpreter may sit in a closed /root."""
-    base = Path(sys.executable).resolve()
-    if all(os.stat(folder).st_mode & 0o001 for folder in base.parents):
-        return str(base)
-    return f"/usr/bin/python{sys.version_info.major}.{sys.version_info.minor}"
-
-
-def learner_env(root: Path) -> dict[str, str]:
-    """A plain environment for nobody: this venv's packages and lxclab, its own HOME, LXCLAB_HOME, IPython and
-    Jupyter folders, free ports for its classroom."""
-    keep = ("PATH", "LANG", "LC_ALL", "TZ")
-    env = {name: os.environ[name] for name in keep if name in os.environ}
-    return env | {"PYTHONPATH": f"{ROOT}{os.pathsep}{SITE_PACKAGES}", "PYTHONNOUSERSITE": "1", "HOME": str(root), "LXCLAB_HOME": str(root / "lxclab-home"), "IPYTHONDIR": str(root / "ipython"),
+def learner_env(root: Path, python: NobodyPython) -> dict[str, str]:
+    """A plain environment for nobody: lxclab and this venv's packages in a copy it may read, its own HOME,
+    LXCLAB_HOME, IPython and Jupyter folders, free ports for its classroom."""
+    keep = ("LANG", "LC_ALL", "TZ")
+    env = {name: os.environ[name] for name in keep if name in os.environ} | python.env()
+    return env | {"HOME": str(root), "LXCLAB_HOME": str(root / "lxclab-home"), "IPYTHONDIR": str(root / "ipython"),
                   "JUPYTER_CONFIG_DIR": str(root / "jupyter/config"), "JUPYTER_DATA_DIR": str(root / "jupyter/data"),
                   "JUPYTER_RUNTIME_DIR": str(root / "jupyter/runtime"),
                   "LXCLAB_REGISTRY_PORT": str(free_port()), "LXCLAB_TOKEN_PORT": str(free_port())}
 
 
 @pytest.fixture(scope="module")
-def learner(seed_layout: Path) -> Iterator[Learner]:
+def learner(seed_layout: Path, nobody_python: NobodyPython) -> Iterator[Learner]:
     """Nobody's lesson folder, with a classroom that nobody started (seeded by the teacher), stopped afterwards."""
     root = learner_folder()
-    learner = Learner(root, learner_env(root), learner_python())
+    learner = Learner(root, learner_env(root, nobody_python), nobody_python.python)
     try:
         learner.run([learner.python, "-m", "lxclab", "registry", "up"])
         seed(Classroom.recorded(learner.home / "classroom"), seed_layout)

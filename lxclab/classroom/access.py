@@ -3,12 +3,16 @@
 A client asks the token server for scopes like `repository:lab/busybox:pull,push` (several
 `scope` parameters, or several scopes in one value separated by spaces). Like Docker Hub,
 the token server never refuses a scope: it grants the allowed actions and silently drops
-the rest, and the registry later answers 401 `insufficient_scope`. Pure data, no I/O.
+the rest, and the registry later answers 401 `insufficient_scope`. A repository name
+that breaks the distribution grammar (`alice/../bob`, `alice/x/../../bob`) is granted
+nothing at all, before any rule looks at its prefix. Pure data, no I/O.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from ..reference import is_repository_name
 
 ANONYMOUS = ""
 TEACHER = "teacher"
@@ -51,7 +55,7 @@ def allowed_actions(scope: Scope, subject: str, role: str | None) -> set[str]:
     """The actions `subject` (with `role`, or None when anonymous) may have on `scope`'s resource."""
     if scope.type == REGISTRY:
         return {"*"} if role == TEACHER and scope.name == CATALOG else set()
-    if scope.type != REPOSITORY:
+    if scope.type != REPOSITORY or not is_repository_name(scope.name):
         return set()
     if role == TEACHER:
         return {"pull", "push", "delete", "*"}

@@ -52,8 +52,8 @@ class Daemon:
 
     def start(self, env: dict[str, str] | None = None) -> int:
         """Start the server in its own session, logging to its log file; return its PID."""
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.log_file, "ab") as log:
+        self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with open(_private(self.log_file, os.O_APPEND), "ab") as log:
             try:
                 process = subprocess.Popen(
                     self.argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
@@ -62,7 +62,8 @@ class Daemon:
             except OSError as exc:
                 raise ClassroomError(f"cannot start the {self.name} ({self.argv[0]}): {exc}") from exc
         _STARTED[process.pid] = process
-        self.pid_file.write_text(f"{process.pid}\n")
+        with open(_private(self.pid_file, os.O_TRUNC), "w") as pid_file:
+            pid_file.write(f"{process.pid}\n")
         return process.pid
 
     def stop(self, timeout: float = 5.0) -> None:
@@ -82,6 +83,10 @@ class Daemon:
                 return "".join(deque(log, maxlen=lines)).rstrip()
         except OSError:
             return "(no log)"
+
+
+TCP_LISTEN = "0A"  # the state column of /proc/net/tcp for a listening socket
+DEBIAN_REGISTRY_UNIT = "docker-registry.service"  # the systemd unit of Debian's own registry, in /proc/PID/cgroup
 
 
 def is_alive(pid: int, marker: str) -> bool:
@@ -107,10 +112,47 @@ def check_port_free(host: str, port: int, what: str, flag: str) -> None:
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
                 raise ClassroomError(
-                    f"cannot start the {what}: port {port} on {host} is already in use by another "
-                    f"program; pick another with {flag} N (or stop what is using it)"
+                    f"cannot start the {what}: port {port} on {host} is already in use by {port_holder(port)}; "
+                    f"pick another with {flag} N (or stop what is using it)"
                 ) from exc
             raise ClassroomError(f"cannot start the {what} on {host}:{port}: {exc.strerror}") from exc
+
+
+def port_holder(port: int) -> str:
+    """Who listens on TCP `port` in this network namespace, in words a user can act on."""
+    pid = _listener_pid(port)
+    if pid is None:
+        return "another program"
+    try:
+        cgroups = Path(f"/proc/{pid}/cgroup").read_text()
+        command = Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return "another program"
+    if DEBIAN_REGISTRY_UNIT in cgroups:
+        return f"Debian's docker-registry service (PID {pid}; stop it for good: systemctl disable --now docker-registry)"
+    return f"{command} (PID {pid})"
+
+
+def _listener_pid(port: int) -> int | None:
+    """The PID of a process holding a socket that listens on TCP `port` (any address), if one can be found."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            rows = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for fields in map(str.split, rows):
+            if int(fields[1].rpartition(":")[2], 16) == port and fields[3] == TCP_LISTEN:
+                inodes.add(f"socket:[{fields[9]}]")
+    if not inodes:
+        return None
+    for fd in Path("/proc").glob("[0-9]*/fd/*"):
+        try:
+            if os.readlink(fd) in inodes:
+                return int(fd.parts[2])
+        except OSError:
+            continue
+    return None
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -118,6 +160,13 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind((host, 0))
         return probe.getsockname()[1]
+
+
+def _private(path: Path, flags: int) -> int:
+    """A file descriptor of `path` for writing, created 0600 (and made 0600 if it existed)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | flags, 0o600)
+    os.fchmod(fd, 0o600)
+    return fd
 
 
 def _signal(pid: int, signum: int) -> None:

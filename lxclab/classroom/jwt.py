@@ -4,6 +4,8 @@ A JWT is three base64url parts joined by dots: a header, the claims, and a signa
 the first two. ES256 signs with ECDSA P-256 and SHA-256; the signature is the raw
 32-byte `r` then 32-byte `s`, not the DER form most libraries produce. Decoding needs no
 key: anybody holding a token can read its claims, which is why a lesson can show them.
+`verify` checks what a registry checks: the signature, then expiry (`exp`), not-before
+(`nbf`), audience (`aud`) and issuer (`iss`).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import base64
 import json
 import secrets
+import time
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
@@ -21,6 +24,8 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from ..errors import TokenError
 
 ALGORITHM = "ES256"
+CLASSROOM = "lxclab-classroom"  # the classroom token server's issuer and service (the audience)
+LEEWAY = 60  # seconds of clock skew tolerated on exp and nbf, as the registry does
 _P256_BYTES = 32
 
 
@@ -79,8 +84,32 @@ def decode(token: str) -> tuple[dict, dict]:
         raise TokenError(f"the JWT's header or claims are not base64url JSON: {exc}") from exc
 
 
-def verify(token: str, public_key: ec.EllipticCurvePublicKey) -> dict:
-    """The claims of `token` once its ES256 signature checks out against `public_key`."""
+def verify(token: str, public_key: ec.EllipticCurvePublicKey, audience: str = CLASSROOM, issuer: str = CLASSROOM,
+           now: float | None = None) -> dict:
+    """The claims of `token` once its signature checks out and it is current, for `audience`, from `issuer`."""
+    token_claims = verify_signature(token, public_key)
+    check_claims(token_claims, audience, issuer, time.time() if now is None else now)
+    return token_claims
+
+
+def check_claims(token_claims: dict, audience: str, issuer: str, now: float) -> None:
+    """Raise TokenError unless the claims name `issuer` and `audience` and `now` lies in [nbf, exp] (with LEEWAY)."""
+    if token_claims.get("iss") != issuer:
+        raise TokenError(f"the JWT was issued by {token_claims.get('iss')!r}, not by {issuer!r}")
+    aud = token_claims.get("aud")
+    if aud != audience and not (isinstance(aud, list) and audience in aud):
+        raise TokenError(f"the JWT is meant for {aud!r}, not for {audience!r}")
+    exp, nbf = token_claims.get("exp"), token_claims.get("nbf")
+    if not isinstance(exp, int) or (nbf is not None and not isinstance(nbf, int)):
+        raise TokenError("the JWT's exp (and nbf, if present) must be integer seconds")
+    if now > exp + LEEWAY:
+        raise TokenError(f"the JWT expired {int(now - exp)} s ago (exp {exp})")
+    if nbf is not None and now < nbf - LEEWAY:
+        raise TokenError(f"the JWT is not valid for another {int(nbf - now)} s (nbf {nbf})")
+
+
+def verify_signature(token: str, public_key: ec.EllipticCurvePublicKey) -> dict:
+    """The claims of `token` once its ES256 signature checks out against `public_key` (nothing else is checked)."""
     header_part, claims_part, signature_part = _split(token)
     jose_header, token_claims = decode(token)
     if jose_header.get("alg") != ALGORITHM:

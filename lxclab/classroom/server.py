@@ -8,6 +8,8 @@ run in the background, so `lxclab registry up` returns and a workshop keeps its 
 By default both bind to 127.0.0.1. To serve other machines, pass `host` = this machine's
 address on the classroom network: the registry's challenge sends clients to the token
 server at that same address, so the realm must be reachable from every student's machine.
+Off loopback both servers speak HTTPS with a certificate from the classroom's own CA
+(`tls.py`); plain HTTP is for loopback only.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import json
 import os
 import secrets
 import shutil
+import ssl
 import sys
 import time
 from dataclasses import dataclass, field
@@ -25,7 +28,8 @@ import httpx
 
 from .. import paths
 from ..errors import ClassroomError
-from . import keys, tokenserver, users
+from ..reference import is_loopback
+from . import keys, tls, tokenserver, users
 from .daemon import Daemon, check_port_free
 
 REGISTRY_BINARY = Path("/usr/bin/docker-registry")
@@ -58,6 +62,8 @@ class Classroom:
     def __init__(
         self, state_dir: Path | None = None, host: str = "127.0.0.1",
         registry_port: int | None = None, token_port: int | None = None, token_ttl: int = tokenserver.DEFAULT_TTL,
+        token_rate: float = tokenserver.DEFAULT_RATE, token_burst: int = tokenserver.DEFAULT_BURST,
+        tls: bool | None = None,
     ):
         """A classroom kept in `state_dir`; ports: $LXCLAB_REGISTRY_PORT, $LXCLAB_TOKEN_PORT, else 5000, 5001."""
         host = host.strip("[]")
@@ -71,6 +77,11 @@ class Classroom:
         self.registry_port = registry_port or _port_from_env("LXCLAB_REGISTRY_PORT", 5000)
         self.token_port = token_port or _port_from_env("LXCLAB_TOKEN_PORT", 5001)
         self.token_ttl = token_ttl
+        self.token_rate, self.token_burst = token_rate, token_burst
+        self.tls = not is_loopback(_url_host(host)) if tls is None else tls
+        if not self.tls and not is_loopback(_url_host(host)):
+            raise ClassroomError(f"cannot serve the classroom on {host} over plain HTTP: that is for loopback only; "
+                                 "leave TLS on (the classroom makes its own CA)")
         self.registry_binary = Path(shutil.which("docker-registry") or REGISTRY_BINARY)
 
     @classmethod
@@ -90,13 +101,23 @@ class Classroom:
 
     @property
     def registry_url(self) -> str:
-        """The registry's base URL, like `http://127.0.0.1:5000`."""
-        return f"http://{self.registry_host}"
+        """The registry's base URL, like `http://127.0.0.1:5000` (https off loopback)."""
+        return f"{self.scheme}://{self.registry_host}"
 
     @property
     def token_url(self) -> str:
         """The token endpoint, the `realm` of the registry's challenge."""
-        return f"http://{_url_host(self.host)}:{self.token_port}/token"
+        return f"{self.scheme}://{_url_host(self.host)}:{self.token_port}/token"
+
+    @property
+    def scheme(self) -> str:
+        """`https` when the classroom serves TLS, else `http`."""
+        return "https" if self.tls else "http"
+
+    @property
+    def ca_file(self) -> Path | None:
+        """The classroom CA's certificate that learners trust (None without TLS)."""
+        return tls.files(self.state_dir).ca_cert if self.tls else None
 
     @property
     def teacher(self) -> tuple[str, str]:
@@ -153,13 +174,17 @@ class Classroom:
         users.add_user(self.state_dir, name, password)
 
     def _prepare_state(self) -> None:
-        """Create the state directory, signing key, teacher account and settings record."""
-        self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        """Create the state directory, signing key, teacher account and settings record, all private (0700/0600)."""
+        users.make_private(self.state_dir)
+        if self.tls:
+            tls.ensure(self.state_dir, self.host)
         keys.load_or_create(self.state_dir, self.service)
         users.ensure_teacher(self.state_dir)
         settings = {"host": self.host, "registry_port": self.registry_port,
-                    "token_port": self.token_port, "token_ttl": self.token_ttl}
-        (self.state_dir / SETTINGS_FILE).write_text(json.dumps(settings, indent=2) + "\n")
+                    "token_port": self.token_port, "token_ttl": self.token_ttl,
+                    "token_rate": self.token_rate, "token_burst": self.token_burst, "tls": self.tls}
+        users.write_private(self.state_dir / SETTINGS_FILE, json.dumps(settings, indent=2) + "\n")
+        users.make_private(self.state_dir)
 
     def _start(self, daemon: Daemon) -> None:
         """Start one of the two servers with the config and environment it needs."""
@@ -177,8 +202,13 @@ class Classroom:
     def _token_daemon(self) -> Daemon:
         """The token server: `python -m lxclab.classroom.tokenserver` in this Python."""
         argv = (sys.executable, "-m", "lxclab.classroom.tokenserver", "--state-dir", str(self.state_dir),
-                "--host", self.host, "--port", str(self.token_port), "--ttl", str(self.token_ttl))
+                "--host", self.host, "--port", str(self.token_port), "--ttl", str(self.token_ttl),
+                "--rate", str(self.token_rate), "--burst", str(self.token_burst), *self._token_tls_args())
         return Daemon("tokenserver", argv, self.state_dir, str(self.state_dir))
+
+    def _token_tls_args(self) -> tuple[str, ...]:
+        files = tls.files(self.state_dir)
+        return ("--tls-cert", str(files.server_cert), "--tls-key", str(files.server_key)) if self.tls else ()
 
     def _token_env(self) -> dict[str, str]:
         """This process's environment, with lxclab importable in the token server's Python."""
@@ -203,14 +233,21 @@ storage:
 http:
   addr: {quote(f"{_url_host(self.host)}:{self.registry_port}")}
   secret: {quote(secrets.token_hex(16))}
-auth:
+{self._registry_tls_config()}auth:
   token:
     realm: {quote(self.token_url)}
     service: {quote(self.service)}
     issuer: {quote(tokenserver.ISSUER)}
     rootcertbundle: {quote(str(keys.certificate_path(self.state_dir)))}
 """
-        (self.state_dir / REGISTRY_CONFIG_FILE).write_text(config)
+        users.write_private(self.state_dir / REGISTRY_CONFIG_FILE, config)
+
+    def _registry_tls_config(self) -> str:
+        """The registry config's `http.tls` block (empty without TLS)."""
+        if not self.tls:
+            return ""
+        files = tls.files(self.state_dir)
+        return f"  tls:\n    certificate: {json.dumps(str(files.server_cert))}\n    key: {json.dumps(str(files.server_key))}\n"
 
     def _wait_ready(self, daemon: Daemon, answers) -> None:
         """Wait until `answers()` is true; a server that dies or stays silent raises ClassroomError."""
@@ -231,20 +268,21 @@ auth:
 
     def _registry_answers(self) -> bool:
         """Whether `GET /v2/` answers 401 with a Bearer challenge, as a token-auth registry does."""
-        response = _get(f"{self.registry_url}/v2/")
+        response = _get(f"{self.registry_url}/v2/", self.ca_file)
         return response is not None and response.status_code == 401 and \
             response.headers.get("www-authenticate", "").startswith("Bearer ")
 
     def _token_answers(self) -> bool:
         """Whether the token server's health check answers 200."""
-        response = _get(f"http://{_url_host(self.host)}:{self.token_port}/healthz")
+        response = _get(f"{self.scheme}://{_url_host(self.host)}:{self.token_port}/healthz", self.ca_file)
         return response is not None and response.status_code == 200
 
 
-def _get(url: str) -> httpx.Response | None:
-    """GET `url` directly (no proxy), or None when nothing answers yet."""
+def _get(url: str, ca_file: Path | None = None) -> httpx.Response | None:
+    """GET `url` directly (no proxy), trusting `ca_file` for https, or None when nothing answers yet."""
     try:
-        return httpx.get(url, timeout=2.0, trust_env=False)
+        verify = ssl.create_default_context(cafile=str(ca_file)) if ca_file else True
+        return httpx.get(url, timeout=2.0, trust_env=False, verify=verify)
     except httpx.TransportError:
         return None
 

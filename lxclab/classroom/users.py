@@ -26,6 +26,7 @@ TEACHER_NAME = "teacher"
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1, "dklen": 32}
 _HASHING_AT_ONCE = threading.BoundedSemaphore(4)  # 100 logins at once must not take 100 x 16 MiB
 _USERNAME = re.compile(r"[a-z0-9]+(?:[._-][a-z0-9]+)*")
+_DUMMY_SALT = secrets.token_bytes(16)  # an unknown name is hashed too, so it answers no faster than a known one
 
 
 def hash_password(password: str, salt: bytes) -> bytes:
@@ -63,9 +64,10 @@ def load_users(state_dir: Path) -> dict[str, dict]:
 
 
 def check_password(users: dict[str, dict], name: str, password: str) -> str | None:
-    """The role of `name` when `password` is right, else None (in constant time per hash)."""
+    """The role of `name` when `password` is right, else None; an unknown name costs the same scrypt."""
     record = users.get(name)
     if record is None:
+        hash_password(password, _DUMMY_SALT)
         return None
     digest = hash_password(password, bytes.fromhex(record["salt"]))
     return record["role"] if hmac.compare_digest(digest, bytes.fromhex(record["scrypt"])) else None
@@ -89,11 +91,26 @@ def teacher_file(state_dir: Path) -> Path:
     return state_dir / TEACHER_FILE
 
 
+def make_private(state_dir: Path) -> None:
+    """Create `state_dir` if needed and make it 0700 and every file directly in it 0600, whoever made them."""
+    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(state_dir, 0o700)
+    with os.scandir(state_dir) as entries:
+        for entry in entries:
+            if entry.is_file(follow_symlinks=False):
+                os.chmod(entry.path, 0o600)
+
+
 def _write_private_json(path: Path, value: dict) -> None:
     """Replace `path` atomically with `value` as JSON, readable by its owner only."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    write_private(path, json.dumps(value, indent=2))
+
+
+def write_private(path: Path, text: str) -> None:
+    """Replace `path` atomically with `text`, mode 0600, in a directory made private (0700)."""
+    make_private(path.parent)
     temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as file:
-        json.dump(value, file, indent=2)
+        file.write(text)
     os.replace(temporary, path)

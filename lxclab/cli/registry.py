@@ -55,6 +55,11 @@ def run_up(args: argparse.Namespace) -> int:
     print(f"registry:     {classroom.registry_host}  (images: {classroom.registry_host}/NAME:TAG)")
     print(f"token server: {classroom.token_url}")
     print(f"teacher credentials (may push anywhere): {classroom.teacher_file}")
+    if classroom.ca_file:
+        from ..classroom.tls import fingerprint
+
+        print(f"TLS CA for learners: {classroom.ca_file}\n  SHA-256 fingerprint {fingerprint(classroom.ca_file)}\n"
+              f"  learners copy it to ~/.lxclab/certs.d/{classroom.registry_host}/ca.crt")
     print("anonymous users may pull; stop with `lxclab registry down`")
     return 0
 

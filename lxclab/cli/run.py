@@ -1,6 +1,6 @@
 """`lxclab run`, `exec`, `ps`, `logs`, `start`, `stop`, `rm`, `gc`: containers from the command line, as in Docker.
 
-    lxclab run [--rm] [-d] [--name N] [--memory SIZE] [--cpus N] [--pids N] [--hostname H]
+    lxclab run [--rm] [-d] [--pull missing|always|never] [--name N] [--memory SIZE] [--cpus N] [--pids N] [--hostname H]
                [--net none|bridge] [--rootless] [--mode overlay|copy] [--runtime namespaces|lxc] REF [CMD...]
     lxclab exec ID CMD...      lxclab ps [-a]      lxclab logs ID
     lxclab start ID            lxclab stop ID
@@ -16,12 +16,13 @@ import signal
 import sys
 import time
 
-from ..errors import CommandNotFound
+from ..errors import CommandNotFound, ImageNotFound
 from ..limits import Limits
 
 COMMAND_NOT_FOUND = 127  # what a shell (and Docker) exits with when the command does not exist
 MODES = ("overlay", "copy")  # lxclab.unionfs.OVERLAY, COPY
 RUNTIMES = ("namespaces", "lxc")  # lxclab.engine.containers.NAMESPACES, LXC
+PULL_POLICIES = ("missing", "always", "never")  # as `docker run --pull`
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -53,9 +54,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _register_run(subparsers: argparse._SubParsersAction) -> None:
-    command = subparsers.add_parser("run", help="run a command in a new container of a pulled image")
+    command = subparsers.add_parser("run", help="run a command in a new container of an image (pulled if missing)")
     command.add_argument("--rm", dest="remove", action="store_true", help="remove the container when it exits")
     command.add_argument("-d", "--detach", action="store_true", help="run in the background and print its ID")
+    command.add_argument("--pull", choices=PULL_POLICIES, default=PULL_POLICIES[0],
+                         help="pull the image first: when it is not in the store (default), always, or never")
     command.add_argument("--name", help="a name to use instead of its ID")
     command.add_argument("--memory", metavar="SIZE", help="memory limit, like 64m or 1g (OOM kill beyond it)")
     command.add_argument("--cpus", metavar="N", help="CPU quota in CPUs, like 0.5")
@@ -69,7 +72,7 @@ def _register_run(subparsers: argparse._SubParsersAction) -> None:
                          help="overlay: shared layers plus an upper dir (root, default); copy: a private copy")
     command.add_argument("--runtime", choices=RUNTIMES, default=RUNTIMES[0],
                          help="namespaces: lxclab's own (default); lxc: liblxc starts it (root, --net none)")
-    command.add_argument("ref", metavar="REF", help="a pulled image, like 127.0.0.1:5000/lab/busybox")
+    command.add_argument("ref", metavar="REF", help="an image, like 127.0.0.1:5000/lab/busybox")
     command.add_argument("command", metavar="CMD", nargs=argparse.REMAINDER,
                          help="the command and its arguments (default: the image's Cmd)")
     command.set_defaults(func=run_run)
@@ -80,6 +83,7 @@ def run_run(args: argparse.Namespace) -> int:
     from ..engine import run
 
     limits = Limits.parse(memory=args.memory, cpus=args.cpus, pids=args.pids)
+    pull_image(args.ref, args.pull)
     options = dict(name=args.name, limits=limits, hostname=args.hostname, net=args.net, rootless=args.rootless,
                    mode=args.mode, remove=args.remove, runtime=args.runtime)
     if args.detach:
@@ -96,6 +100,24 @@ def run_run(args: argparse.Namespace) -> int:
         print(f"lxclab: container {result.name} was killed by the OOM killer (memory limit {args.memory})",
               file=sys.stderr)
     return result.exit_code
+
+
+def pull_image(ref: str, policy: str) -> None:
+    """Pull `ref` with progress bars on stderr as `docker run` does: always, never, or when the store lacks it."""
+    from ..engine import pull
+    from ..progress import TerminalProgress
+    from ..store import Store
+
+    if policy == "never":
+        return
+    if policy == "missing":
+        try:
+            Store().image(ref)
+            return
+        except ImageNotFound:
+            print(f"lxclab: image {ref} is not in the store: pulling it", file=sys.stderr, flush=True)
+    image = pull(ref, progress=TerminalProgress())
+    print(f"lxclab: pulled {ref} ({image.digest})", file=sys.stderr, flush=True)
 
 
 def _terminate(signum: int, frame: object) -> None:

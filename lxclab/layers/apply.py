@@ -26,13 +26,14 @@ from .stream import open_layer, tar_stream, verify_diff_id
 
 def apply_layer(source: Path | BinaryIO, root: Path, media_type: str | None = None,
                 expected_diff_id: str | None = None, name: str = "layer",
-                overlay_lower: list[Path] | None = None) -> ApplyReport:
+                overlay_lower: list[Path] | None = None, max_bytes: int | None = None) -> ApplyReport:
     """Apply a layer (tar, tar+gzip or tar+zstd) to `root` with the OCI whiteout rules.
 
     Nothing is ever written outside `root`. A refused entry raises UnsafeLayerEntry, a
     wrong DiffID DigestMismatch, and either way `root` is left as it was. With
     `overlay_lower` (the directories of the layers below, top first, already in overlay
     form) whiteouts are written as overlayfs markers instead of deleting; that needs root.
+    More than `max_bytes` uncompressed (default: `stream.max_layer_bytes()`) raises LayerTooLarge.
     """
     root = _prepare_root(Path(root))
     report = ApplyReport(name)
@@ -41,7 +42,7 @@ def apply_layer(source: Path | BinaryIO, root: Path, media_type: str | None = No
     container = Path(tempfile.mkdtemp(prefix=names.STAGING_PREFIX, dir=root))
     try:
         stager = Stager(_mkdir(container / "tree"), report)
-        _stage(source, media_type, expected_diff_id, stager)
+        _stage(source, media_type, expected_diff_id, stager, max_bytes)
         if overlay_lower is not None:
             to_overlay_form(stager, LowerView(overlay_lower))
         journal = Journal(root, _mkdir(container / "trash"))
@@ -70,9 +71,10 @@ def _mkdir(path: Path) -> Path:
     return path
 
 
-def _stage(source: Path | BinaryIO, media_type: str | None, expected_diff_id: str | None, stager: Stager) -> None:
+def _stage(source: Path | BinaryIO, media_type: str | None, expected_diff_id: str | None, stager: Stager,
+           max_bytes: int | None) -> None:
     name = stager.name
-    with open_layer(source, media_type, name, stager.report.warnings) as reader:
+    with open_layer(source, media_type, name, stager.report.warnings, max_bytes) as reader:
         with tar_stream(reader, name) as archive:
             for info in archive:
                 _guarded(stager.add, name, info.name, info, archive)

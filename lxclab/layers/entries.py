@@ -79,11 +79,11 @@ def entry_from_tarinfo(info: tarfile.TarInfo, layer: str) -> LayerEntry | None:
 
 
 def read_entries(source: Path | BinaryIO, media_type: str | None = None, expected_diff_id: str | None = None,
-                 name: str = "layer") -> list[LayerEntry]:
+                 name: str = "layer", max_bytes: int | None = None) -> list[LayerEntry]:
     """Every entry of a layer blob in tar order, with names checked (and the DiffID, when given)."""
     warnings: list[str] = []
     entries: list[LayerEntry] = []
-    with open_layer(source, media_type, name, warnings) as reader:
+    with open_layer(source, media_type, name, warnings, max_bytes) as reader:
         with tar_stream(reader, name) as archive:
             for info in archive:
                 entry = entry_from_tarinfo(info, name)

@@ -4,6 +4,12 @@ A layer is gzip, zstd or plain tar. The first bytes decide (gzip starts 1f 8b, z
 28 b5 2f fd); the media type is checked against them, and a disagreement only warns,
 because registries have served plain tars under a gzip media type. The DiffID is the
 sha256 of the whole uncompressed stream, including tar's trailing zero blocks.
+
+Two bounds keep a hostile layer from exhausting memory or disk: a GNU long-name/long-link
+or PAX header larger than MAX_HEADER_BYTES is refused before it is read (tarfile would
+hold it in memory whole), and a layer whose uncompressed stream passes `max_bytes`
+(default LXCLAB_MAX_LAYER_BYTES, else DEFAULT_MAX_LAYER_BYTES) stops there: a compression
+bomb raises LayerTooLarge naming the layer.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import gzip
 import hashlib
+import os
 import tarfile
 import zlib
 from collections.abc import Iterator
@@ -19,28 +26,67 @@ from typing import BinaryIO
 
 import zstandard
 
-from ..errors import DigestMismatch, LayerError, UnsupportedMediaType
+from ..errors import DigestMismatch, LayerError, LayerTooLarge, UnsupportedMediaType
 
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 PLAIN, GZIP, ZSTD = "tar", "tar+gzip", "tar+zstd"
 _CHUNK = 1 << 20
 _STREAM_ERRORS = (EOFError, zlib.error, zstandard.ZstdError, tarfile.TarError, gzip.BadGzipFile)
+MAX_HEADER_BYTES = 1 << 20  # a GNU long name/link or PAX header; PATH_MAX is 4096, xattrs 64 KiB each
+DEFAULT_MAX_LAYER_BYTES = 32 << 30  # uncompressed bytes per layer; the largest real layers are a few GiB
+MAX_LAYER_VARIABLE = "LXCLAB_MAX_LAYER_BYTES"
+_EXTENDED_HEADERS = (tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK, tarfile.XHDTYPE, tarfile.XGLTYPE,
+                     tarfile.SOLARIS_XHDTYPE)
+
+
+def max_layer_bytes() -> int:
+    """The bound on a layer's uncompressed bytes: LXCLAB_MAX_LAYER_BYTES if set, else DEFAULT_MAX_LAYER_BYTES."""
+    value = os.environ.get(MAX_LAYER_VARIABLE, "").strip()
+    if not value:
+        return DEFAULT_MAX_LAYER_BYTES
+    if not value.isdigit() or int(value) == 0:
+        raise LayerError(f"{MAX_LAYER_VARIABLE}={value!r} is not a positive number of bytes (like 17179869184)")
+    return int(value)
+
+
+class _OversizedHeader(Exception):
+    """Raised inside tarfile for an extended header above MAX_HEADER_BYTES; tar_stream names the layer."""
+
+    def __init__(self, info: tarfile.TarInfo):
+        super().__init__(f"a {info.type.decode(errors='replace')!r} tar header of {info.size} bytes")
+
+
+class BoundedTarInfo(tarfile.TarInfo):
+    """A TarInfo that refuses a GNU long-name/long-link or PAX header larger than MAX_HEADER_BYTES, unread."""
+
+    def _proc_member(self, tarfile_):
+        if self.type in _EXTENDED_HEADERS and self.size > MAX_HEADER_BYTES:
+            raise _OversizedHeader(self)
+        return super()._proc_member(tarfile_)
 
 
 class DigestingReader:
-    """A file-like reader that hashes (sha256) and counts every byte read through it."""
+    """A file-like reader that hashes (sha256) and counts every byte read through it, up to `limit` bytes."""
 
-    def __init__(self, raw: BinaryIO):
+    def __init__(self, raw: BinaryIO, limit: int | None = None, name: str = "layer"):
         self._raw = raw
         self._hash = hashlib.sha256()
         self.size = 0
+        self.limit, self.name = limit, name
 
     def read(self, size: int = -1) -> bytes:
-        """Read up to `size` bytes (all when -1), hashing them."""
+        """Read up to `size` bytes (all when -1), hashing them; LayerTooLarge past the limit."""
+        if self.limit is not None and (size < 0 or size > self.limit + 1 - self.size):
+            size = self.limit + 1 - self.size  # never decompress more than one byte past the limit
         data = self._raw.read(size)
         self._hash.update(data)
         self.size += len(data)
+        if self.limit is not None and self.size > self.limit:
+            raise LayerTooLarge(
+                f"layer {self.name}: its uncompressed stream is larger than {self.limit} bytes, the limit per layer "
+                f"(a compression bomb?); nothing of it was applied. Raise {MAX_LAYER_VARIABLE} if the image is genuine"
+            )
         return data
 
     def drain(self) -> None:
@@ -97,8 +143,8 @@ def detect(magic: bytes) -> str:
 
 @contextlib.contextmanager
 def open_layer(source: Path | BinaryIO, media_type: str | None, name: str,
-               warnings: list[str]) -> Iterator[DigestingReader]:
-    """Yield the layer's uncompressed tar stream as a DigestingReader; close what was opened."""
+               warnings: list[str], max_bytes: int | None = None) -> Iterator[DigestingReader]:
+    """Yield the layer's uncompressed tar stream as a DigestingReader bounded to `max_bytes`; close what was opened."""
     announced = compression_of(media_type)
     with contextlib.ExitStack() as stack:
         raw = stack.enter_context(open(source, "rb")) if isinstance(source, (str, Path)) else source
@@ -112,15 +158,22 @@ def open_layer(source: Path | BinaryIO, media_type: str | None, name: str,
         elif actual == ZSTD:
             decompressor = zstandard.ZstdDecompressor()
             readable = stack.enter_context(decompressor.stream_reader(readable, read_across_frames=True))
-        yield DigestingReader(readable)
+        yield DigestingReader(readable, max_layer_bytes() if max_bytes is None else max_bytes, name)
 
 
 @contextlib.contextmanager
 def tar_stream(reader: DigestingReader, name: str) -> Iterator[tarfile.TarFile]:
     """A streaming TarFile over `reader` that turns corrupt input into LayerError."""
     try:
-        with tarfile.open(fileobj=reader, mode="r|", errorlevel=2) as archive:
+        with tarfile.open(fileobj=reader, mode="r|", errorlevel=2, tarinfo=BoundedTarInfo) as archive:
             yield archive
+    except _OversizedHeader as exc:
+        raise LayerTooLarge(
+            f"layer {name}: {exc}, above the limit of {MAX_HEADER_BYTES} bytes for a long name or PAX header; "
+            "it was not read and nothing of the layer was applied"
+        ) from None
+    except RecursionError:
+        raise LayerError(f"layer {name}: an endless chain of tar extension headers; the layer was refused") from None
     except _STREAM_ERRORS as exc:
         raise LayerError(f"layer {name} is not a readable tar stream: {exc}; the blob is corrupt or truncated") from exc
 

@@ -10,11 +10,16 @@
    get a fresh one and send the request once more.
 
 Getting the token *before* sending matters for uploads: a 401 would consume the body.
+
+Credentials go only where they belong: to a realm on the registry's own host (or one the
+user names, or auth.docker.io for Docker Hub), and never over plain HTTP when the registry
+itself is HTTPS. A challenge naming any other realm raises UntrustedRealm.
 """
 
 from __future__ import annotations
 
 import base64
+import email.utils
 import re
 import time
 from dataclasses import dataclass
@@ -22,12 +27,15 @@ from typing import Generator
 
 import httpx
 
-from ..errors import AuthenticationError, RegistryError
+from ..errors import AuthenticationError, RegistryBusy, RegistryError, UntrustedRealm
+from .bounded import TOKEN_LIMIT, limit_extension
 from .challenge import Challenge, parse_challenge
 
 _REPOSITORY_PATH = re.compile(r"/v2/(?P<name>.+?)/(?:manifests|blobs|tags|referrers)/")
 _ACTIONS = {"GET": "pull", "HEAD": "pull", "DELETE": "delete"}  # anything else writes: pull,push
 DEFAULT_EXPIRES_IN = 60  # seconds; the token spec's default when the server gives none
+MAX_RETRY_AFTER = 30.0  # seconds; a longer Retry-After is cut to this
+KNOWN_REALMS = {"registry-1.docker.io": ("auth.docker.io",)}  # registries whose token server lives elsewhere
 
 
 @dataclass(frozen=True)
@@ -56,6 +64,27 @@ def scopes_for(method: str, url: httpx.URL) -> tuple[str, ...]:
     return tuple(scopes)
 
 
+def realm_is_trusted(realm_host: str, registry_host: str, trusted: tuple[str, ...] = ()) -> bool:
+    """True if a token realm on `realm_host` may receive the credentials meant for `registry_host`."""
+    allowed = {registry_host, *trusted, *KNOWN_REALMS.get(registry_host, ())}
+    return realm_host.lower() in {host.lower() for host in allowed}
+
+
+def retry_after(response: httpx.Response) -> float | None:
+    """Seconds to wait from a Retry-After header (seconds or an HTTP date), capped at MAX_RETRY_AFTER."""
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            seconds = email.utils.parsedate_to_datetime(value).timestamp() - time.time()
+        except (TypeError, ValueError):
+            return None
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
+
+
 def basic_authorization(credentials: tuple[str, str]) -> str:
     """The value of an `Authorization: Basic` header for a username and password."""
     user, password = credentials
@@ -65,8 +94,10 @@ def basic_authorization(credentials: tuple[str, str]) -> str:
 class RegistryAuth(httpx.Auth):
     """Authenticate registry requests the way Docker does: Bearer tokens from the challenged realm, or Basic."""
 
-    def __init__(self, credentials: tuple[str, str] | None = None):
+    def __init__(self, credentials: tuple[str, str] | None = None, trusted_realms: tuple[str, ...] = ()):
         self.credentials = credentials
+        self.trusted_realms = tuple(trusted_realms)
+        self.registry_url: httpx.URL | None = None
         self.challenge: Challenge | None = None
         self._pinged = False
         self._tokens: dict[tuple[str, ...], Token] = {}
@@ -75,6 +106,7 @@ class RegistryAuth(httpx.Auth):
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         """Ping once to learn the challenge, authorize up front, and retry once after a 401."""
         if not self._pinged:
+            self.registry_url = request.url
             ping = yield httpx.Request("GET", request.url.copy_with(path="/v2/", query=None))
             self._learn(ping)
             self._pinged = True
@@ -112,20 +144,38 @@ class RegistryAuth(httpx.Auth):
         realm = self.challenge.realm
         if not realm or not realm.startswith(("http://", "https://")):
             raise AuthenticationError(f"registry sent a Bearer challenge without a usable realm ({realm!r})")
-        response = yield self._token_request(realm, scopes)
+        send_credentials = self._realm_takes_credentials(httpx.URL(realm))
+        response = yield self._token_request(realm, scopes, send_credentials)
         response.read()
         self.token_requests += 1
         return self._token_from(response, realm, scopes)
 
-    def _token_request(self, realm: str, scopes: tuple[str, ...]) -> httpx.Request:
-        """The GET to the token server: service, one `scope` parameter per scope, basic credentials if any."""
+    def _realm_takes_credentials(self, realm: httpx.URL) -> bool:
+        """True if our credentials may go to `realm`; UntrustedRealm if nothing may (or the credentials may not)."""
+        registry = self.registry_url
+        if registry is not None and registry.scheme == "https" and realm.scheme != "https":
+            raise UntrustedRealm(
+                f"registry {registry.host} is HTTPS but its challenge names the plain HTTP token realm {realm}: "
+                "refused (a token or password sent there could be read or forged on the way)"
+            )
+        if not self.credentials:
+            return False
+        if registry is not None and realm_is_trusted(realm.host, registry.host, self.trusted_realms):
+            return True
+        raise UntrustedRealm(
+            f"registry {registry and registry.host} asks for tokens from {realm.host}, another host: lxclab does not send your "
+            f"credentials there; if you trust it, name it in LXCLAB_TOKEN_REALMS={realm.host} and try again"
+        )
+
+    def _token_request(self, realm: str, scopes: tuple[str, ...], send_credentials: bool) -> httpx.Request:
+        """The GET to the token server: service, one `scope` parameter per scope, basic credentials if allowed."""
         params = [("service", self.challenge.service)] if self.challenge.service else []
         params += [("scope", scope) for scope in scopes]
-        headers = {}
-        if self.credentials:
+        headers = {"Accept-Encoding": "identity"}
+        if send_credentials:
             params.append(("account", self.credentials[0]))
             headers["Authorization"] = basic_authorization(self.credentials)
-        return httpx.Request("GET", realm, params=params, headers=headers)
+        return httpx.Request("GET", realm, params=params, headers=headers, extensions=limit_extension(TOKEN_LIMIT))
 
     def _token_from(self, response: httpx.Response, realm: str, scopes: tuple[str, ...]) -> Token:
         """Read the token server's JSON answer, or raise a clear error."""
@@ -135,6 +185,8 @@ class RegistryAuth(httpx.Auth):
                 f"token server {realm} refused {who} for {' '.join(scopes) or 'registry access'} "
                 f"({response.status_code}): check the username and password (`lxclab login`)"
             )
+        if response.status_code == 429 or response.status_code >= 500:
+            raise RegistryBusy(f"token server {realm} answered {response.status_code}", retry_after(response))
         try:
             body = response.json()
             value = body.get("token") or body["access_token"]

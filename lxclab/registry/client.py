@@ -8,7 +8,7 @@ honouring Retry-After, 5xx, resets) a bounded number of times. Authentication is
 
 from __future__ import annotations
 
-import email.utils
+import ssl
 import time
 from pathlib import Path
 from typing import Callable, Iterator, TypeVar
@@ -16,27 +16,20 @@ from typing import Callable, Iterator, TypeVar
 import httpx
 
 from .. import __version__
-from ..errors import AuthenticationError, DigestMismatch, NotFound, RegistryError
-from ..manifest import ACCEPT, Descriptor, Index, Manifest, parse_manifest, sha256_digest, verify_digest
+from ..errors import AuthenticationError, DigestMismatch, NotFound, RegistryBusy, RegistryError
+from ..manifest import ACCEPT, CONFIG_TYPES, Descriptor, Index, Manifest, parse_manifest, sha256_digest, verify_digest
 from ..progress import Progress
 from ..reference import registry_base_url
 from ..store import Ingest, Store
-from .auth import RegistryAuth
+from . import credentials as saved_credentials
+from .auth import RegistryAuth, retry_after
+from .bounded import CONFIG_LIMIT, MANIFEST_LIMIT, BoundedTransport, limit_extension, too_large
 from .challenge import parse_challenge
 
 TRIES = 4  # attempts per operation before giving up
 BACKOFF = 0.25  # seconds before the second attempt; doubled for each further one
-MAX_RETRY_AFTER = 30.0  # seconds; a longer Retry-After is cut to this
 READ_CHUNK = 1 << 20
 T = TypeVar("T")
-
-
-class TransientError(RegistryError):
-    """A failure worth trying again (429, 5xx): carries the delay the server asked for, if any."""
-
-    def __init__(self, message: str, retry_after: float | None = None):
-        super().__init__(message)
-        self.retry_after = retry_after
 
 
 class FileBody:
@@ -63,16 +56,23 @@ class RegistryClient:
         credentials: tuple[str, str] | None = None,
         insecure: bool = False,
         transport: httpx.BaseTransport | None = None,
+        token_realms: tuple[str, ...] | None = None,
     ):
+        """`token_realms`: hosts besides the registry's own that may receive `credentials` (default: LXCLAB_TOKEN_REALMS)."""
         self.registry = registry
-        self.auth = RegistryAuth(credentials)
+        realms = saved_credentials.named_realms() if token_realms is None else token_realms
+        self.auth = RegistryAuth(credentials, realms)
+        ca_file = saved_credentials.ca_file(registry)
+        base_url = registry_base_url(registry, insecure)
+        if ca_file is not None:  # a registry with its own CA speaks TLS, even on loopback
+            base_url = "https://" + base_url.partition("://")[2]
         self._http = httpx.Client(
-            base_url=registry_base_url(registry, insecure),
+            base_url=base_url,
             auth=self.auth,
-            transport=transport,
+            transport=BoundedTransport(transport or httpx.HTTPTransport(verify=_trust(ca_file))),
             follow_redirects=True,
             timeout=httpx.Timeout(60.0, connect=10.0),
-            headers={"User-Agent": f"lxclab/{__version__}"},
+            headers={"User-Agent": f"lxclab/{__version__}", "Accept-Encoding": "identity"},
         )
 
     def __enter__(self) -> RegistryClient:
@@ -93,7 +93,8 @@ class RegistryClient:
     def get_manifest(self, repository: str, identifier: str) -> Manifest | Index:
         """Fetch a manifest or index by tag or digest, checking its digest and parsing it."""
         what = f"manifest {_name(repository, identifier)} on {self.registry}"
-        response = self._request("GET", f"/v2/{repository}/manifests/{identifier}", what, headers={"Accept": ACCEPT})
+        response = self._request("GET", f"/v2/{repository}/manifests/{identifier}", what, headers={"Accept": ACCEPT},
+                                 extensions=limit_extension(MANIFEST_LIMIT))
         raw = response.content
         if identifier.startswith("sha256:"):
             verify_digest(raw, identifier, what)
@@ -122,6 +123,8 @@ class RegistryClient:
         if store.has(descriptor.digest):
             return store.path(descriptor.digest)
         what = f"blob {descriptor.digest} of {repository} on {self.registry}"
+        if descriptor.media_type in CONFIG_TYPES and descriptor.size > CONFIG_LIMIT:
+            raise too_large(f"image config {what}", CONFIG_LIMIT, f"{descriptor.size} bytes (its descriptor)")
         with store.ingest(descriptor.digest, descriptor.size) as ingest:
             if ingest.done:
                 return store.path(descriptor.digest)
@@ -141,7 +144,8 @@ class RegistryClient:
         headers = {"Accept-Encoding": "identity"}
         if ingest.offset:
             headers["Range"] = f"bytes={ingest.offset}-"
-        request = self._http.build_request("GET", f"/v2/{repository}/blobs/{descriptor.digest}", headers=headers)
+        url = f"/v2/{repository}/blobs/{descriptor.digest}"
+        request = self._http.build_request("GET", url, headers=headers, extensions=limit_extension(None))
         response = self._http.send(request, stream=True)
         try:
             self._check(response, f"blob {descriptor.digest} of {repository} on {self.registry}")
@@ -225,16 +229,19 @@ class RegistryClient:
         return response
 
     def _check(self, response: httpx.Response, what: str, accept: tuple[int, ...] = ()) -> None:
-        """Raise the error that an unsuccessful status means (TransientError for 429 and 5xx)."""
+        """Raise the error that an unsuccessful status means (RegistryBusy for 429 and 5xx)."""
         status = response.status_code
         if response.is_success or status in accept:
             return
         response.read()
         detail = f"{status} {_registry_errors(response)}"
         if status == 429 or status >= 500:
-            raise TransientError(f"{what}: {detail}", _retry_after(response))
+            raise RegistryBusy(f"{what}: {detail}", retry_after(response))
         if status == 404:
             raise NotFound(f"{what}: not found ({detail}); check the repository name, tag or digest")
+        if status == 400 and "HTTPS server" in response.text:
+            raise RegistryError(f"{what}: the registry speaks HTTPS; trust its CA in "
+                                f"$LXCLAB_HOME/certs.d/{self.registry}/ca.crt (a classroom's is its tls/ca.crt)")
         if status in (401, 403):
             raise AuthenticationError(
                 f"{what}: access denied ({detail}{_missing_scope(response)}); "
@@ -247,13 +254,22 @@ class RegistryClient:
         for number in range(TRIES):
             try:
                 return attempt()
-            except TransientError as exc:
+            except RegistryBusy as exc:
                 failure, delay = exc, exc.retry_after
             except httpx.TransportError as exc:
                 failure, delay = exc, None
             if number + 1 < TRIES:
                 time.sleep(delay if delay is not None else BACKOFF * 2**number)
         raise RegistryError(f"{what}: gave up after {TRIES} tries; last failure: {_describe(failure)}")
+
+
+def _trust(ca_file: Path | None) -> ssl.SSLContext | bool:
+    """httpx's default trust, or the system's CAs plus the registry's own CA when the user trusts one."""
+    if ca_file is None:
+        return True
+    context = ssl.create_default_context()
+    context.load_verify_locations(cafile=str(ca_file))
+    return context
 
 
 def _name(repository: str, identifier: str) -> str:
@@ -285,21 +301,6 @@ def _registry_errors(response: httpx.Response) -> str:
         return response.reason_phrase
 
 
-def _retry_after(response: httpx.Response) -> float | None:
-    """Seconds to wait from a Retry-After header (seconds or an HTTP date), capped at MAX_RETRY_AFTER."""
-    value = response.headers.get("Retry-After")
-    if not value:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            seconds = email.utils.parsedate_to_datetime(value).timestamp() - time.time()
-        except (TypeError, ValueError):
-            return None
-    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
-
-
 def _missing_scope(response: httpx.Response) -> str:
     """What the registry's challenge says the token lacked, like `; insufficient_scope for repository:x:push`."""
     challenge = parse_challenge(response.headers.get_list("www-authenticate"))
@@ -310,6 +311,9 @@ def _missing_scope(response: httpx.Response) -> str:
 
 
 def _describe(failure: Exception) -> str:
+    if isinstance(failure, httpx.ConnectError) and "CERTIFICATE_VERIFY_FAILED" in str(failure):
+        return (f"its TLS certificate is not trusted ({failure}); for a classroom registry, put the classroom's "
+                "ca.crt in $LXCLAB_HOME/certs.d/<host:port>/ca.crt after checking its fingerprint")
     if isinstance(failure, httpx.ConnectError):
         return f"cannot connect ({failure}); is the registry running?"
     return str(failure) or type(failure).__name__
