@@ -8,10 +8,13 @@ classroom's CA through `certs.d/<host:port>/ca.crt`. skopeo, a real client, is t
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import ssl
 import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -111,3 +114,61 @@ def push_image_over_tls(classroom: Classroom, repository: str, image, tmp_path) 
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("LXCLAB_HOME", str(home))
         push_image(classroom.registry_host, classroom.teacher, repository, "1", image)
+
+
+LAN_SCRIPT = """
+import json, sys
+from pathlib import Path
+import httpx
+sys.path.insert(0, sys.argv[3])
+from fixture_images import push_image, random_image
+from lxclab.classroom import Classroom
+from lxclab.classroom.tls import fingerprint
+from lxclab.engine import pull
+from lxclab.store import Store
+
+state, home = Path(sys.argv[1]), Path(sys.argv[2])
+classroom = Classroom(state, host="192.0.2.10")  # a LAN address: TLS without being asked
+classroom.up()
+try:
+    ca = httpx.get("https://192.0.2.10:5001/ca.crt", verify=False, trust_env=False).content
+    (home / "certs.d" / classroom.registry_host).mkdir(parents=True)
+    (home / "certs.d" / classroom.registry_host / "ca.crt").write_bytes(ca)
+    image = random_image()
+    pushed = push_image(classroom.registry_host, classroom.teacher, "lab/lan", "1", image)
+    pulled = pull("192.0.2.10:5000/lab/lan:1", store=Store(home / "store"))
+    print(json.dumps({"urls": [classroom.registry_url, classroom.token_url], "pushed": pushed,
+                      "pulled": pulled.digest, "expected": image.digest,
+                      "same_ca": fingerprint(home / "certs.d" / classroom.registry_host / "ca.crt")
+                                 == fingerprint(classroom.ca_file)}))
+finally:
+    classroom.down()
+"""
+
+
+@pytest.fixture
+def lan_netns() -> Iterator[str]:
+    """A network namespace of the test's own: lo, and a veth pair inside it, `lan0` holding 192.0.2.10/24 (TEST-NET-1)."""
+    name = f"lxclab-tls-{unique_repository('')[1:]}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        for command in (["link", "set", "lo", "up"], ["link", "add", "lan0", "type", "veth", "peer", "name", "lan1"],
+                        ["addr", "add", "192.0.2.10/24", "dev", "lan0"], ["link", "set", "lan0", "up"],
+                        ["link", "set", "lan1", "up"]):
+            subprocess.run(["ip", "-n", name, *command], check=True)
+        yield name
+    finally:
+        subprocess.run(["ip", "netns", "del", name], check=True)
+
+
+def test_a_classroom_on_a_lan_address_serves_tls_by_itself(lan_netns, tmp_path):
+    tests = str(Path(__file__).parent)
+    result = subprocess.run(["ip", "netns", "exec", lan_netns, sys.executable, "-c", LAN_SCRIPT,
+                             str(tmp_path / "state"), str(tmp_path / "home"), tests],
+                            capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "LXCLAB_HOME": str(tmp_path / "home")})
+    assert result.returncode == 0, result.stderr[-3000:]
+    found = json.loads(result.stdout.splitlines()[-1])
+    assert found["urls"] == ["https://192.0.2.10:5000", "https://192.0.2.10:5001/token"]
+    assert found["pushed"] == found["pulled"] == found["expected"] and found["same_ca"]
+    assert not list((tmp_path / "state").glob("*.pid")), "the classroom did not stop"

@@ -21,6 +21,7 @@ from pathlib import Path
 from ..errors import ClassroomError
 
 _STARTED: dict[int, subprocess.Popen] = {}  # children of this process, reaped when they end
+_ENDED: dict[int, int] = {}  # how those children ended: exit status, or -N for signal N
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,16 @@ class Daemon:
                 _wait_gone(pid, self.marker, timeout)
         self.pid_file.unlink(missing_ok=True)
 
+    def how_it_ended(self) -> str:
+        """How the server this process last started has ended, like `killed by signal 9` ("" when unknown)."""
+        try:
+            status = _ENDED.get(int(self.pid_file.read_text().strip()))
+        except (OSError, ValueError):
+            status = None
+        if status is None:
+            return ""
+        return f"killed by signal {-status}" if status < 0 else f"exit status {status}"
+
     def log_tail(self, lines: int = 15) -> str:
         """The last `lines` lines of the server's log, for error messages."""
         try:
@@ -93,7 +104,7 @@ def is_alive(pid: int, marker: str) -> bool:
     """Whether `pid` is a live (not zombie) process whose command line holds `marker`."""
     child = _STARTED.get(pid)
     if child is not None and child.poll() is not None:
-        del _STARTED[pid]
+        _ENDED[pid] = _STARTED.pop(pid).returncode
         return False
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")

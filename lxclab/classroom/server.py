@@ -254,9 +254,10 @@ http:
         deadline = time.monotonic() + START_TIMEOUT
         while not answers():
             if daemon.pid() is None:
+                ended = daemon.how_it_ended()
                 daemon.pid_file.unlink(missing_ok=True)
                 raise ClassroomError(
-                    f"the classroom {daemon.name} stopped while starting; last lines of "
+                    f"the classroom {daemon.name} stopped while starting ({ended or 'how is unknown'}); last lines of "
                     f"{daemon.log_file}:\n{daemon.log_tail()}"
                 )
             if time.monotonic() > deadline:

@@ -21,6 +21,9 @@ The safety policy, in one place:
   `.wh.`, `.wh..`, `.wh...` and `.wh.` in a parent component are refused.
 - A 0/0 character device (overlayfs's own whiteout) and unknown tar types are refused;
   `trusted.overlay.*` xattrs from a layer are ignored with a warning.
+- A GNU long-name/long-link or PAX header over 1 MiB is refused unread, and a layer that
+  inflates past `max_bytes` (LXCLAB_MAX_LAYER_BYTES, default 32 GiB) stops there: both
+  raise LayerTooLarge naming the layer (a compression bomb).
 - A refused layer, or one whose DiffID does not match, leaves the root exactly as it was.
 """
 

@@ -107,7 +107,8 @@ class RegistryAuth(httpx.Auth):
         """Ping once to learn the challenge, authorize up front, and retry once after a 401."""
         if not self._pinged:
             self.registry_url = request.url
-            ping = yield httpx.Request("GET", request.url.copy_with(path="/v2/", query=None))
+            ping = yield httpx.Request("GET", request.url.copy_with(path="/v2/", query=None),
+                                       headers={"Accept-Encoding": "identity"})
             self._learn(ping)
             self._pinged = True
         scopes = scopes_for(request.method, request.url)
@@ -163,8 +164,8 @@ class RegistryAuth(httpx.Auth):
         if registry is not None and realm_is_trusted(realm.host, registry.host, self.trusted_realms):
             return True
         raise UntrustedRealm(
-            f"registry {registry and registry.host} asks for tokens from {realm.host}, another host: lxclab does not send your "
-            f"credentials there; if you trust it, name it in LXCLAB_TOKEN_REALMS={realm.host} and try again"
+            f"registry {registry and registry.host} asks for tokens from {realm.host}, another host: lxclab does "
+            f"not send your credentials there; if you trust it, name it in LXCLAB_TOKEN_REALMS={realm.host} and try again"
         )
 
     def _token_request(self, realm: str, scopes: tuple[str, ...], send_credentials: bool) -> httpx.Request:
