@@ -123,7 +123,9 @@ def test_cpu_spinner_gets_its_quota(busybox_rootfs):
             process.kill()
             process.wait()
     share = (end.cpu_usage_ns - start.cpu_usage_ns) / 1e9 / (ended - started)
-    assert share == pytest.approx(0.2, rel=0.10)
+    # The quota is a ceiling: a busy machine may give the spinner less, never more. Being throttled
+    # proves it reached the ceiling; without a limit it would take a whole CPU.
+    assert 0.02 < share <= 0.2 * 1.10
     assert end.cpu_throttled_periods > start.cpu_throttled_periods
 
 

@@ -115,7 +115,8 @@ def test_cpu_spinner_is_throttled_to_its_quota(make_container):
     wall_end, cpu_end = sample_cpu_time(container)
     share = (cpu_end - cpu_start) / (wall_end - wall_start)
     print(f"CPU share under a 0.2 quota: {share:.4f}")
-    assert 0.18 <= share <= 0.22, f"spinner used {share:.3f} of a CPU under a 0.2 quota"
+    # The quota is a ceiling: a busy machine may give the spinner less, never more.
+    assert 0.02 < share <= 0.22, f"spinner used {share:.3f} of a CPU under a 0.2 quota"
     if cgroup_version() == 1:
         throttled = dict(line.split() for line in host_cgroup_file(container, "cpu", "cpu.stat").splitlines())
         assert int(throttled["nr_throttled"]) > 0
