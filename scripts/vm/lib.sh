@@ -31,7 +31,7 @@ vm_known_release() {
 # The base stage's key: the release and every line of the recipe that builds it.
 vm_base_key() {
   local release="$1"
-  { echo "$release $VM_MIRROR ${VM_BASE_PACKAGES[*]}"; cat "$VM_CHECKOUT/scripts/vm/base.sh"; } \
+  { echo "$release $VM_MIRROR ${VM_BASE_PACKAGES[*]}"; cat "$VM_CHECKOUT/scripts/vm/base.sh" "$VM_CHECKOUT/scripts/vm/bash_profile"; } \
     | sha256sum | cut -c1-12
 }
 

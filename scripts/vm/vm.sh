@@ -80,7 +80,7 @@ qemu_command() {
   local kit="$1" disk="$2" share="${3:-}"
   local accel="${LXCLAB_VM_ACCEL:-tcg}"
   QEMU=(qemu-system-x86_64 -machine q35 -smp 2 -m "${LXCLAB_VM_MEMORY:-8G}" -no-reboot
-        -display none -monitor none -serial stdio
+        -display none -monitor none -serial stdio -nic none
         -kernel "$kit/vmlinuz" -initrd "$kit/initrd.img"
         -append "root=/dev/vda rw console=ttyS0,115200 quiet loglevel=3"
         -drive "file=$disk,if=virtio,format=qcow2,cache=unsafe,discard=unmap")
@@ -136,7 +136,7 @@ plan() {
   echo "cache=$(vm_cache)"
   echo "base=$(vm_base_dir "$RELEASE")"
   echo "kit=$kit"
-  printf 'pytest_args='; printf '%q ' "${PYTEST_ARGS[@]}"; echo
+  printf 'pytest_args='; ((${#PYTEST_ARGS[@]} == 0)) || printf '%q ' "${PYTEST_ARGS[@]}"; echo
   qemu_command "$kit" "$kit/run.qcow2" "$(vm_cache)/runs/share"
   printf 'qemu='; printf '%q ' "${QEMU[@]}"; echo
 }
