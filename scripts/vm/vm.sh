@@ -108,7 +108,7 @@ run_test() {
   qemu_command "$kit" "$run/disk.qcow2" "$run/share"
   vm_say "booting $RELEASE (${LXCLAB_VM_ACCEL:-tcg}); console log: $run/console.log"
   t0=$(vm_now)
-  timeout "${LXCLAB_VM_TIMEOUT:-14400}" "${QEMU[@]}" </dev/null 2>&1 | tr -d '\r' | tee "$run/console.log" || true
+  timeout "${LXCLAB_VM_TIMEOUT:-14400}" "${QEMU[@]}" </dev/null 2>&1 | sed -u 's/\r$//' | tee "$run/console.log" || true
   rm -f "$run/disk.qcow2" "$run/share/checkout.bundle"
   report "$run" "$(($(vm_now) - t0))"
 }
