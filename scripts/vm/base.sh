@@ -15,7 +15,7 @@ deb $VM_MIRROR $release main
 deb $VM_MIRROR $release-updates main
 deb $VM_SECURITY_MIRROR $release-security main
 EOF
-  printf '/dev/vda / ext4 rw,errors=remount-ro 0 1\n' >"$root/etc/fstab"
+  printf 'LABEL=lxclab-root / ext4 rw,errors=remount-ro 0 1\n' >"$root/etc/fstab"
   echo lxclab-vm >"$root/etc/hostname"
   printf '127.0.0.1 localhost\n127.0.1.1 lxclab-vm\n::1 localhost ip6-localhost ip6-loopback\n' >"$root/etc/hosts"
   echo 'LANG=C.UTF-8' >"$root/etc/default/locale"

@@ -14,7 +14,7 @@ clone_checkout() {
   local bundle="$dir/checkout.bundle"
   git -C "$VM_CHECKOUT" bundle create -q "$bundle" HEAD
   git clone -q "$bundle" "$root/root/lxclab"
-  git -C "$root/root/lxclab" checkout -q --detach "$commit"
+  git -C "$root/root/lxclab" -c advice.detachedHead=false checkout -q --detach "$commit"
   git -C "$root/root/lxclab" remote remove origin
   rm -f "$bundle"
   chmod 0700 "$root/root"

@@ -10,7 +10,7 @@ VM_MIRROR="${LXCLAB_VM_MIRROR:-http://deb.debian.org/debian}"
 VM_SECURITY_MIRROR="${LXCLAB_VM_SECURITY_MIRROR:-http://deb.debian.org/debian-security}"
 VM_DISK_SIZE="${LXCLAB_VM_DISK_SIZE:-24G}"
 # Packages beyond debootstrap's default set: what a stock server install boots with.
-VM_BASE_PACKAGES=(linux-image-amd64 initramfs-tools systemd-sysv dbus apparmor ca-certificates git locales
+VM_BASE_PACKAGES=(linux-image-amd64 initramfs-tools grub-pc systemd-sysv dbus apparmor ca-certificates git locales
                   openssh-client curl)
 # The files of the checkout whose content decides what `./kit setup` installs into the image.
 VM_KIT_INPUTS=(scripts/setup.sh pyproject.toml package.json package-lock.json)

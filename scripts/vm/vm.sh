@@ -2,6 +2,7 @@
 # Prove the kit on a stock Debian VM, or make a workshop VM image (behind `./kit vm-test` / `./kit vm-image`).
 #   vm.sh test  [bookworm|trixie] [-- pytest args]   boot, run the README's two commands, bring back log + summary
 #   vm.sh image [bookworm|trixie]                    a bootable workshop image: kit seeded, JupyterLab at boot
+#   vm.sh build [bookworm|trixie]                    only build (or find cached) the image vm-test boots
 #   vm.sh plan  test|image [release] [-- args]        print the cache keys, paths and QEMU command; build nothing
 # Images are cached under $LXCLAB_VM_CACHE (default _build/vm); see the README, "Testing in a VM".
 set -euo pipefail
@@ -9,7 +10,7 @@ VM_CHECKOUT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 source "$VM_CHECKOUT/scripts/vm/lib.sh"
 
 usage() {
-  sed -n '2,5p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,6p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 
@@ -18,7 +19,7 @@ parse_args() {
   MODE="${1:-}"; shift || true
   PLAN=0
   if [[ "$MODE" == plan ]]; then PLAN=1; MODE="${1:-}"; shift || true; fi
-  [[ "$MODE" == test || "$MODE" == image ]] || { vm_say "unknown command '${MODE}'"; usage; }
+  [[ "$MODE" == test || "$MODE" == image || "$MODE" == build ]] || { vm_say "unknown command '${MODE}'"; usage; }
   RELEASE=bookworm
   PYTEST_ARGS=()
   if (($#)) && [[ "$1" != -- ]]; then RELEASE="$1"; shift; fi
@@ -26,7 +27,7 @@ parse_args() {
   if (($#)); then
     [[ "$1" == -- ]] || { vm_say "unexpected '$1': pytest arguments go after --"; usage; }
     shift
-    [[ "$MODE" == test ]] || { vm_say "vm-image takes no pytest arguments"; usage; }
+    [[ "$MODE" == test ]] || { vm_say "vm-$MODE takes no pytest arguments"; usage; }
     PYTEST_ARGS=("$@")
   fi
   return 0
@@ -82,7 +83,7 @@ qemu_command() {
   QEMU=(qemu-system-x86_64 -machine q35 -smp 2 -m "${LXCLAB_VM_MEMORY:-8G}" -no-reboot
         -display none -monitor none -serial stdio -nic none
         -kernel "$kit/vmlinuz" -initrd "$kit/initrd.img"
-        -append "root=/dev/vda rw console=ttyS0,115200 quiet loglevel=3"
+        -append "root=LABEL=lxclab-root rw console=ttyS0,115200 quiet loglevel=3"
         -drive "file=$disk,if=virtio,format=qcow2,cache=unsafe,discard=unmap")
   case "$accel" in
     tcg) QEMU+=(-accel tcg,thread=multi -cpu max) ;;
@@ -147,5 +148,6 @@ if ((PLAN)); then plan; exit 0; fi
 ensure_tools
 case "$MODE" in
   test) run_test ;;
+  build) ensure_image "$RELEASE" "$(git -C "$VM_CHECKOUT" rev-parse HEAD)" ;;
   image) "$VM_CHECKOUT/scripts/vm/image.sh" "$RELEASE" "$(ensure_image "$RELEASE" "$(git -C "$VM_CHECKOUT" rev-parse HEAD)")" ;;
 esac
