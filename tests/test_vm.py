@@ -113,3 +113,29 @@ def test_the_releases_get_separate_images() -> None:
     bookworm, trixie = plan("plan", "test", "bookworm"), plan("plan", "test", "trixie")
     assert bookworm["base"] != trixie["base"].replace("trixie", "bookworm")
     assert bookworm["kit"].split("/")[-2:][0] == "bookworm" and trixie["kit"].split("/")[-2:][0] == "trixie"
+
+
+def test_the_image_is_a_stock_debian_with_its_kernel_systemd_apparmor_and_grub() -> None:
+    packages = plan("plan", "test")["base_packages"].split()
+    assert {"linux-image-amd64", "systemd-sysv", "apparmor", "grub-pc", "dbus"} <= set(packages)
+    base = (ROOT / "scripts/vm/base.sh").read_text()
+    assert "GRUB_CMDLINE" not in base and "apparmor=0" not in base and "systemd.unified_cgroup_hierarchy" not in base
+
+
+def _unit(text: str) -> dict[str, str]:
+    body = text.split("lxclab-classroom.service <<'EOF'\n", 1)[1].split("\nEOF\n", 1)[0]
+    return dict(line.split("=", 1) for line in body.splitlines() if "=" in line)
+
+
+def test_the_workshop_image_starts_the_readmes_classroom_at_boot() -> None:
+    unit = _unit((ROOT / "scripts/vm/image-guest.sh").read_text())
+    assert unit["ExecStart"].startswith("/root/lxclab/kit classroom ")
+    assert unit["WantedBy"] == "multi-user.target"
+    assert "console" in unit["StandardOutput"]  # the URL with its token shows on the console
+
+
+def test_the_workshop_vm_is_reachable_from_the_hosts_loopback_only() -> None:
+    image = (ROOT / "scripts/vm/image.sh").read_text()
+    forwards = [word for word in image.replace(",", " ").split() if word.startswith("hostfwd=")]
+    assert forwards and all(f.startswith("hostfwd=tcp:127.0.0.1:") for f in forwards)
+    assert "restrict=on" in image

@@ -136,6 +136,7 @@ plan() {
   echo "release=$RELEASE"
   echo "cache=$(vm_cache)"
   echo "base=$(vm_base_dir "$RELEASE")"
+  echo "base_packages=${VM_BASE_PACKAGES[*]}"
   echo "kit=$kit"
   printf 'pytest_args='; ((${#PYTEST_ARGS[@]} == 0)) || printf '%q ' "${PYTEST_ARGS[@]}"; echo
   qemu_command "$kit" "$kit/run.qcow2" "$(vm_cache)/runs/share"
