@@ -37,7 +37,7 @@ parse_args() {
 ensure_tools() {
   local need=() pair
   for pair in qemu-system-x86_64:qemu-system-x86 qemu-img:qemu-utils debootstrap:debootstrap \
-              mkfs.ext4:e2fsprogs git:git; do
+              mkfs.ext4:e2fsprogs git:git sfdisk:fdisk curl:curl; do
     command -v "${pair%%:*}" >/dev/null || need+=("${pair#*:}")
   done
   ((${#need[@]})) || return 0
