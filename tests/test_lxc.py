@@ -14,34 +14,31 @@ from lxclab.errors import (
     SnapshotNotFound,
 )
 from lxclab.lxc import Container, Limits, State, cgroup_version, container_names, lxc_cgroups, rootfs_path
-from lxclab.lxc.cgroup_keys import cgroup_items, cpu_seconds, oom_kill_count
+from lxclab.lxc.resources import config_items
 from lxclab.manifest import ImageConfig
 
 MIB = 1 << 20
 
 
-# --- limits: cgroup keys per version ---------------------------------------------------------
-def test_cgroup_keys_for_each_cgroup_version():
+# --- limits: LXC config keys per version, derived from lxclab.cgroups' writes ----------------
+def test_config_keys_for_each_cgroup_version():
     limits = Limits(memory_bytes=32 * MIB, cpus=0.2, pids=64)
-    assert cgroup_items(limits, 1) == [
-        ("memory.limit_in_bytes", "33554432"), ("cpu.cfs_period_us", "100000"),
-        ("cpu.cfs_quota_us", "20000"), ("pids.max", "64"),
+    assert config_items(limits, 1) == [
+        ("lxc.cgroup.memory.limit_in_bytes", "33554432"), ("lxc.cgroup.cpu.cfs_period_us", "100000"),
+        ("lxc.cgroup.cpu.cfs_quota_us", "20000"), ("lxc.cgroup.pids.max", "64"),
     ]
-    assert cgroup_items(limits, 2) == [("memory.max", "33554432"), ("cpu.max", "20000 100000"), ("pids.max", "64")]
+    assert config_items(limits, 2) == [
+        ("lxc.cgroup2.memory.max", "33554432"), ("lxc.cgroup2.cpu.max", "20000 100000"), ("lxc.cgroup2.pids.max", "64"),
+    ]
 
 
-def test_memory_and_swap_are_ordered_so_swap_never_drops_below_memory():
-    shrink = cgroup_items(Limits(memory_bytes=32 * MIB), 1, swap=True, current_memory=64 * MIB)
-    grow = cgroup_items(Limits(memory_bytes=64 * MIB), 1, swap=True, current_memory=32 * MIB)
-    assert [key for key, _ in shrink] == ["memory.limit_in_bytes", "memory.memsw.limit_in_bytes"]
-    assert [key for key, _ in grow] == ["memory.memsw.limit_in_bytes", "memory.limit_in_bytes"]
-
-
-def test_cpu_time_and_oom_counters_parse_both_versions():
-    assert cpu_seconds(1, "2500000000\n") == 2.5
-    assert cpu_seconds(2, "usage_usec 1500000\nuser_usec 1000000\n") == 1.5
-    assert oom_kill_count("oom_kill_disable 0\nunder_oom 0\noom_kill 3\n") == 3
-    assert oom_kill_count("low 0\nhigh 0\nmax 2\noom 2\noom_kill 2\n") == 2
+def test_memory_and_swap_keys_keep_the_order_of_the_cgroup_writes():
+    shrink = config_items(Limits(memory_bytes=32 * MIB), 1, swap=True, current_memory=64 * MIB)
+    grow = config_items(Limits(memory_bytes=64 * MIB), 1, swap=True, current_memory=32 * MIB)
+    assert [key for key, _ in shrink] == ["lxc.cgroup.memory.limit_in_bytes", "lxc.cgroup.memory.memsw.limit_in_bytes"]
+    assert [key for key, _ in grow] == ["lxc.cgroup.memory.memsw.limit_in_bytes", "lxc.cgroup.memory.limit_in_bytes"]
+    assert config_items(Limits(memory_bytes=32 * MIB), 2, swap=True) == [
+        ("lxc.cgroup2.memory.max", "33554432"), ("lxc.cgroup2.memory.swap.max", "0")]
 
 
 def test_cgroup_version_matches_proc_self_cgroup():
