@@ -46,8 +46,14 @@ def swap_accounting() -> bool:
     return (memory / cgroups.vocabulary.SWAP_LIMIT_FILE[hierarchy.version]).exists()
 
 
-def start_cgroup(name: str) -> Path | None:
-    """The v2 leaf a starter of container `name` joins, made afresh; None on v1 (the starter stays put)."""
+def start_cgroup(name: str, controllers: bool = True) -> Path | None:
+    """The v2 cgroup a starter of container `name` joins, made afresh; None on v1 (the starter stays put).
+
+    LXC hands every controller of the starter's cgroup on to its own groups, which needs that
+    cgroup empty by then: true of a foreground starter, which becomes the monitor. A caller
+    that stays inside while liblxc daemonizes (python-lxc's plain start) must ask for
+    `controllers=False`: a cgroup one level down with none, so no limits apply.
+    """
     hierarchy = cgroups.detect()
     if hierarchy.version == 1:
         return None
@@ -56,6 +62,9 @@ def start_cgroup(name: str) -> Path | None:
         _rmdir_tree(leaf, time.monotonic() + 2.0)
     try:
         leaf.mkdir()
+        if not controllers:
+            leaf = leaf / "starter"
+            leaf.mkdir()
     except OSError as exc:
         raise CgroupError(f"cannot create cgroup {leaf} for LXC container {name!r}: {exc.strerror}") from None
     return leaf
