@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from ..limits import Limits
 from .delegation import delegated_parent, systemd_running
-from .group import Cgroup, kill_all, processes_in, read_keyed, remove_dirs
+from .group import Cgroup, kill_all, processes_in, remove_dirs
 from .hierarchy import CONTROLLERS, Hierarchy, create, detect
 from .v1 import CgroupV1
 from .v2 import CgroupV2
@@ -35,5 +35,5 @@ from .vocabulary import CPU_PERIOD_US, UNLIMITED_V1, Stats, Write, limit_writes,
 __all__ = [
     "CONTROLLERS", "CPU_PERIOD_US", "UNLIMITED_V1", "Cgroup", "CgroupV1", "CgroupV2", "Hierarchy", "Limits",
     "Stats", "Write", "create", "delegated_parent", "detect", "kill_all", "limit_writes", "parse_stats",
-    "processes_in", "read_keyed", "remove_dirs", "stat_files", "systemd_running",
+    "processes_in", "remove_dirs", "stat_files", "systemd_running",
 ]

@@ -10,21 +10,11 @@ from __future__ import annotations
 import os
 import signal
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import CgroupError
 from ..limits import Limits
-from .vocabulary import SWAP_LIMIT_FILE, Stats, keyed, limit_writes, parse_stats, stat_files
-
-
-
-def read_keyed(path: Path) -> dict[str, int]:
-    """A flat-keyed cgroup file like cpu.stat or memory.events as {key: int}; {} if it is missing."""
-    try:
-        return keyed(path.read_text())
-    except FileNotFoundError:
-        return {}
+from .vocabulary import SWAP_LIMIT_FILE, Stats, limit_writes, parse_stats, stat_files
 
 
 def _write(path: Path, value: object) -> None:
