@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Runs inside the VM, in root's login shell on the serial console (the host shares it over 9p):
+# bring /root/lxclab to the host's commit, then the README's two commands, `./kit classroom` in the
+# background until its registry answers and `./kit test ARGS`; logs and a summary go back to the host.
+set -uo pipefail
+share=/mnt/host out=/mnt/host/out
+mkdir -p "$out"
+up_at="$(cut -d' ' -f1 /proc/uptime)"
+say() { printf 'vm-guest: %s\n' "$*"; }
+now() { date +%s; }
+
+# The image was built for this commit's setup inputs (its cache key says so), so the venv and the npm
+# assets are current even where git gives a file a new modification time: say so to setup's stamps.
+checkout() {
+  cd /root/lxclab || return 1
+  git update-index -q --refresh
+  git fetch -q "$share/checkout.bundle" HEAD &&
+    git checkout -q -f --detach "$(cat "$share/commit")" &&
+    git clean -q -ffdx -e .venv -e node_modules -e /_build/lesson-home/cache &&
+    touch -c .venv/.lxclab-installed node_modules
+}
+
+# The classroom's registry answers once /v2/ asks for a token (Debian's own registry service asks for none).
+registry_answers() {
+  curl -s -o /dev/null -m 5 -w '%{http_code}' http://127.0.0.1:5000/v2/ 2>/dev/null | grep -q 401
+}
+
+start_classroom() {
+  ./kit classroom >"$out/classroom.log" 2>&1 &
+  classroom_pid=$!
+  local deadline=$(($(now) + 900))
+  until registry_answers && grep -q 'opening JupyterLab' "$out/classroom.log"; do
+    if ! kill -0 "$classroom_pid" 2>/dev/null; then
+      say "./kit classroom stopped: $(tail -3 "$out/classroom.log" | tr '\n' ' ')"
+      return 1
+    fi
+    (($(now) < deadline)) || { say "./kit classroom not ready after 15 min"; return 1; }
+    sleep 2
+  done
+}
+
+run_tests() {
+  local args=()
+  [[ -s "$share/args" ]] && mapfile -d '' args <"$share/args"
+  ./kit test "${args[@]}" 2>&1 | tee "$out/test.log"
+  return "${PIPESTATUS[0]}"
+}
+
+say "booted in ${up_at}s; $(uname -r); cgroup $(stat -fc %T /sys/fs/cgroup); AppArmor $(cat /sys/module/apparmor/parameters/enabled 2>/dev/null || echo absent); in $(cut -d: -f3 /proc/self/cgroup | tail -1)"
+t=$(now); checkout || say "could not check out $(cat "$share/commit")"; t_checkout=$(($(now) - t))
+t=$(now); start_classroom; classroom_ok=$?; t_classroom=$(($(now) - t))
+say "classroom: $([[ $classroom_ok == 0 ]] && echo up || echo FAILED) in ${t_classroom}s; running ./kit test $(tr '\0' ' ' <"$share/args" 2>/dev/null)"
+t=$(now); run_tests; status=$?; t_test=$(($(now) - t))
+kill "$classroom_pid" 2>/dev/null; wait "$classroom_pid" 2>/dev/null
+results="$(grep -E '^=+ .*(passed|failed|error|skipped|no tests ran|deselected).* in [0-9.]+s' "$out/test.log" | tr -d '=' | sed 's/^ *//;s/ *$//' | paste -sd ';')"
+{
+  echo "release=$(. /etc/os-release; echo "$VERSION_CODENAME")"
+  echo "kernel=$(uname -r)"
+  echo "commit=$(cat "$share/commit")"
+  echo "results=${results:-no pytest summary line}"
+  echo "status=$status"
+  echo "classroom=$([[ $classroom_ok == 0 ]] && echo up || echo failed)"
+  echo "boot_s=${up_at%.*} checkout_s=$t_checkout classroom_s=$t_classroom test_s=$t_test"
+} >"$out/summary"
+echo "$status" >"$out/status"
+sync

@@ -1,0 +1,115 @@
+"""`./kit vm-test` and `./kit vm-image` without booting: arguments, cache keys and the QEMU command they plan."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def plan(*args: str, checkout: Path = ROOT, **env: str) -> dict[str, str]:
+    """The `key=value` lines `vm.sh plan ...` prints, as a dict."""
+    done = vm(*args, checkout=checkout, **env)
+    assert done.returncode == 0, done.stderr
+    return dict(line.split("=", 1) for line in done.stdout.splitlines())
+
+
+def vm(*args: str, checkout: Path = ROOT, **env: str) -> subprocess.CompletedProcess[str]:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("LXCLAB_VM_")} | env
+    command = [str(checkout / "scripts/vm/vm.sh"), *args]
+    return subprocess.run(command, capture_output=True, text=True, env=environment, check=False, timeout=60)
+
+
+def test_vm_test_defaults_to_bookworm_and_a_cache_inside_the_checkout() -> None:
+    planned = plan("plan", "test")
+    assert planned["release"] == "bookworm"
+    assert planned["cache"] == str(ROOT / "_build/vm")
+    assert planned["base"].startswith(str(ROOT / "_build/vm/bookworm/base-"))
+    assert planned["pytest_args"].strip() == ""
+
+
+def test_the_cache_follows_lxclab_vm_cache_and_pytest_arguments_pass_through_unchanged(tmp_path: Path) -> None:
+    planned = plan("plan", "test", "trixie", "--", "tests/test_cgroups.py", "-x", "-k", "v2 and memory",
+                   LXCLAB_VM_CACHE=str(tmp_path))
+    assert planned["release"] == "trixie"
+    assert planned["kit"].startswith(f"{tmp_path}/trixie/kit-")
+    assert shlex.split(planned["pytest_args"]) == ["tests/test_cgroups.py", "-x", "-k", "v2 and memory"]
+
+
+def test_the_vm_boots_under_tcg_without_a_network_and_with_the_job_shared_over_9p() -> None:
+    qemu = shlex.split(plan("plan", "test")["qemu"])
+    assert qemu[0] == "qemu-system-x86_64"
+    assert qemu[qemu.index("-accel") + 1] == "tcg,thread=multi"
+    assert qemu[qemu.index("-cpu") + 1] == "max"
+    assert qemu[qemu.index("-nic") + 1] == "none"
+    assert "mount_tag=lxclab" in qemu[qemu.index("-virtfs") + 1]
+    assert "console=ttyS0" in qemu[qemu.index("-append") + 1]
+
+
+def test_kvm_is_used_only_when_asked_for() -> None:
+    qemu = shlex.split(plan("plan", "test", LXCLAB_VM_ACCEL="kvm")["qemu"])
+    assert qemu[qemu.index("-accel") + 1] == "kvm"
+    assert qemu[qemu.index("-cpu") + 1] == "host,-arch-capabilities"
+    done = vm("plan", "test", LXCLAB_VM_ACCEL="hvf")
+    assert done.returncode == 1 and "LXCLAB_VM_ACCEL must be tcg or kvm, not 'hvf'" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["plan", "test", "sid"], "unknown release 'sid' (known: bookworm trixie)"),
+        (["plan", "test", "bookworm", "-x"], "unexpected '-x': pytest arguments go after --"),
+        (["plan", "image", "--", "-x"], "vm-image takes no pytest arguments"),
+        (["plan", "boot"], "unknown command 'boot'"),
+        (["frobnicate"], "unknown command 'frobnicate'"),
+    ],
+)
+def test_bad_arguments_are_a_usage_error_that_names_the_word(args: list[str], message: str) -> None:
+    done = vm(*args)
+    assert done.returncode == 2
+    assert message in done.stderr
+    assert "vm.sh test  [bookworm|trixie] [-- pytest args]" in done.stderr
+
+
+def _repo_with_vm_scripts(tmp_path: Path) -> Path:
+    repo = tmp_path / "repo"
+    shutil.copytree(ROOT / "scripts/vm", repo / "scripts/vm")
+    (repo / "scripts/setup.sh").write_text("debs=(lxc)\n")
+    (repo / "pyproject.toml").write_text("[project]\nname = 'x'\n")
+    _git(repo, "init", "-q")
+    _commit(repo, "first")
+    return repo
+
+
+def _git(repo: Path, *args: str) -> None:
+    subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True)
+
+
+def _commit(repo: Path, message: str) -> None:
+    _git(repo, "add", "-A")
+    _git(repo, "-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "-q", "-m", message)
+
+
+def test_the_kit_image_is_rebuilt_when_what_setup_installs_changes_and_only_then(tmp_path: Path) -> None:
+    repo = _repo_with_vm_scripts(tmp_path)
+    first = plan("plan", "test", checkout=repo)
+    (repo / "README.md").write_text("a change setup does not read\n")
+    _commit(repo, "docs")
+    assert plan("plan", "test", checkout=repo) == first
+    (repo / "scripts/setup.sh").write_text("debs=(lxc rsync)\n")
+    _commit(repo, "setup installs rsync")
+    second = plan("plan", "test", checkout=repo)
+    assert second["base"] == first["base"]
+    assert second["kit"] != first["kit"]
+
+
+def test_the_releases_get_separate_images() -> None:
+    bookworm, trixie = plan("plan", "test", "bookworm"), plan("plan", "test", "trixie")
+    assert bookworm["base"] != trixie["base"].replace("trixie", "bookworm")
+    assert bookworm["kit"].split("/")[-2:][0] == "bookworm" and trixie["kit"].split("/")[-2:][0] == "trixie"
