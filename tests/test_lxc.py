@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from fixture_lxc import KEEPALIVE, unique_container_name
 
+from lxclab import cgroups
 from lxclab.errors import (
     AlreadyDefined, AlreadyFrozen, AlreadyRunning, ContainerError, InvalidLimit, NotDefined, NotFrozen, NotRunning,
     SnapshotNotFound,
@@ -81,6 +82,24 @@ def test_limits_use_this_hosts_cgroup_keys(make_container):
     container.start()
     assert container._lxc.get_cgroup_item(memory) == str(48 * MIB)
     assert container._lxc.get_cgroup_item("pids.max") == "40"
+
+
+def test_lxcs_groups_land_where_lxclab_puts_groups_and_stats_read_them(make_container):
+    container = make_container(limits=Limits.parse(memory="32m", pids=40))
+    container.start()
+    hierarchy = cgroups.detect()
+    lines = [line.split(":", 2) for line in Path(f"/proc/{container.init_pid}/cgroup").read_text().splitlines()]
+    if hierarchy.version == 1:  # under the caller's own memory cgroup, as lxclab's own groups
+        path = next(path for _, controllers, path in lines if "memory" in controllers.split(","))
+        assert Path("/sys/fs/cgroup/memory" + path).parent == hierarchy.own_dirs["memory"]
+    else:  # in the container's start cgroup, in lxclab's delegated subtree
+        payload = Path("/sys/fs/cgroup" + next(path for _, controllers, path in lines if controllers == ""))
+        assert payload.name == f"lxc.payload.{container.name}"
+        assert payload.parent == hierarchy.parent_dirs()["memory"] / f"lxc.start.{container.name}"
+        assert payload.parent not in hierarchy.own_dirs.values()
+    stats = container.stats()
+    assert (stats.memory_limit_bytes, stats.pids_limit, stats.cpu_limit) == (32 * MIB, 40, None)
+    assert stats.pids >= 1 and stats.memory_bytes > 0
 
 
 def test_container_names_lists_what_is_defined(make_container, lxcpath):
