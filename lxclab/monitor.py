@@ -6,7 +6,8 @@ them and round-trips through JSON, so a lesson can store a run and draw it again
 `Sampler` calls any stats callable several times a second in a background thread; it
 never touches a cgroup itself, so the same class watches a cgroup, a /proc entry or a test
 source; `cgroup_reader` adapts an lxclab.cgroups group to it and `lxc_reader` an LXC
-container (lxclab.lxc.Container). Widgets draw recordings; they never sample.
+container (lxclab.lxc.Container), both through one `stats_sample` of cgroups.Stats.
+Widgets draw recordings; they never sample.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 
 from .errors import CgroupError, MonitorError, NotRunning
-from .limits import Limits
 
 METRICS = ("memory", "cpu", "pids")
 REQUIRED_STATS = ("memory_bytes", "cpu_seconds", "pids")
@@ -259,6 +259,13 @@ def record(sampler: Sampler) -> Recording:
     return recording
 
 
+def stats_sample(stats) -> dict:
+    """The stats dict of a Sampler from a cgroups.Stats, whichever runtime read it."""
+    return {"memory_bytes": stats.memory_bytes, "memory_limit": stats.memory_limit_bytes,
+            "cpu_seconds": stats.cpu_usage_ns / 1e9, "cpu_quota": stats.cpu_limit,
+            "pids": stats.pids, "pids_limit": stats.pids_limit, "oom_kills": stats.oom_kills}
+
+
 def cgroup_reader(group) -> Callable[[], dict]:
     """A stats callable for Sampler from a cgroups.Cgroup (its `paths`, and stats() with cgroups.Stats fields).
 
@@ -270,12 +277,9 @@ def cgroup_reader(group) -> Callable[[], dict]:
         if missing:  # a removed cgroup's files read as zeros: its directories tell that it is gone
             raise _cgroup_gone(group, missing[0])
         try:
-            stats = group.stats()
+            return stats_sample(group.stats())
         except FileNotFoundError as err:
             raise _cgroup_gone(group, err.filename) from None
-        return {"memory_bytes": stats.memory_bytes, "memory_limit": stats.memory_limit_bytes,
-                "cpu_seconds": stats.cpu_usage_ns / 1e9, "cpu_quota": stats.cpu_limit,
-                "pids": stats.pids, "pids_limit": stats.pids_limit, "oom_kills": stats.oom_kills}
     return read
 
 
@@ -285,20 +289,15 @@ def _cgroup_gone(group, path: str) -> MonitorError:
                         "ended or it was removed, so sampling stopped")
 
 
-def lxc_reader(container, limits: Limits | None = None) -> Callable[[], dict]:
-    """A stats callable for Sampler from an lxclab.lxc.Container's accessors; `limits` are drawn as its limits.
+def lxc_reader(container) -> Callable[[], dict]:
+    """A stats callable for Sampler from an lxclab.lxc.Container's stats(): the same Stats as a cgroup's.
 
     The container must be running: once it stops the callable raises MonitorError, which
-    ends the sampler with that message. Pass the Limits you gave the container (liblxc
-    reads usage through the container's monitor; limits stay what you set).
+    ends the sampler with that message.
     """
-    limits = limits or Limits()
-
     def read() -> dict:
         try:
-            return {"memory_bytes": container.memory_usage, "cpu_seconds": container.cpu_time,
-                    "pids": container.pids_current, "oom_kills": container.oom_kills,
-                    "memory_limit": limits.memory_bytes, "cpu_quota": limits.cpus, "pids_limit": limits.pids}
+            return stats_sample(container.stats())
         except (NotRunning, CgroupError) as err:
             raise MonitorError(f"LXC container {container.name} stopped or lost its cgroups ({err}): "
                                "sampling stopped") from None

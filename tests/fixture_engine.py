@@ -45,7 +45,7 @@ def host_footprint(home: Path) -> dict[str, set[str]]:
     """
     mounts = {line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines() if str(home) in line}
     hierarchy = cgroups.detect()
-    groups = {str(p) for d in set(hierarchy.own_dirs.values()) for p in d.glob("lxclab-*")}
+    groups = {str(p) for d in set(hierarchy.parent_dirs().values()) for p in d.glob("lxclab-*")}
     netns = {name for name in network.list_netns() if name.startswith(network.PREFIX)}
     dirs = {str(p.relative_to(home)) for p in home.glob("containers/**/*")} | {
         str(p.relative_to(home)) for p in home.glob("containers/*")}

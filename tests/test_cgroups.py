@@ -1,4 +1,5 @@
-"""cgroups: limit parsing, the v1 backend on this host's kernel, the v2 backend on a v2-shaped tree."""
+"""cgroups: the vocabulary of both versions (pure), the v1 backend on this host's kernel, v2 delegation on a
+v2-shaped tree and the leaf rule on this host's own (hugetlb-only) cgroup2 mount."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from lxclab import cgroups, namespaces
-from lxclab.cgroups import CONTROLLERS, Hierarchy, Stats
+from lxclab.cgroups import CONTROLLERS, Hierarchy, Stats, Write, delegation, limit_writes, parse_stats, stat_files
 from lxclab.chroot import ExitStatus, in_child
 from lxclab.errors import CgroupError
 from lxclab.limits import Limits, MiB
@@ -45,9 +46,15 @@ def test_detect_v1_finds_each_controllers_own_directory():
 
 
 def test_detect_v2_from_mountinfo():
-    found = cgroups.detect(V2_MOUNTINFO, V2_CGROUP)
-    assert found.version == 2
+    found = cgroups.detect(V2_MOUNTINFO, V2_CGROUP, systemd=True)
+    assert (found.version, found.mount, found.systemd) == (2, Path("/sys/fs/cgroup"), True)
     assert set(found.own_dirs.values()) == {Path("/sys/fs/cgroup/user.slice/user-1000.slice/session-2.scope")}
+
+
+def test_detect_lists_the_callers_cgroup_in_every_hierarchy_for_lxc():
+    found = cgroups.detect(V1_MOUNTINFO, V1_CGROUP)
+    assert found.everywhere == (Path("/sys/fs/cgroup/cpu,cpuacct/lab"), Path("/sys/fs/cgroup/memory"),
+                                Path("/sys/fs/cgroup/pids"), Path("/sys/fs/cgroup/unified"))
 
 
 def test_detect_without_any_cgroup_mount_says_what_to_mount():
@@ -55,21 +62,104 @@ def test_detect_without_any_cgroup_mount_says_what_to_mount():
         cgroups.detect("22 27 0:21 / /proc rw - proc proc rw\n", "0::/\n")
 
 
-def test_detect_on_this_host_finds_v1_and_our_memory_cgroup():
+def test_detect_on_this_host_finds_our_memory_cgroup():
     found = cgroups.detect()
-    ours = next(line.split(":", 2)[2] for line in Path("/proc/self/cgroup").read_text().splitlines()
-                if line.split(":")[1] == "memory")
-    assert found.version == 1
-    assert found.own_dirs["memory"] == Path("/sys/fs/cgroup/memory" + ours.rstrip("/"))
+    lines = [line.split(":", 2) for line in Path("/proc/self/cgroup").read_text().splitlines()]
+    v1 = [path for _, controllers, path in lines if "memory" in controllers.split(",")]
+    if v1:  # this hybrid host
+        assert found.version == 1 and found.own_dirs["memory"] == Path("/sys/fs/cgroup/memory" + v1[0].rstrip("/"))
+    else:  # a pure v2 host
+        ours = next(path for _, controllers, path in lines if controllers == "")
+        assert found.version == 2 and found.own_dirs["memory"] == Path("/sys/fs/cgroup" + ours.rstrip("/"))
 
 
-# --- v1 on the real kernel ----------------------------------------------------------------
-def test_v1_group_is_created_under_our_own_cgroup_limited_and_removed():
+# --- the vocabulary: Limits -> writes, files -> Stats (pure, both versions) -----------------
+LIMITS = Limits(memory_bytes=32 * MiB, cpus=0.2, pids=64)
+
+
+@pytest.mark.parametrize("version, limits, swap, current, writes", [
+    (1, LIMITS, False, None, [("memory", "memory.limit_in_bytes", "33554432"), ("cpu", "cpu.cfs_period_us", "100000"),
+                              ("cpu", "cpu.cfs_quota_us", "20000"), ("pids", "pids.max", "64")]),
+    (2, LIMITS, False, None, [("memory", "memory.max", "33554432"), ("cpu", "cpu.max", "20000 100000"),
+                              ("pids", "pids.max", "64")]),
+    # v1 memsw must never be below the memory limit: set after it when shrinking (or from unlimited)...
+    (1, Limits(memory_bytes=32 * MiB), True, None,
+     [("memory", "memory.limit_in_bytes", "33554432"), ("memory", "memory.memsw.limit_in_bytes", "33554432")]),
+    (1, Limits(memory_bytes=32 * MiB), True, 64 * MiB,
+     [("memory", "memory.limit_in_bytes", "33554432"), ("memory", "memory.memsw.limit_in_bytes", "33554432")]),
+    # ... and before it when the limit grows
+    (1, Limits(memory_bytes=64 * MiB), True, 32 * MiB,
+     [("memory", "memory.memsw.limit_in_bytes", "67108864"), ("memory", "memory.limit_in_bytes", "67108864")]),
+    (2, Limits(memory_bytes=64 * MiB), True, 32 * MiB,
+     [("memory", "memory.max", "67108864"), ("memory", "memory.swap.max", "0")]),
+    (1, Limits(cpus=1.5), False, None, [("cpu", "cpu.cfs_period_us", "100000"), ("cpu", "cpu.cfs_quota_us", "150000")]),
+    (2, Limits(), True, None, []),
+])
+def test_limit_writes_of_each_version(version, limits, swap, current, writes):
+    assert limit_writes(limits, version, swap, current) == [Write(*w) for w in writes]
+
+
+V1_FILES = {
+    "memory.usage_in_bytes": "1234\n", "memory.max_usage_in_bytes": "5678\n",
+    "memory.limit_in_bytes": "9223372036854771712\n",
+    "memory.oom_control": "oom_kill_disable 0\nunder_oom 0\noom_kill 2\n", "cpuacct.usage": "2500000000\n",
+    "cpu.stat": "nr_periods 30\nnr_throttled 25\nthrottled_time 1200000000\n",
+    "cpu.cfs_quota_us": "20000\n", "cpu.cfs_period_us": "100000\n",
+    "pids.current": "5\n", "pids.max": "max\n", "pids.events": "max 7\n",
+}
+V2_FILES = {
+    "memory.current": "1234\n", "memory.peak": "5678\n", "memory.max": "max\n",
+    "memory.events": "low 0\nhigh 0\nmax 3\noom 2\noom_kill 2\noom_group_kill 0\n",
+    "cpu.stat": "usage_usec 2500000\nuser_usec 2000000\nsystem_usec 500000\n"
+                "nr_periods 30\nnr_throttled 25\nthrottled_usec 1200000\n",
+    "cpu.max": "20000 100000\n", "pids.current": "5\n", "pids.max": "max\n", "pids.events": "max 7\n",
+}
+SAME_STATS = Stats(memory_bytes=1234, memory_peak_bytes=5678, memory_limit_bytes=None, oom_kills=2,
+                   cpu_usage_ns=2_500_000_000, cpu_periods=30, cpu_throttled_periods=25, cpu_throttled_ns=1_200_000_000,
+                   cpu_limit=0.2, pids=5, pids_limit=None, pids_denied=7)
+
+
+@pytest.mark.parametrize("version, files, stats", [
+    (1, V1_FILES, SAME_STATS),
+    (2, V2_FILES, SAME_STATS),
+    (1, {"memory.limit_in_bytes": "33554432\n", "cpu.cfs_quota_us": "-1\n", "cpu.cfs_period_us": "100000\n",
+         "pids.max": "64\n"},
+     Stats(0, None, 32 * MiB, 0, 0, 0, 0, 0, None, 0, 64, 0)),
+    (2, {"memory.max": "33554432\n", "cpu.max": "max 100000\n", "pids.max": "64\n"},
+     Stats(0, None, 32 * MiB, 0, 0, 0, 0, 0, None, 0, 64, 0)),
+    (2, {}, Stats(0, None, None, 0, 0, 0, 0, 0, None, 0, None, 0)),  # an old kernel without memory.peak, say
+])
+def test_parse_stats_of_each_version(version, files, stats):
+    assert parse_stats(version, files) == stats
+
+
+def test_stat_files_name_every_file_parse_stats_reads_and_only_those():
+    assert {file for _, file in stat_files(1)} == set(V1_FILES)
+    assert {file for _, file in stat_files(2)} == set(V2_FILES)
+    assert stat_files(1, ("cpu_usage_ns",)) == [("cpuacct", "cpuacct.usage")]
+    assert stat_files(2, ("cpu_limit", "cpu_periods")) == [("cpu", "cpu.max"), ("cpu", "cpu.stat")]
+    with pytest.raises(ValueError, match="version 3"):
+        stat_files(3)
+
+
+def test_memory_limit_round_trips_through_the_vocabulary_on_both_versions():
+    for version in (1, 2):
+        texts = {file: value for _, file, value in limit_writes(LIMITS, version)}
+        stats = parse_stats(version, texts)
+        assert (stats.memory_limit_bytes, stats.cpu_limit, stats.pids_limit) == (32 * MiB, 0.2, 64)
+
+
+# --- this host's kernel (v1 here, v2 in the VM) --------------------------------------------
+def test_group_is_created_where_lxclabs_groups_go_limited_and_removed():
     hierarchy = cgroups.detect()
     with cgroups.create(unique_name(), Limits(memory_bytes=64 * MiB, cpus=0.5, pids=10)) as group:
-        assert {Path(p).parent for p in group.paths} == set(hierarchy.own_dirs.values())
-        assert (group.dirs["memory"] / "memory.limit_in_bytes").read_text() == f"{64 * MiB}\n"
-        assert (group.dirs["cpu"] / "cpu.cfs_quota_us").read_text() == "50000\n"
+        assert {Path(p).parent for p in group.paths} == set(hierarchy.parent_dirs().values())
+        if hierarchy.version == 1:  # v1: under the caller's own; v2: never there
+            assert hierarchy.parent_dirs() == hierarchy.own_dirs
+        else:
+            _assert_v2_delegated(hierarchy, Path(group.paths[0]).parent)
+        for controller, file, value in limit_writes(Limits(memory_bytes=64 * MiB, cpus=0.5), hierarchy.version):
+            assert (group.dirs[controller] / file).read_text() == f"{value}\n"
         stats = group.stats()
         assert (stats.memory_limit_bytes, stats.cpu_limit, stats.pids_limit) == (64 * MiB, 0.5, 10)
         assert (stats.pids, stats.oom_kills) == (0, 0)
@@ -77,7 +167,19 @@ def test_v1_group_is_created_under_our_own_cgroup_limited_and_removed():
     group.remove()  # a second time is harmless
 
 
-def test_v1_unlimited_group_reads_as_none():
+def _assert_v2_delegated(hierarchy: Hierarchy, base: Path) -> None:
+    """On v2 the parent is not the caller's cgroup, holds no process, and hands down cpu, memory and pids."""
+    assert base not in set(hierarchy.own_dirs.values())
+    assert delegation.processes(base) == []
+    assert {"cpu", "memory", "pids"} <= set((base / "cgroup.subtree_control").read_text().split())
+    if hierarchy.systemd:  # systemd's delegated service, its keeper in a leaf beside the groups
+        assert base == hierarchy.mount / "system.slice" / delegation.UNIT
+        assert delegation.processes(base / delegation.KEEPER)
+    else:
+        assert base == hierarchy.mount / delegation.OWN_SUBTREE
+
+
+def test_unlimited_group_reads_as_none():
     with cgroups.create(unique_name()) as group:
         stats = group.stats()
     assert (stats.memory_limit_bytes, stats.cpu_limit, stats.pids_limit) == (None, None, None)
@@ -148,51 +250,44 @@ def test_fork_bomb_stops_at_pids_max_and_the_host_is_unaffected(busybox_rootfs):
     assert not any(Path(p).exists() for p in group.paths)
 
 
-# --- v2 on a v2-shaped directory tree (this host is v1) -----------------------------------
+# --- v2 on a v2-shaped directory tree (this host is v1): where groups go -------------------
+def _fake_cgroup(path: Path, controllers: str, enabled: str = "") -> Path:
+    """A directory with the files the kernel gives a v2 cgroup (as far as these tests read them)."""
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "cgroup.controllers").write_text(controllers + "\n")
+    (path / "cgroup.subtree_control").write_text(enabled + "\n")
+    (path / "cgroup.procs").write_text("")
+    return path
+
+
 @pytest.fixture
 def v2_tree(tmp_path) -> Hierarchy:
-    own = tmp_path / "unified/user.slice/session-1.scope"
-    own.mkdir(parents=True)
-    (own / "cgroup.controllers").write_text("cpuset cpu io memory hugetlb pids\n")
-    (own / "cgroup.subtree_control").write_text("cpu\n")
-    return Hierarchy(2, {controller: own for controller in CONTROLLERS})
+    """A v2 tree without systemd: the caller in a session scope, lxclab's subtree under the root."""
+    mount = _fake_cgroup(tmp_path / "unified", "cpuset cpu io memory hugetlb pids", "cpu")
+    own = _fake_cgroup(mount / "user.slice/session-1.scope", "cpu io memory pids")
+    (own / "cgroup.procs").write_text(f"{os.getpid()}\n")
+    _fake_cgroup(mount / delegation.OWN_SUBTREE, "cpu memory pids")  # what mkdir makes, once root enabled them
+    return Hierarchy(2, {controller: own for controller in CONTROLLERS}, mount, systemd=False)
 
 
-def test_v2_tree_limits_are_written_in_v2_format(v2_tree):
+def test_v2_groups_go_under_lxclabs_own_subtree_never_the_callers_cgroup(v2_tree):
     group = v2_tree.create("lxclab-a", Limits(memory_bytes=64 * MiB, cpus=0.2, pids=20))
-    own = v2_tree.own_dirs["memory"]
-    assert group.version == 2 and group.paths == [str(own / "lxclab-a")]
-    assert (own / "cgroup.subtree_control").read_text() == "+memory +pids\n"  # cpu was enabled already
-    assert (own / "lxclab-a/memory.max").read_text() == f"{64 * MiB}\n"
-    assert (own / "lxclab-a/cpu.max").read_text() == "20000 100000\n"
-    assert (own / "lxclab-a/pids.max").read_text() == "20\n"
+    mount, own = v2_tree.mount, v2_tree.own_dirs["memory"]
+    base = mount / delegation.OWN_SUBTREE
+    assert group.version == 2 and group.paths == [str(base / "lxclab-a")]
+    assert (own / "cgroup.subtree_control").read_text() == "\n"  # the caller's cgroup is never touched
+    assert (mount / "cgroup.subtree_control").read_text() == "+memory +pids\n"  # cpu was enabled already
+    assert (base / "cgroup.subtree_control").read_text() == "+cpu +memory +pids\n"
+    assert (base / "lxclab-a/memory.max").read_text() == f"{64 * MiB}\n"
+    assert (base / "lxclab-a/cpu.max").read_text() == "20000 100000\n"
+    assert (base / "lxclab-a/pids.max").read_text() == "20\n"
 
 
 def test_v2_tree_stats_are_read_from_v2_files(v2_tree):
     group = v2_tree.create("lxclab-b")
-    files = {
-        "memory.current": "1234\n", "memory.peak": "5678\n", "memory.max": "max\n",
-        "memory.events": "low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\noom_group_kill 0\n",
-        "cpu.stat": "usage_usec 2500000\nuser_usec 2000000\nsystem_usec 500000\n"
-                    "nr_periods 30\nnr_throttled 25\nthrottled_usec 1200000\n",
-        "cpu.max": "20000 100000\n", "pids.current": "5\n", "pids.max": "max\n", "pids.events": "max 7\n",
-    }
-    for name, text in files.items():
+    for name, text in V2_FILES.items():
         (Path(group.paths[0]) / name).write_text(text)
-    assert group.stats() == Stats(
-        memory_bytes=1234, memory_peak_bytes=5678, memory_limit_bytes=None, oom_kills=1,
-        cpu_usage_ns=2_500_000_000, cpu_periods=30, cpu_throttled_periods=25, cpu_throttled_ns=1_200_000_000,
-        cpu_limit=0.2, pids=5, pids_limit=None, pids_denied=7,
-    )
-
-
-def test_v2_tree_without_memory_peak_reports_peak_unknown(v2_tree):
-    group = v2_tree.create("lxclab-c")
-    for name, text in {"memory.current": "10\n", "cpu.stat": "usage_usec 1\n", "cpu.max": "max 100000\n",
-                       "pids.current": "1\n", "pids.max": "9\n"}.items():
-        (Path(group.paths[0]) / name).write_text(text)
-    stats = group.stats()
-    assert (stats.memory_peak_bytes, stats.cpu_limit, stats.pids_limit, stats.oom_kills) == (None, None, 9, 0)
+    assert group.stats() == SAME_STATS
 
 
 def test_v2_tree_kill_uses_cgroup_kill_and_remove_deletes_the_group(v2_tree):
@@ -209,6 +304,56 @@ def test_v2_tree_kill_uses_cgroup_kill_and_remove_deletes_the_group(v2_tree):
 
 
 def test_v2_tree_missing_controllers_are_reported(v2_tree):
-    (v2_tree.own_dirs["memory"] / "cgroup.controllers").write_text("cpu io\n")
+    (v2_tree.mount / "cgroup.controllers").write_text("cpu io\n")
     with pytest.raises(CgroupError, match=r"lacks controllers \['memory', 'pids'\]"):
         v2_tree.create("lxclab-e")
+
+
+# --- the leaf rule on the real kernel: a v2 cgroup and one controller its children may get ---
+UNIFIED = Path("/sys/fs/cgroup/unified")  # this hybrid host's cgroup2 mount, with only hugetlb
+
+
+@pytest.fixture
+def v2_base() -> tuple[Path, str]:
+    """A fresh real v2 cgroup whose children may get a controller, and that controller; removed afterwards.
+
+    Here: under the hybrid host's cgroup2 mount, with hugetlb. On a pure v2 host: in lxclab's
+    delegated subtree, with pids.
+    """
+    hierarchy = cgroups.detect()
+    parent, controller = (UNIFIED, "hugetlb") if hierarchy.version == 1 else (hierarchy.parent_dirs()["pids"], "pids")
+    enabled_before = controller in (parent / "cgroup.subtree_control").read_text().split()
+    delegation.enable_controllers(parent, (controller,))  # the root may, whatever it holds
+    base = parent / unique_name()
+    base.mkdir()
+    yield base, controller
+    for leaf in [p for p in base.iterdir() if p.is_dir()] + [base]:
+        cgroups.remove_dirs([str(leaf)])
+    if not enabled_before:
+        (parent / "cgroup.subtree_control").write_text(f"-{controller}\n")
+
+
+def test_a_cgroup_holding_a_process_cannot_enable_controllers_until_it_moves_into_a_leaf(v2_base):
+    base, controller = v2_base
+    keeper = subprocess.Popen(["sleep", "60"])
+    try:
+        (base / "cgroup.procs").write_text(f"{keeper.pid}\n")
+        with pytest.raises(CgroupError, match="Device or resource busy; v2 allows it only in a cgroup with no"):
+            delegation.enable_controllers(base, (controller,))
+        delegation.keep_in_leaf(base)
+        assert delegation.processes(base / delegation.KEEPER) == [keeper.pid]
+        assert delegation.processes(base) == []
+        delegation.enable_controllers(base, (controller,))
+        assert (base / "cgroup.subtree_control").read_text() == f"{controller}\n"
+        (base / "lxclab-child").mkdir()
+        assert (base / "lxclab-child/cgroup.controllers").read_text() == f"{controller}\n"
+    finally:
+        keeper.kill()
+        keeper.wait()
+
+
+def test_without_the_controllers_lxclab_needs_v2_delegation_says_which_are_missing(tmp_path):
+    mount = _fake_cgroup(tmp_path / "unified", "hugetlb")
+    with pytest.raises(CgroupError, match=r"lacks controllers \['cpu', 'memory', 'pids'\]"):
+        delegation.delegated_parent(mount, systemd=False)
+

@@ -9,39 +9,37 @@ from pathlib import Path
 import pytest
 from fixture_lxc import KEEPALIVE, unique_container_name
 
+from lxclab import cgroups
 from lxclab.errors import (
     AlreadyDefined, AlreadyFrozen, AlreadyRunning, ContainerError, InvalidLimit, NotDefined, NotFrozen, NotRunning,
     SnapshotNotFound,
 )
 from lxclab.lxc import Container, Limits, State, cgroup_version, container_names, lxc_cgroups, rootfs_path
-from lxclab.lxc.cgroup_keys import cgroup_items, cpu_seconds, oom_kill_count
+from lxclab.lxc.resources import config_items
 from lxclab.manifest import ImageConfig
 
 MIB = 1 << 20
 
 
-# --- limits: cgroup keys per version ---------------------------------------------------------
-def test_cgroup_keys_for_each_cgroup_version():
+# --- limits: LXC config keys per version, derived from lxclab.cgroups' writes ----------------
+def test_config_keys_for_each_cgroup_version():
     limits = Limits(memory_bytes=32 * MIB, cpus=0.2, pids=64)
-    assert cgroup_items(limits, 1) == [
-        ("memory.limit_in_bytes", "33554432"), ("cpu.cfs_period_us", "100000"),
-        ("cpu.cfs_quota_us", "20000"), ("pids.max", "64"),
+    assert config_items(limits, 1) == [
+        ("lxc.cgroup.memory.limit_in_bytes", "33554432"), ("lxc.cgroup.cpu.cfs_period_us", "100000"),
+        ("lxc.cgroup.cpu.cfs_quota_us", "20000"), ("lxc.cgroup.pids.max", "64"),
     ]
-    assert cgroup_items(limits, 2) == [("memory.max", "33554432"), ("cpu.max", "20000 100000"), ("pids.max", "64")]
+    assert config_items(limits, 2) == [
+        ("lxc.cgroup2.memory.max", "33554432"), ("lxc.cgroup2.cpu.max", "20000 100000"), ("lxc.cgroup2.pids.max", "64"),
+    ]
 
 
-def test_memory_and_swap_are_ordered_so_swap_never_drops_below_memory():
-    shrink = cgroup_items(Limits(memory_bytes=32 * MIB), 1, swap=True, current_memory=64 * MIB)
-    grow = cgroup_items(Limits(memory_bytes=64 * MIB), 1, swap=True, current_memory=32 * MIB)
-    assert [key for key, _ in shrink] == ["memory.limit_in_bytes", "memory.memsw.limit_in_bytes"]
-    assert [key for key, _ in grow] == ["memory.memsw.limit_in_bytes", "memory.limit_in_bytes"]
-
-
-def test_cpu_time_and_oom_counters_parse_both_versions():
-    assert cpu_seconds(1, "2500000000\n") == 2.5
-    assert cpu_seconds(2, "usage_usec 1500000\nuser_usec 1000000\n") == 1.5
-    assert oom_kill_count("oom_kill_disable 0\nunder_oom 0\noom_kill 3\n") == 3
-    assert oom_kill_count("low 0\nhigh 0\nmax 2\noom 2\noom_kill 2\n") == 2
+def test_memory_and_swap_keys_keep_the_order_of_the_cgroup_writes():
+    shrink = config_items(Limits(memory_bytes=32 * MIB), 1, swap=True, current_memory=64 * MIB)
+    grow = config_items(Limits(memory_bytes=64 * MIB), 1, swap=True, current_memory=32 * MIB)
+    assert [key for key, _ in shrink] == ["lxc.cgroup.memory.limit_in_bytes", "lxc.cgroup.memory.memsw.limit_in_bytes"]
+    assert [key for key, _ in grow] == ["lxc.cgroup.memory.memsw.limit_in_bytes", "lxc.cgroup.memory.limit_in_bytes"]
+    assert config_items(Limits(memory_bytes=32 * MIB), 2, swap=True) == [
+        ("lxc.cgroup2.memory.max", "33554432"), ("lxc.cgroup2.memory.swap.max", "0")]
 
 
 def test_cgroup_version_matches_proc_self_cgroup():
@@ -84,6 +82,24 @@ def test_limits_use_this_hosts_cgroup_keys(make_container):
     container.start()
     assert container._lxc.get_cgroup_item(memory) == str(48 * MIB)
     assert container._lxc.get_cgroup_item("pids.max") == "40"
+
+
+def test_lxcs_groups_land_where_lxclab_puts_groups_and_stats_read_them(make_container):
+    container = make_container(limits=Limits.parse(memory="32m", pids=40))
+    container.start()
+    hierarchy = cgroups.detect()
+    lines = [line.split(":", 2) for line in Path(f"/proc/{container.init_pid}/cgroup").read_text().splitlines()]
+    if hierarchy.version == 1:  # under the caller's own memory cgroup, as lxclab's own groups
+        path = next(path for _, controllers, path in lines if "memory" in controllers.split(","))
+        assert Path("/sys/fs/cgroup/memory" + path).parent == hierarchy.own_dirs["memory"]
+    else:  # in the container's start cgroup, in lxclab's delegated subtree
+        payload = Path("/sys/fs/cgroup" + next(path for _, controllers, path in lines if controllers == ""))
+        assert payload.name == f"lxc.payload.{container.name}"
+        assert payload.parent == hierarchy.parent_dirs()["memory"] / f"lxc.start.{container.name}"
+        assert payload.parent not in hierarchy.own_dirs.values()
+    stats = container.stats()
+    assert (stats.memory_limit_bytes, stats.pids_limit, stats.cpu_limit) == (32 * MIB, 40, None)
+    assert stats.pids >= 1 and stats.memory_bytes > 0
 
 
 def test_container_names_lists_what_is_defined(make_container, lxcpath):

@@ -21,7 +21,8 @@ from lxclab.chroot import ExitStatus
 from lxclab.limits import Limits
 from lxclab.lxc import State, container_names, default_lxcpath, lxc_cgroups
 from lxclab.lxc.foreground import RunLog, read_run_log
-from lxclab.lxc.hierarchies import PIVOT, own_cgroup_dirs
+from lxclab.lxc.hierarchies import PIVOT, cgroup_version, lxc_bases, swap_accounting
+from lxclab.lxc.resources import config_items
 
 MIB = 1 << 20
 
@@ -40,7 +41,7 @@ def lxc_footprint(home: Path, container: containers.Container) -> dict[str, obje
     return {
         "lxc-ls": name in listed.split(),
         "cgroups": [str(path) for path in lxc_cgroups(name)],
-        "pivot": [str(base / PIVOT) for base in own_cgroup_dirs().values() if (base / PIVOT).exists()],
+        "pivot": [str(base / PIVOT) for base in lxc_bases() if (base / PIVOT).exists()],
         "mounts": mounts,
         "dirs": sorted(str(p) for p in (*home.glob(f"containers/{container.id}"), *home.glob(f"lxc/{name}"))),
     }
@@ -50,11 +51,13 @@ NOTHING = {"lxc-ls": False, "cgroups": [], "pivot": [], "mounts": [], "dirs": []
 
 
 def host_cgroup_value(pid: int, controller: str, file: str) -> str:
-    """A cgroup file of process `pid`, read on the host's cgroupfs (an oracle beside LXC)."""
+    """A cgroup file of process `pid`, read on the host's cgroupfs (an oracle beside LXC), v1 or v2."""
     for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
         _id, controllers, path = line.split(":", 2)
         if controller in controllers.split(","):
             return Path(f"/sys/fs/cgroup/{controllers}{path}/{file}").read_text().strip()
+        if controllers == "" and cgroup_version() == 2:
+            return Path(f"/sys/fs/cgroup{path}/{file}").read_text().strip()
     raise AssertionError(f"process {pid} is in no {controller} cgroup")
 
 
@@ -90,14 +93,16 @@ def test_library_run_uses_the_image_config_and_the_upper_dir(busybox, engine_hom
 
 
 def test_limits_are_lxcs_cgroup_keys_and_the_kernel_enforces_them(busybox, engine_home):
-    limited = engine.start(busybox, ["sleep", "60"], runtime="lxc", name="lxc-limits",
-                           limits=Limits.parse(memory="48m", cpus="0.5", pids="24"))
+    limits = Limits.parse(memory="48m", cpus="0.5", pids="24")
+    limited = engine.start(busybox, ["sleep", "60"], runtime="lxc", name="lxc-limits", limits=limits)
     init = limited.state.pid[0]
-    assert host_cgroup_value(init, "memory", "memory.limit_in_bytes") == str(48 * MIB)
+    memory_file = "memory.limit_in_bytes" if cgroup_version() == 1 else "memory.max"
+    assert host_cgroup_value(init, "memory", memory_file) == str(48 * MIB)
     assert host_cgroup_value(init, "pids", "pids.max") == "24"
-    assert host_cgroup_value(init, "cpu", "cpu.cfs_quota_us") == "50000"
+    assert host_cgroup_value(init, "cpu", "cpu.cfs_quota_us" if cgroup_version() == 1 else "cpu.max") in (
+        "50000", "50000 100000")
     config = (default_lxcpath() / limited.config.lxc_name / "config").read_text()
-    assert f"lxc.cgroup.memory.limit_in_bytes = {48 * MIB}" in config
+    assert all(f"{key} = {value}" in config for key, value in config_items(limits, cgroup_version(), swap_accounting()))
     forks = subprocess.run([sys.executable, "-m", "lxclab", "exec", "lxc-limits", "sh", "-c",
                             "for i in $(seq 40); do sleep 5 & done 2>&1; wait"], capture_output=True, text=True,
                            timeout=60)

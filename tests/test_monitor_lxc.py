@@ -21,7 +21,7 @@ def test_lxc_reader_samples_a_container_whose_hog_is_oom_killed(make_container):
     container = make_container(limits=limits)
     container.start()
     killed = threading.Event()
-    with Sampler(lxc_reader(container, limits), interval=0.05) as sampler:
+    with Sampler(lxc_reader(container), interval=0.05) as sampler:
         recording = record(sampler)
         sampler.subscribe(lambda sample: sample.oom_kills >= 1 and killed.set())
         hog = container.execute(DOUBLING_HOG)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import signal
+import re
 import subprocess
 import sys
 import uuid
@@ -36,7 +37,20 @@ def host_view() -> tuple[str, str, list[str]]:
     """The host's links and addresses and this run's named namespaces: what must never change."""
     links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True, check=True).stdout
     addresses = subprocess.run(["ip", "-o", "addr"], capture_output=True, text=True, check=True).stdout
-    return links, addresses, [name for name in network.list_netns() if RUN in name]
+    return links, stable_addresses(addresses), [name for name in network.list_netns() if RUN in name]
+
+
+def stable_addresses(ip_addr: str) -> str:
+    """`ip -o addr` output without the DHCP lifetimes, which count down on a systemd host."""
+    return re.sub(r" (valid|preferred)_lft \S+", "", ip_addr)
+
+
+def test_stable_addresses_keep_every_field_but_the_lifetimes():
+    line = ("2: ens3    inet 10.0.2.15/24 brd 10.0.2.255 scope global dynamic ens3\\"
+            "       valid_lft 86313sec preferred_lft 86313sec\n")
+    assert stable_addresses(line) == ("2: ens3    inet 10.0.2.15/24 brd 10.0.2.255 scope global dynamic ens3\\"
+                                      "      \n")
+    assert stable_addresses(line.replace("86313", "86312")) == stable_addresses(line)
 
 
 def dead(pid: int) -> bool:
@@ -119,8 +133,8 @@ def test_unsafe_names_are_refused(bridge, name):
 
 
 def lxclab_cgroups() -> list[str]:
-    """This test run's groups under our own cgroups (other test files make lxclab groups of their own at once)."""
-    own = set(cgroups.detect().own_dirs.values())
+    """This test run's groups where lxclab's groups go (other test files make lxclab groups of their own at once)."""
+    own = set(cgroups.detect().parent_dirs().values())
     return sorted(str(group) for parent in own for group in parent.glob(f"lxclab-test-{RUN}*"))
 
 

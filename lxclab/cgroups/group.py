@@ -1,4 +1,4 @@
-"""What every control group has, whatever the version: its Stats, the cgroup file helpers, the
+"""What every control group has, whatever the version: the cgroup file helpers, the
 Cgroup base class, and killing the processes in cgroup directories and removing them.
 
 A cgroup file holds one value ("max" meaning unlimited) or flat "key value" lines; writing one
@@ -10,49 +10,11 @@ from __future__ import annotations
 import os
 import signal
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import CgroupError
 from ..limits import Limits
-
-CPU_PERIOD_US = 100_000
-
-
-@dataclass(frozen=True)
-class Stats:
-    """One sample of a group's counters; limits are None when unlimited, peak None when unknown."""
-
-    memory_bytes: int
-    memory_peak_bytes: int | None
-    memory_limit_bytes: int | None
-    oom_kills: int
-    cpu_usage_ns: int
-    cpu_periods: int
-    cpu_throttled_periods: int
-    cpu_throttled_ns: int
-    cpu_limit: float | None
-    pids: int
-    pids_limit: int | None
-    pids_denied: int
-
-
-def read_keyed(path: Path) -> dict[str, int]:
-    """A flat-keyed cgroup file like cpu.stat or memory.events as {key: int}; {} if it is missing."""
-    try:
-        pairs = (line.split() for line in path.read_text().splitlines())
-    except FileNotFoundError:
-        return {}
-    return {fields[0]: int(fields[1]) for fields in pairs if len(fields) == 2 and fields[1].lstrip("-").isdigit()}
-
-
-def _read_int(path: Path, default: int | None = 0) -> int | None:
-    """An integer file; 'max' or a missing file gives `default`."""
-    try:
-        text = path.read_text().strip()
-    except FileNotFoundError:
-        return default
-    return default if text == "max" else int(text)
+from .vocabulary import SWAP_LIMIT_FILE, Stats, limit_writes, parse_stats, stat_files
 
 
 def _write(path: Path, value: object) -> None:
@@ -88,12 +50,22 @@ class Cgroup:
         return processes_in(self.paths)
 
     def set_limits(self, limits: Limits) -> None:
-        """Apply the memory, CPU and pids limits that are not None."""
-        raise NotImplementedError
+        """Apply the memory, CPU and pids limits that are not None (vocabulary.limit_writes, in its order)."""
+        memory = self.dirs["memory"]
+        swap = (memory / SWAP_LIMIT_FILE[self.version]).exists()
+        current = self.stats().memory_limit_bytes if swap and limits.memory_bytes is not None else None
+        for controller, file, value in limit_writes(limits, self.version, swap, current):
+            _write(self.dirs[controller] / file, value)
 
     def stats(self) -> Stats:
-        """Read memory, CPU, pids and OOM counters now (about 15 µs a file)."""
-        raise NotImplementedError
+        """Read memory, CPU, pids and OOM counters now (about 15 µs a file; a missing file reads as 0)."""
+        texts = {}
+        for controller, file in stat_files(self.version):
+            try:
+                texts[file] = (self.dirs[controller] / file).read_text()
+            except FileNotFoundError:
+                continue
+        return parse_stats(self.version, texts)
 
     def kill(self, timeout: float = 5.0) -> None:
         """SIGKILL every process in the group, stopping forks first, and wait until it is empty."""

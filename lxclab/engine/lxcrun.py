@@ -27,7 +27,7 @@ from .. import _linux
 from ..chroot import DEFAULT_PATH, ExitStatus
 from ..lxc import Container as LxcContainer
 from ..lxc import Init, default_lxcpath, rootfs_path
-from ..lxc.hierarchies import MONITOR_PREFIX, PAYLOAD_PREFIX, own_cgroup_dirs, remove_leftovers
+from ..lxc.hierarchies import recorded_cgroups, remove_leftovers
 from ..store import StoredImage
 from ..unionfs import COPY
 from .containers import Container, identity
@@ -50,7 +50,7 @@ def launch(container: Container, image: StoredImage, stdio: tuple[int, int, int]
         env = {"PATH": DEFAULT_PATH, **config.env}
         box = LxcContainer.create(box.name, rootfs, cmd=config.argv, env=env, working_dir=config.cwd,
                                   hostname=config.hostname, limits=config.cgroup_limits(), lxcpath=box.lxcpath)
-    container.record(cgroups=lxc_cgroup_dirs(box.name))
+    container.record(cgroups=recorded_cgroups(box.name))
     init = box.run(config.argv, *stdio)
     container.record(pids=[identity(init.monitor_pid)] + ([identity(init.init_pid)] if init.init_pid else []))
     container.state.pid = identity(init.init_pid) if init.init_pid else None
@@ -66,16 +66,6 @@ def _make_root(container: Container, image: StoredImage, rootfs: Path) -> None:
     rootfs.mkdir(parents=True, exist_ok=True)
     container.record(mounts=[str(rootfs)])
     _linux.mount("overlay", str(rootfs), "overlay", 0, options)
-
-
-def lxc_cgroup_dirs(name: str) -> list[str]:
-    """The monitor and payload cgroups LXC makes for container `name` under this process's cgroups.
-
-    (`lxc.cgroup.relative = 1`: under the starter's cgroup, which is this process's.) The
-    shared `lxc.pivot` is not listed: other containers' monitors pass through it.
-    """
-    bases = sorted(set(own_cgroup_dirs().values()))
-    return [str(base / (prefix + name)) for base in bases for prefix in (MONITOR_PREFIX, PAYLOAD_PREFIX)]
 
 
 def after_exit(container: Container) -> list[str]:

@@ -157,7 +157,7 @@ def _cgroup(container: Container) -> cgroups.Cgroup | None:
         return None
     hierarchy = cgroups.detect()
     name = container.config.cgroup_name
-    container.record(cgroups=sorted({str(parent / name) for parent in hierarchy.own_dirs.values()}))
+    container.record(cgroups=sorted({str(parent / name) for parent in hierarchy.parent_dirs().values()}))
     group = hierarchy.create(name, container.config.cgroup_limits())
     container.state.cgroup = {"version": group.version, "dirs": {c: str(p) for c, p in group.dirs.items()}}
     return group

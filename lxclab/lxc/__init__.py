@@ -8,8 +8,8 @@
 
 Modules: `container` (Container: lifecycle and commands), `resources` (limits and usage),
 `snapshots`, `execute` (attach_wait with captured output), `foreground` (run: init on
-given stdio, its exit status read back), `cgroup_keys` (the cgroup keys of
-lxclab.limits.Limits on v1 and v2), `hierarchies` (the caller's cgroups and LXC's leftovers in them).
+given stdio, its exit status read back), `hierarchies` (where LXC's cgroups go on v1 and v2, and
+its leftovers there). Limits become lxc.cgroup.* / lxc.cgroup2.* keys from lxclab.cgroups' writes.
 """
 
 from ..limits import Limits

@@ -22,7 +22,7 @@ from ..manifest import ImageConfig
 from ._binding import pylxc
 from .execute import ExecResult, run_captured, run_interactive
 from .foreground import Init, start_foreground
-from .hierarchies import monitor_pids, remove_leftovers
+from .hierarchies import monitor_pids, remove_leftovers, start_cgroup
 from .resources import ResourcesMixin
 from .runfile import read_command, write_command
 from .snapshots import SnapshotsMixin
@@ -178,7 +178,8 @@ class Container(ResourcesMixin, SnapshotsMixin):
 
         Init.wait() gives how init ended (its exit code or signal), which start() cannot tell.
         """
-        return start_foreground(self._lxc, self._argv_to_start(argv), self.log_file, (stdin, stdout, stderr))
+        argv = self._argv_to_start(argv)
+        return start_foreground(self._lxc, argv, self.log_file, (stdin, stdout, stderr), start_cgroup(self.name))
 
     def _argv_to_start(self, argv: Sequence[str] | None) -> tuple[str, ...]:
         """The command to start (default: its own), once the container is known to be defined and stopped."""
@@ -192,12 +193,34 @@ class Container(ResourcesMixin, SnapshotsMixin):
         return argv
 
     def _start_in_child(self, argv: tuple[str, ...]) -> bool:
-        """Fork a child that calls liblxc's start (which daemonizes a monitor) and report its success."""
+        """Fork a child that calls liblxc's start (which daemonizes a monitor) and report its success.
+
+        On v2 liblxc's caller must not stay in the cgroup LXC enables controllers in, so the
+        child instead leaves a foreground starter running in the container's start leaf.
+        """
+        leaf = start_cgroup(self.name)
+        if leaf is not None:
+            return self._start_detached(argv, leaf)
         pid = os.fork()
         if pid == 0:  # the child: only liblxc runs here, then _exit skips every Python cleanup
             started = False
             try:
                 started = bool(self._lxc.start(cmd=argv))
+            finally:
+                os._exit(0 if started else 1)  # noqa: B012 - nothing may escape the child
+        _pid, status = os.waitpid(pid, 0)
+        return os.waitstatus_to_exitcode(status) == 0
+
+    def _start_detached(self, argv: tuple[str, ...], leaf: Path) -> bool:
+        """Fork a child (a session of its own) that starts a foreground monitor in `leaf`; it exits once init runs."""
+        pid = os.fork()
+        if pid == 0:  # the child: its starter, orphaned when it exits, is the container's monitor
+            started = False
+            try:
+                os.setsid()
+                devnull = os.open(os.devnull, os.O_RDWR)
+                start_foreground(self._lxc, argv, self.log_file, (devnull, devnull, devnull), leaf)
+                started = True
             finally:
                 os._exit(0 if started else 1)  # noqa: B012 - nothing may escape the child
         _pid, status = os.waitpid(pid, 0)

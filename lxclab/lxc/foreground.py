@@ -24,6 +24,7 @@ from typing import Any
 
 from ..chroot import ExitStatus
 from ..errors import CommandNotFound, LxcError
+from .hierarchies import join
 
 STARTED = re.compile(r'Started "[^"]*" with pid "(\d+)"')
 ENDED = re.compile(r"Child <(\d+)> ended on (?:error \((\d+)\)|signal [^(]*\((\d+)\))")
@@ -136,13 +137,17 @@ class Init:
 
 
 def start_foreground(lxc_container: Any, argv: Sequence[str], log_file: Path,
-                     stdio: tuple[int | None, int | None, int | None]) -> Init:
-    """Fork a starter that runs python-lxc's start(daemonize=False) with `stdio` as init's; return once init runs."""
+                     stdio: tuple[int | None, int | None, int | None], cgroup: Path | None = None) -> Init:
+    """Fork a starter that runs python-lxc's start(daemonize=False) with `stdio` as init's; return once init runs.
+
+    The starter first joins `cgroup` (on v2, the container's start leaf: hierarchies.start_cgroup).
+    """
     offset = log_file.stat().st_size if log_file.exists() else 0
     pid = os.fork()
     if pid == 0:  # the starter: only liblxc runs here, then _exit skips every Python cleanup
         started = False
         try:
+            join(cgroup)
             _hand_over_stdio(stdio)
             lxc_container.set_config_item("lxc.console.path", "none")
             lxc_container.set_config_item("lxc.log.level", "INFO")

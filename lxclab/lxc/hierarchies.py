@@ -1,10 +1,18 @@
-"""The caller's place in every cgroup hierarchy, and the LXC cgroups left behind in it.
+"""Where LXC puts a container's cgroups, and the ones it leaves behind there.
 
 With `lxc.cgroup.relative = 1` LXC creates its cgroups under the cgroup of the process
 that starts the container: `lxc.payload.<name>` for the container, `lxc.monitor.<name>`
 for its monitor, and one shared `lxc.pivot` that each monitor moves into as it exits.
-LXC 5.0 removes the first two itself but leaves `lxc.pivot` (and sometimes a monitor
-cgroup) behind; `remove_leftovers` tidies them once the monitor has gone.
+
+- v1: the starter is lxclab's own child, so they land under the caller's cgroup in every
+  hierarchy, as lxclab's own groups do.
+- v2: the starter first joins `lxc.start.<name>`, a fresh leaf of the delegated subtree
+  (lxclab.cgroups.delegation), alone. Once LXC has moved it into the monitor cgroup the
+  leaf holds no process, so LXC may enable the controllers the payload's limits need
+  there; from a shell's session scope it could not ("Failed to set memory.max").
+
+LXC 5.0 removes the monitor and payload cgroups itself but leaves `lxc.pivot` (and
+sometimes a monitor cgroup) behind; `remove_leftovers` tidies them once the monitor has gone.
 """
 
 from __future__ import annotations
@@ -22,44 +30,7 @@ from ..errors import CgroupError
 PIVOT = "lxc.pivot"
 MONITOR_PREFIX = "lxc.monitor."
 PAYLOAD_PREFIX = "lxc.payload."
-
-
-def _mounted_hierarchies() -> list[tuple[Path, str, set[str]]]:
-    """Each cgroup mount as (mount point, root inside the hierarchy, controllers or {''} for v2)."""
-    found = []
-    with open("/proc/self/mountinfo") as mountinfo:
-        for line in mountinfo:
-            left, right = line.split(" - ", 1)
-            fields, after = left.split(), right.split()  # after: fstype, source, super options
-            fstype, super_options = after[0], after[2]
-            if fstype == "cgroup":
-                controllers = {o for o in super_options.split(",") if o not in ("rw", "ro")}
-                found.append((Path(fields[4]), fields[3], controllers))
-            elif fstype == "cgroup2":
-                found.append((Path(fields[4]), fields[3], {""}))
-    return found
-
-
-def _own_cgroups() -> dict[frozenset[str], str]:
-    """The caller's cgroup path per hierarchy, keyed by that hierarchy's controllers."""
-    own = {}
-    with open("/proc/self/cgroup") as cgroup:
-        for line in cgroup:
-            _id, controllers, path = line.rstrip("\n").split(":", 2)
-            own[frozenset(controllers.split(",") if controllers else [""])] = path
-    return own
-
-
-def own_cgroup_dirs() -> dict[str, Path]:
-    """The caller's cgroup directory in every mounted hierarchy, keyed by its controllers ('' for v2)."""
-    own = _own_cgroups()
-    dirs = {}
-    for mount_point, root, controllers in _mounted_hierarchies():
-        path = own.get(frozenset(controllers))
-        if path is None or not (path + "/").startswith(root.rstrip("/") + "/"):
-            continue
-        dirs[",".join(sorted(controllers))] = mount_point / path[len(root.rstrip("/")):].lstrip("/")
-    return dirs
+START_PREFIX = "lxc.start."
 
 
 @functools.cache
@@ -69,13 +40,55 @@ def cgroup_version() -> int:
 
 
 def swap_accounting() -> bool:
-    """Whether the caller's v1 memory cgroup has memory.memsw.* files (swap accounting is on)."""
+    """Whether the groups LXC makes account swap (v1 memory.memsw.*, v2 memory.swap.max files)."""
     hierarchy = cgroups.detect()
-    return hierarchy.version == 1 and (hierarchy.own_dirs["memory"] / "memory.memsw.limit_in_bytes").exists()
+    memory = hierarchy.parent_dirs()["memory"]
+    return (memory / cgroups.vocabulary.SWAP_LIMIT_FILE[hierarchy.version]).exists()
+
+
+def start_cgroup(name: str, controllers: bool = True) -> Path | None:
+    """The v2 cgroup a starter of container `name` joins, made afresh; None on v1 (the starter stays put).
+
+    LXC hands every controller of the starter's cgroup on to its own groups, which needs that
+    cgroup empty by then: true of a foreground starter, which becomes the monitor. A caller
+    that stays inside while liblxc daemonizes (python-lxc's plain start) must ask for
+    `controllers=False`: a cgroup one level down with none, so no limits apply.
+    """
+    hierarchy = cgroups.detect()
+    if hierarchy.version == 1:
+        return None
+    leaf = hierarchy.parent_dirs()["memory"] / (START_PREFIX + name)
+    if leaf.exists():  # a leaf whose controllers LXC enabled before cannot take a process again
+        _rmdir_tree(leaf, time.monotonic() + 2.0)
+    try:
+        leaf.mkdir()
+        if not controllers:
+            leaf = leaf / "starter"
+            leaf.mkdir()
+    except OSError as exc:
+        raise CgroupError(f"cannot create cgroup {leaf} for LXC container {name!r}: {exc.strerror}") from None
+    return leaf
+
+
+def join(cgroup: Path | None) -> None:
+    """Move the calling process (a starter, never the caller of the library) into `cgroup`, if any."""
+    if cgroup is not None:
+        (cgroup / "cgroup.procs").write_text(f"{os.getpid()}\n")
+
+
+def lxc_bases(name: str | None = None) -> list[Path]:
+    """The cgroups LXC creates container `name`'s groups under (any container's when None)."""
+    hierarchy = cgroups.detect()
+    if hierarchy.version == 1:
+        return [base for base in hierarchy.everywhere if base.is_dir()]
+    parent = hierarchy.parent_dirs()["memory"]
+    if name:
+        return [parent / (START_PREFIX + name)]
+    return sorted(entry for entry in parent.glob(START_PREFIX + "*") if entry.is_dir())
 
 
 def lxc_cgroups(name: str | None = None) -> list[Path]:
-    """LXC's cgroups under the caller's cgroups: those of container `name`, or of any container and the pivot.
+    """LXC's cgroups for container `name`, or for any container and the pivot; on v2 the start leaf too.
 
     LXC names them lxc.monitor.<name> and lxc.payload.<name>, or <name>-1, -2 ... when a
     stale one is in the way.
@@ -85,10 +98,21 @@ def lxc_cgroups(name: str | None = None) -> list[Path]:
     else:
         pattern = re.compile(r"lxc\.(monitor|payload)\..+|lxc\.pivot")
     found = []
-    for base in own_cgroup_dirs().values():
+    for base in lxc_bases(name):
         if base.is_dir():
             found += [entry for entry in base.iterdir() if entry.is_dir() and pattern.fullmatch(entry.name)]
+            if base.name.startswith(START_PREFIX):
+                found.append(base)
     return sorted(found)
+
+
+def recorded_cgroups(name: str) -> list[str]:
+    """The cgroups to record before starting container `name`, children before the cgroup holding them."""
+    names = (MONITOR_PREFIX + name, PAYLOAD_PREFIX + name)
+    if cgroup_version() == 1:
+        return [str(base / child) for base in lxc_bases(name) for child in names]
+    leaf = lxc_bases(name)[0]
+    return [str(leaf / child) for child in names + (PIVOT,)] + [str(leaf)]
 
 
 def _rmdir_tree(cgroup: Path, deadline: float) -> None:
@@ -147,17 +171,18 @@ def _alive(pid: int) -> bool:
 def remove_leftovers(name: str, monitors: set[int] = frozenset(), timeout: float = 2.0) -> list[Path]:
     """Remove container `name`'s monitor and payload cgroups and an idle lxc.pivot once `monitors` exited.
 
-    Returns the cgroups still busy at the deadline. The pivot is shared by every
+    Returns the cgroups still busy at the deadline. On v1 the pivot is shared by every
     container started from this cgroup: while another monitor passes through it, it stays.
+    On v2 the container's whole start leaf goes.
     """
     deadline = time.monotonic() + timeout
     _wait_exited(set(monitors), deadline)
     exact = {MONITOR_PREFIX + name, PAYLOAD_PREFIX + name}
     for cgroup in lxc_cgroups(name):
-        if cgroup.name in exact:
+        if cgroup.name in exact or cgroup.name.startswith(START_PREFIX):
             _rmdir_tree(cgroup, deadline)
         else:  # '<name>-1' may belong to another container called that: only ever remove it empty
             _rmdir_until(cgroup, deadline=0)
-    for base in own_cgroup_dirs().values():
+    for base in lxc_bases(name):
         _rmdir_until(base / PIVOT, deadline=0)
     return [cgroup for cgroup in lxc_cgroups(name) if cgroup.exists()]

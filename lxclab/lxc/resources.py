@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+from ..cgroups import Stats, limit_writes, parse_stats, stat_files
 from ..errors import CgroupError, NotRunning
-from .hierarchies import cgroup_version, swap_accounting
 from ..limits import Limits
-from .cgroup_keys import STAT_FILES, cgroup_items, config_prefix, cpu_seconds, oom_kill_count
+from .hierarchies import cgroup_version, swap_accounting
+
+
+def config_prefix(version: int) -> str:
+    """The LXC config prefix for cgroup keys: lxc.cgroup. on v1, lxc.cgroup2. on v2 (LXC ignores the other)."""
+    return "lxc.cgroup." if version == 1 else "lxc.cgroup2."
+
+
+def config_items(limits: Limits, version: int, swap: bool = False,
+                 current_memory: int | None = None) -> list[tuple[str, str]]:
+    """The LXC config keys and values that apply `limits`: cgroups.limit_writes, prefixed, in the same order."""
+    return [(config_prefix(version) + file, value)
+            for _controller, file, value in limit_writes(limits, version, swap, current_memory)]
 
 
 class ResourcesMixin:
@@ -25,13 +37,13 @@ class ResourcesMixin:
     def _configure_limits(self, limits: Limits) -> None:
         """Put `limits` in the in-memory config and, if the container runs, in its cgroups now."""
         version, live = cgroup_version(), self.running
-        swap = version == 1 and swap_accounting()
-        current = int(self._cgroup_file("memory_limit")) if live and swap and limits.memory_bytes else None
-        for key, value in cgroup_items(limits, version, swap, current):
-            if live and not self._lxc.set_cgroup_item(key, value):
-                raise CgroupError(f"the kernel refused {key} = {value} for running container {self.name!r} "
+        swap = swap_accounting()
+        current = self._stats("memory_limit_bytes").memory_limit_bytes if live and swap else None
+        for _controller, file, value in limit_writes(limits, version, swap, current):
+            if live and not self._lxc.set_cgroup_item(file, value):
+                raise CgroupError(f"the kernel refused {file} = {value} for running container {self.name!r} "
                                   "(a memory limit below what it uses now cannot be set): choose another value")
-            self._set_config(config_prefix(version) + key, value)
+            self._set_config(config_prefix(version) + file, value)
 
     @property
     def init_pid(self) -> int:
@@ -48,27 +60,36 @@ class ResourcesMixin:
     @property
     def memory_usage(self) -> int:
         """MemoryUsage is the memory the container's processes use now, in bytes."""
-        return int(self._cgroup_file("memory_usage"))
+        return self._stats("memory_bytes").memory_bytes
 
     @property
     def memory_peak(self) -> int:
         """MemoryPeak is the most memory the container has used, in bytes (max_usage_in_bytes on v1)."""
-        return int(self._cgroup_file("memory_peak"))
+        return self._stats("memory_peak_bytes").memory_peak_bytes
 
     @property
     def cpu_time(self) -> float:
         """CPUTime is the CPU time the container's processes have used, in seconds."""
-        return cpu_seconds(cgroup_version(), self._cgroup_file("cpu_time"))
+        return self._stats("cpu_usage_ns").cpu_usage_ns / 1e9
 
     @property
     def pids_current(self) -> int:
         """PidsCurrent is how many processes and threads the container holds now."""
-        return int(self._cgroup_file("pids_current"))
+        return self._stats("pids").pids
 
     @property
     def oom_kills(self) -> int:
         """OOMKills counts the processes the kernel killed for exceeding the memory limit."""
-        return oom_kill_count(self._cgroup_file("oom_kills"))
+        return self._stats("oom_kills").oom_kills
+
+    def stats(self) -> Stats:
+        """Stats reads every counter and limit of the container's cgroups, as lxclab.cgroups.Stats."""
+        return self._stats()
+
+    def _stats(self, *fields: str) -> Stats:
+        """Stats from the files behind `fields` (all by default), read through the container's monitor."""
+        version = cgroup_version()
+        return parse_stats(version, {file: self._cgroup_file(file) for _, file in stat_files(version, fields or None)})
 
     def _must_be_alive(self, what: str) -> None:
         """Raise NotRunning unless the container runs (frozen counts: its cgroups exist)."""
@@ -76,20 +97,17 @@ class ResourcesMixin:
         if not self.running:
             raise NotRunning(f"cannot read {what} of container {self.name!r}: it is {self.state.value}; start it first")
 
-    def _cgroup_file(self, stat: str) -> str:
-        """The content of the cgroup file behind accessor `stat`, read through the container's monitor."""
-        key = STAT_FILES[cgroup_version()][stat]
+    def _cgroup_file(self, key: str) -> str:
+        """The content of cgroup file `key`, read through the container's monitor ("" if this kernel lacks it)."""
         self._must_be_alive(key)
         for _attempt in range(10):
             try:
                 value = self._lxc.get_cgroup_item(key)
             except KeyError:
-                break
+                return ""
             except ValueError:
                 # python-lxc reads the file twice (length, then text) and gives up if the
                 # length changed in between, as a counter like cpuacct.usage may: read again.
                 continue
-            if value is not False:
-                return value
-            break
-        raise CgroupError(f"cannot read {key} of container {self.name!r}: this kernel may not have it")
+            return "" if value is False else value
+        raise CgroupError(f"cannot read {key} of container {self.name!r}: its size kept changing")

@@ -1,0 +1,143 @@
+"""Which cgroup version this host runs, where the caller's cgroups are, and where lxclab creates its groups.
+
+Read from /proc/self/mountinfo and /proc/self/cgroup (or their text, for tests).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import CgroupError
+from ..limits import Limits
+from .delegation import delegated_parent, systemd_running
+from .group import Cgroup, remove_dirs
+from .v1 import CgroupV1
+from .v2 import CgroupV2
+
+CONTROLLERS = ("memory", "cpu", "cpuacct", "pids")
+
+
+@dataclass(frozen=True)
+class Hierarchy:
+    """The caller's cgroups: one directory per controller (v1) or one for all (v2), and how v2 delegates.
+
+    `everywhere` is the caller's directory in every mounted hierarchy (LXC makes its groups
+    in each); `mount` is the v2 mount point; `systemd` whether systemd owns the v2 tree.
+    """
+
+    version: int
+    own_dirs: dict[str, Path]
+    mount: Path | None = None
+    systemd: bool = False
+    everywhere: tuple[Path, ...] = field(default=(), compare=False)
+
+    def parent_dirs(self) -> dict[str, Path]:
+        """Where lxclab's groups go, per controller: the caller's own (v1), the delegated subtree (v2)."""
+        if self.version == 1:
+            return dict(self.own_dirs)
+        base = delegated_parent(self.mount, self.systemd)
+        return {controller: base for controller in CONTROLLERS}
+
+    def create(self, name: str, limits: Limits | None = None) -> Cgroup:
+        """Create group `name` under `parent_dirs()` and apply `limits`; needs root.
+
+        The caller stays where it is; the group is empty until `add`.
+        """
+        if not name or "/" in name or name in (".", ".."):
+            raise CgroupError(f"invalid cgroup name {name!r}: use one path component like 'lxclab-abc123'")
+        missing = [c for c in CONTROLLERS if c not in self.own_dirs]
+        if missing:
+            raise CgroupError(f"cgroup controllers {missing} are not mounted here; mount them or use a v2 host")
+        parents = self.parent_dirs()
+        created = _make_dirs(name, sorted(set(parents.values())))
+        dirs = {c: created[parents[c]] for c in CONTROLLERS}
+        group = (CgroupV1 if self.version == 1 else CgroupV2)(name, dirs)
+        try:
+            group.set_limits(limits or Limits())
+        except CgroupError:
+            group.remove()
+            raise
+        return group
+
+
+def _make_dirs(name: str, parents: list[Path]) -> dict[Path, Path]:
+    """mkdir `name` under each parent; on failure remove the ones already made."""
+    made: dict[Path, Path] = {}
+    for parent in parents:
+        try:
+            (parent / name).mkdir()
+        except OSError as exc:
+            remove_dirs([str(d) for d in made.values()])
+            advice = "remove it (lxclab gc) or pick another name" if isinstance(exc, FileExistsError) else "run as root"
+            raise CgroupError(f"cannot create cgroup {parent / name}: {exc.strerror}; {advice}") from None
+        made[parent] = parent / name
+    return made
+
+
+def _unescape(text: str) -> str:
+    """Undo mountinfo's octal escapes (a space is \\040)."""
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), text)
+
+
+def _cgroup_mounts(mountinfo: str) -> list[tuple[str, Path, str, set[str]]]:
+    """(fstype, mount point, mount root, super options) for each cgroup mount in mountinfo."""
+    mounts = []
+    for line in mountinfo.splitlines():
+        before, _, after = line.partition(" - ")
+        fields, tail = before.split(), after.split()
+        if len(tail) >= 3 and tail[0] in ("cgroup", "cgroup2"):
+            mounts.append((tail[0], Path(_unescape(fields[4])), _unescape(fields[3]), set(tail[2].split(","))))
+    return mounts
+
+
+def _own_paths(proc_cgroup: str) -> dict[frozenset[str], str]:
+    """{controllers of a hierarchy: the caller's cgroup path} from /proc/self/cgroup; frozenset() keys v2."""
+    own = {}
+    for line in proc_cgroup.splitlines():
+        _, controllers, path = line.split(":", 2)
+        own[frozenset(controllers.split(",")) if controllers else frozenset()] = path
+    return own
+
+
+def _inside(mount_point: Path, mount_root: str, own_path: str) -> Path:
+    """The directory of cgroup `own_path` under a mount of the hierarchy rooted at `mount_root`."""
+    relative = os.path.relpath(own_path, mount_root) if own_path.startswith(mount_root) else own_path.lstrip("/")
+    return mount_point if relative == "." else mount_point / relative
+
+
+def _own_dir(own: dict[frozenset[str], str], fstype: str, point: Path, root: str, options: set[str]) -> Path | None:
+    """The caller's directory in one mounted hierarchy, or None when /proc/self/cgroup has no line for it."""
+    for controllers, path in own.items():
+        if (fstype == "cgroup2" and not controllers) or (controllers and controllers <= options):
+            return _inside(point, root, path)
+    return None
+
+
+def detect(mountinfo: str | None = None, proc_cgroup: str | None = None, systemd: bool | None = None) -> Hierarchy:
+    """Find the caller's own cgroups: v1 when a v1 memory hierarchy is mounted, else v2.
+
+    Reads /proc/self/mountinfo, /proc/self/cgroup and whether systemd runs, unless given.
+    """
+    mountinfo = Path("/proc/self/mountinfo").read_text() if mountinfo is None else mountinfo
+    proc_cgroup = Path("/proc/self/cgroup").read_text() if proc_cgroup is None else proc_cgroup
+    own, mounts = _own_paths(proc_cgroup), _cgroup_mounts(mountinfo)
+    dirs = [(fstype, options, _own_dir(own, fstype, point, root, options)) for fstype, point, root, options in mounts]
+    everywhere = tuple(sorted({d for _, _, d in dirs if d is not None}))
+    v1 = {c: d for fstype, options, d in dirs if fstype == "cgroup" and d is not None
+          for c in options & set(CONTROLLERS)}
+    if "memory" in v1:
+        return Hierarchy(1, v1, everywhere=everywhere)
+    unified = [(point, d) for (fstype, point, _, _), (_, _, d) in zip(mounts, dirs) if fstype == "cgroup2" and d]
+    if not unified:
+        raise CgroupError("no cgroup hierarchy with a memory controller is mounted: mount cgroup2 on /sys/fs/cgroup")
+    mount, base = unified[0]
+    return Hierarchy(2, {c: base for c in CONTROLLERS}, mount, systemd_running() if systemd is None else systemd,
+                     everywhere)
+
+
+def create(name: str, limits: Limits | None = None, hierarchy: Hierarchy | None = None) -> Cgroup:
+    """Create a limited group `name` where lxclab's groups go (detected unless given); needs root."""
+    return (hierarchy or detect()).create(name, limits)
