@@ -1,6 +1,6 @@
 """`lxclab run`, `exec`, `ps`, `logs`, `start`, `stop`, `rm`, `gc`: containers from the command line, as in Docker.
 
-    lxclab run [--rm] [-d] [--name N] [--memory SIZE] [--cpus N] [--pids N] [--hostname H]
+    lxclab run [--rm] [-d] [--name N] [--memory SIZE] [--cpus N] [--pids N] [--hostname H] [-e KEY=VALUE]
                [--net none|bridge] [--rootless] [--mode overlay|copy] [--runtime namespaces|lxc] REF [CMD...]
     lxclab exec ID CMD...      lxclab ps [-a]      lxclab logs ID
     lxclab start ID            lxclab stop ID
@@ -61,6 +61,8 @@ def _register_run(subparsers: argparse._SubParsersAction) -> None:
     command.add_argument("--cpus", metavar="N", help="CPU quota in CPUs, like 0.5")
     command.add_argument("--pids", metavar="N", help="the most processes it may have at once")
     command.add_argument("--hostname", metavar="H", help="its host name (default: the short container ID)")
+    command.add_argument("-e", "--env", metavar="KEY=VALUE", action="append", default=[],
+                         help="set an environment variable (repeatable), over the image's Env")
     command.add_argument("--net", choices=("none", "bridge"), default="none",
                          help="none: only lo (default); bridge: a veth on this home's bridge")
     command.add_argument("--rootless", action="store_true", default=None,
@@ -81,7 +83,7 @@ def run_run(args: argparse.Namespace) -> int:
 
     limits = Limits.parse(memory=args.memory, cpus=args.cpus, pids=args.pids)
     options = dict(name=args.name, limits=limits, hostname=args.hostname, net=args.net, rootless=args.rootless,
-                   mode=args.mode, remove=args.remove, runtime=args.runtime)
+                   mode=args.mode, remove=args.remove, runtime=args.runtime, env=args.env)
     if args.detach:
         print(run.start(args.ref, args.command, **options).id)
         return 0

@@ -13,9 +13,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .. import paths
+from .. import paths, validation
 from ..errors import (
-    AlreadyDefined, AlreadyFrozen, AlreadyRunning, ContainerError, LxcError, NotDefined, NotFrozen, NotRunning,
+    AlreadyDefined, AlreadyFrozen, AlreadyRunning, ContainerError, InvalidValue, LxcError, NotDefined, NotFrozen,
+    NotRunning,
 )
 from ..limits import Limits
 from ..manifest import ImageConfig
@@ -295,7 +296,18 @@ class Container(ResourcesMixin, SnapshotsMixin):
         return missing if value in (False, "", []) else value
 
     def _set_config(self, key: str, value: str | list[str]) -> None:
-        """Set a key in the in-memory configuration; save_config() writes it."""
+        """Set a key in the in-memory configuration; save_config() writes it.
+
+        liblxc writes each value as a line of the config file and reads it back later: a
+        value with a newline (or any control character) would add config lines of its
+        own, like an lxc.hook.* run as root on the host, so it is refused here whatever
+        the caller checked before.
+        """
+        for item in [value] if isinstance(value, str) else value:
+            try:
+                validation.plain_text(item, f"LXC config value of {key}")
+            except InvalidValue as exc:
+                raise LxcError(f"refused for container {self.name!r}: {exc}") from None
         if not self._lxc.set_config_item(key, value):
             raise LxcError(f"LXC refused {key} = {value!r} for container {self.name!r}")
 
