@@ -40,6 +40,7 @@ from ..chroot import ExitStatus
 from ..errors import ContainerError, ContainerNotFound, NotRunning
 from ..namespaces import start_time
 from ..resources import Resources
+from ..security import Profile
 
 CREATED, RUNNING, EXITED, DEAD = "created", "running", "exited", "dead"
 NET_NONE, NET_BRIDGE = "none", "bridge"
@@ -94,6 +95,7 @@ class ContainerConfig:
     remove: bool = False
     created: float = 0.0
     runtime: str = NAMESPACES
+    security: dict = field(default_factory=dict)  # lxclab.security.Profile.to_dict(); {} is the default profile
 
     @property
     def cgroup_name(self) -> str:
@@ -108,6 +110,11 @@ class ContainerConfig:
     def cgroup_limits(self) -> Limits:
         """Its limits as a Limits."""
         return Limits(**self.limits)
+
+    @property
+    def profile(self) -> Profile:
+        """Its security profile (lxclab.security): what its root may still do."""
+        return Profile.from_dict(self.security)
 
 
 @dataclass

@@ -14,6 +14,7 @@ from .. import validation
 from ..errors import ContainerError, ImageNotFound
 from ..limits import Limits
 from ..manifest import Platform
+from ..security import Profile
 from ..store import Store, StoredImage
 from ..unionfs import COPY, OVERLAY
 from .containers import LXC, NAMESPACES, NET_BRIDGE, NET_NONE, Container, ContainerConfig, containers, new_id
@@ -21,7 +22,8 @@ from .containers import LXC, NAMESPACES, NET_BRIDGE, NET_NONE, Container, Contai
 
 def create(ref: str, command: list[str] | None = None, *, name: str | None = None, limits: Limits | None = None,
            hostname: str | None = None, net: str = NET_NONE, rootless: bool | None = None, mode: str | None = None,
-           remove: bool = False, runtime: str = NAMESPACES, env: list[str] | tuple[str, ...] = ()) -> Container:
+           remove: bool = False, runtime: str = NAMESPACES, env: list[str] | tuple[str, ...] = (),
+           profile: Profile | None = None) -> Container:
     """Record a new container of pulled image `ref`; nothing is created on the host yet.
 
     `command` replaces the image's Cmd (its Entrypoint stays in front). Rootless mode
@@ -29,6 +31,7 @@ def create(ref: str, command: list[str] | None = None, *, name: str | None = Non
     runtime="lxc" has liblxc start it instead (root, no bridge network, no image User).
     `env` adds KEY=value entries over the image's Env (`docker run -e`). The name, host
     name and environment are checked (lxclab.validation) before anything is recorded.
+    `profile` is what its root may do (default: runc's and Docker's defaults, lxclab.security).
     """
     rootless = os.geteuid() != 0 if rootless is None else rootless
     mode = mode or (COPY if rootless else OVERLAY)
@@ -49,7 +52,7 @@ def create(ref: str, command: list[str] | None = None, *, name: str | None = Non
         env={**environment, "HOSTNAME": hostname}, cwd=validation.working_dir(image.config.working_dir),
         user=validation.user(image.config.user) or None,
         hostname=hostname, limits=asdict(limits or Limits()), net=net, mode=mode, rootless=rootless,
-        remove=remove, created=time.time(), runtime=runtime)
+        remove=remove, created=time.time(), runtime=runtime, security=(profile or Profile()).to_dict())
     return Container.create(config)
 
 

@@ -117,7 +117,7 @@ def _launch(container: Container, stdio: tuple[int, int, int]) -> namespaces.Pro
     process = namespaces.spawn(
         container.rootfs, config.argv, namespaces=_namespace_kinds(config), hostname=config.hostname,
         env=config.env, cwd=config.cwd, user=config.user, cgroup=group, netns=netns, rootless=config.rootless,
-        stdin=stdio[0], stdout=stdio[1], stderr=stdio[2], mounts=mounts)
+        stdin=stdio[0], stdout=stdio[1], stderr=stdio[2], mounts=mounts, profile=config.profile)
     _mark_running(container)
     container.state.pid = identity(process.pid)
     container.record(pids=[container.state.pid, identity(process.waiter_pid)])
@@ -305,5 +305,6 @@ def exec_in(name_or_id: str, command: list[str], stdin: int | None = None, stdou
         return lxcrun.exec_lxc(container, command, (stdin, stdout, stderr))
     config = container.config
     process = namespaces.enter(container.state.pid[0], command, env=config.env, cwd=config.cwd, user=config.user,
-                               cgroup=container.cgroup(), stdin=stdin, stdout=stdout, stderr=stderr)
+                               cgroup=container.cgroup(), stdin=stdin, stdout=stdout, stderr=stderr,
+                               profile=config.profile)
     return process.wait()
