@@ -227,3 +227,29 @@ def test_privileged_lifts_the_profile_but_not_the_namespaces(probe_image, baseli
     available = escaped(baseline)
     assert (CAPABILITY_BOUND | SECCOMP_BOUND) & available <= escaped(report)
     assert escaped(report) & NAMESPACE_BOUND == set()
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_commit_refuses_a_container_that_swaps_a_file_for_a_host_symlink(probe_image, host_marker, runtime):
+    from lxclab.engine.commit import commit
+    from lxclab.errors import AlreadyRunning
+
+    secret = "host-only secret " + os.urandom(8).hex()
+    host_marker.write_text(secret)
+    swap = f"while :; do rm -f /x; echo benign > /x; rm -f /x; ln -s {host_marker} /x; done"
+    container = engine.start(probe_image, ["sh", "-c", swap], runtime=runtime)
+    with pytest.raises(AlreadyRunning, match="is running: stop it first"):
+        commit(container.id, "local/swapped:1")
+    gc.stop(container.id)
+    layer = commit(container.id, "local/swapped:1", created="2024-01-01T00:00:00Z").layer
+    assert secret.encode() not in gzip.decompress(layer.blob)
+    gc.rm(container.id)
+
+
+def test_the_home_the_layers_and_the_containers_are_private_on_every_start(probe_image):
+    from lxclab import paths
+
+    paths.home().chmod(0o755)
+    engine.run(probe_image, ["true"], remove=True)
+    for directory in (paths.home(), paths.layers_dir(), paths.containers_dir()):
+        assert directory.stat().st_mode & 0o777 == 0o700, directory

@@ -126,3 +126,15 @@ def _fork_works() -> int:
 def test_the_kernel_applies_the_filter_as_written():
     results = in_child(_calls_under_filter)
     assert results == {"keyctl": errno.EPERM, "unshare": errno.EPERM, "clone3": errno.ENOSYS, "fork": 0}
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_exec_runs_under_the_same_profile_as_pid_1(busybox, runtime, tmp_path):
+    container = engine.start(busybox, ["sleep", "30"], runtime=runtime)
+    output = tmp_path / "exec.out"
+    with open(output, "wb") as out:
+        status = engine.exec_in(container.id, ["sh", "-c", STATUS], stdout=out.fileno(), stderr=out.fileno())
+    assert status.exit_code == 0, output.read_text()
+    fields = status_fields(output.read_text())
+    assert int(fields["CapEff"], 16) == int(fields["CapBnd"], 16) == capabilities.mask(capabilities.DEFAULT)
+    assert (fields["NoNewPrivs"], fields["Seccomp"]) == ("1", "2")

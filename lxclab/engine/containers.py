@@ -49,6 +49,21 @@ CONFIG, STATE, LOG = "config.json", "state.json", "container.log"
 SHORT = 12  # hex digits of the short ID, as Docker shows
 
 
+PRIVATE = 0o700  # $LXCLAB_HOME, layers/ and containers/: they hold image setuid files and device nodes
+
+
+def secure_home() -> None:
+    """Make $LXCLAB_HOME, its layer cache and containers/ private to their owner (0700), creating them if need be.
+
+    Called on every create and start, not only when the directories are made: a home made
+    by an older lxclab, or by a umask of 022, is put right before anything runs from it.
+    """
+    for directory in (paths.home(), paths.layers_dir(), paths.containers_dir()):
+        directory.mkdir(mode=PRIVATE, parents=True, exist_ok=True)
+        if directory.stat().st_uid == os.geteuid() and directory.stat().st_mode & 0o777 != PRIVATE:
+            directory.chmod(PRIVATE)
+
+
 def new_id() -> str:
     """A new container ID: 64 random hex digits, the first 12 of which name it in short."""
     return secrets.token_hex(32)
@@ -157,14 +172,14 @@ class Container:
 
         The directory appears complete or not at all.
         """
+        secure_home()
         root = paths.containers_dir()
-        root.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".tmp-", dir=root))
         directory = root / config.id
         state = ContainerState(owner=identity(os.getpid()), resources=Resources(dirs=[str(directory)]))
         (staging / CONFIG).write_text(json.dumps(asdict(config), indent=1, sort_keys=True))
         (staging / STATE).write_text(state.to_json())
-        staging.chmod(0o755)
+        staging.chmod(PRIVATE)
         os.rename(staging, directory)
         return cls(directory, config, state)
 

@@ -34,7 +34,7 @@ from ..errors import AlreadyRunning, ContainerError, LxclabError, NetworkError, 
 from ..resources import Resources, release
 from . import lxcrun
 from .containers import (DEAD, EXITED, LXC, NET_NONE, RUNNING, Container, ContainerConfig, bridge_name, find, identity,
-                         is_alive)
+                         is_alive, secure_home)
 from .create import create, find_image
 from .rootfs import root_filesystem
 from .streams import Streams
@@ -78,6 +78,7 @@ def supervise(container: Container, streams: Streams, ready=None) -> RunResult:
     `ready()` is called once it runs. Interrupted (Ctrl-C, SIGTERM), it kills the container
     first; if this process is SIGKILLed instead, `gc` cleans up.
     """
+    secure_home()
     container.state.owner = identity(os.getpid())
     container.save()
     with streams:
