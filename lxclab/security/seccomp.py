@@ -205,3 +205,26 @@ def lxc_profile(capabilities: tuple[str, ...]) -> str:
             else:
                 lines.append(f"{call} {action}")
     return "\n".join(lines) + "\n"
+
+
+def evaluate(program: list[tuple[int, int, int, int]], nr: int, arch: int, arg0: int = 0) -> int:
+    """What the kernel answers for one call under `program`: run its classic BPF on (nr, arch, arg0).
+
+    Only the instructions this module writes are understood (load a word, three jumps,
+    return); the answer is the returned verdict, like ALLOW or ERRNO | EPERM.
+    """
+    data = {NR: nr & 0xFFFFFFFF, ARCH: arch, ARG0_LOW: arg0 & 0xFFFFFFFF}
+    accumulator, index = 0, 0
+    while index < len(program):
+        code, jt, jf, k = program[index]
+        if code == RETURN:
+            return k
+        if code == LOAD_WORD:
+            accumulator = data[k]
+            index += 1
+            continue
+        test = {JUMP_EQUAL: accumulator == k, JUMP_AT_LEAST: accumulator >= k, JUMP_ANY_BIT: bool(accumulator & k)}
+        if code not in test:
+            raise InvalidValue(f"instruction {index} has code {code:#x}, which this evaluator does not know")
+        index += 1 + (jt if test[code] else jf)
+    raise InvalidValue("the program ran off its end without a return: the kernel refuses such a filter")
