@@ -158,3 +158,29 @@ def test_the_lxc_layer_refuses_a_newline_whatever_its_caller_checked(lxcpath, tm
         box = LxcContainer("injected", lxcpath)
         assert not box.defined
     assert not marker.exists()
+
+
+def test_two_runs_given_one_name_never_both_get_it(busybox, engine_home):
+    import threading
+
+    from lxclab.engine.create import create
+    from lxclab.errors import ContainerError
+
+    barrier, results = threading.Barrier(6), []
+
+    def attempt() -> None:
+        barrier.wait()
+        try:
+            create(busybox, ["true"], name="twin")
+            results.append("created")
+        except ContainerError as exc:
+            assert "the name 'twin' is in use" in str(exc)
+            results.append("refused")
+
+    threads = [threading.Thread(target=attempt) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(results) == ["created"] + ["refused"] * 5
+    assert [c.name for c in containers.containers()].count("twin") == 1

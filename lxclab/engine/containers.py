@@ -10,6 +10,7 @@ Layout under lxclab.paths.containers_dir():
     <id>/rootfs/        its root: an overlay mount point (overlay mode) or a copy (copy mode)
     <id>/upper/ work/   its overlay upper and work directories: where its writes land
     .tmp-*/             a container being created, renamed to <id> once its record is complete
+    .create.lock        held while a name is checked and its record written (creation_lock)
 
 A container of the LXC runtime (config.runtime == "lxc") also has an LXC container,
 `$LXCLAB_HOME/lxc/lxclab-<short id>/`, whose rootfs is its overlay mount point on the
@@ -24,6 +25,7 @@ namespace, so the host has no mount to record: it vanishes with the container's 
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -31,6 +33,8 @@ import secrets
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -62,6 +66,18 @@ def secure_home() -> None:
         directory.mkdir(mode=PRIVATE, parents=True, exist_ok=True)
         if directory.stat().st_uid == os.geteuid() and directory.stat().st_mode & 0o777 != PRIVATE:
             directory.chmod(PRIVATE)
+
+
+@contextmanager
+def creation_lock() -> Iterator[None]:
+    """Hold this home's lock on creating containers: a name checked free stays free until its record exists."""
+    secure_home()
+    with open(paths.containers_dir() / ".create.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def new_id() -> str:

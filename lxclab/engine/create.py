@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 from .. import validation
 from ..errors import ContainerError, ImageNotFound
@@ -17,7 +17,8 @@ from ..manifest import Platform
 from ..security import Profile
 from ..store import Store, StoredImage
 from ..unionfs import COPY, OVERLAY
-from .containers import LXC, NAMESPACES, NET_BRIDGE, NET_NONE, Container, ContainerConfig, containers, new_id
+from .containers import (LXC, NAMESPACES, NET_BRIDGE, NET_NONE, Container, ContainerConfig, containers, creation_lock,
+                         new_id)
 
 
 def create(ref: str, command: list[str] | None = None, *, name: str | None = None, limits: Limits | None = None,
@@ -43,17 +44,17 @@ def create(ref: str, command: list[str] | None = None, *, name: str | None = Non
     if not argv:
         raise ContainerError(f"image {ref} has no Cmd or Entrypoint: give the command to run after the image name")
     container_id = new_id()
-    name = _check_name(name) if name else container_id[:12]
     hostname = validation.hostname(hostname or container_id[:12])
     environment = dict(validation.env_entry(item) for item in image.config.env)
     environment |= dict(validation.env_entry(item, "--env") for item in env)
     config = ContainerConfig(
-        id=container_id, name=name, image=ref, image_digest=image.digest, argv=argv,
+        id=container_id, name=container_id[:12], image=ref, image_digest=image.digest, argv=argv,
         env={**environment, "HOSTNAME": hostname}, cwd=validation.working_dir(image.config.working_dir),
         user=validation.user(image.config.user) or None,
         hostname=hostname, limits=asdict(limits or Limits()), net=net, mode=mode, rootless=rootless,
         remove=remove, created=time.time(), runtime=runtime, security=(profile or Profile()).to_dict())
-    return Container.create(config)
+    with creation_lock():  # two runs given one --name: the second sees the first's record and is refused
+        return Container.create(replace(config, name=_check_name(name)) if name else config)
 
 
 def find_image(ref: str) -> StoredImage:
