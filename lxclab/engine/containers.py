@@ -10,7 +10,6 @@ Layout under lxclab.paths.containers_dir():
     <id>/rootfs/        its root: an overlay mount point (overlay mode) or a copy (copy mode)
     <id>/upper/ work/   its overlay upper and work directories: where its writes land
     .tmp-*/             a container being created, renamed to <id> once its record is complete
-    .create.lock        held while a name is checked and its record written (creation_lock)
 
 A container of the LXC runtime (config.runtime == "lxc") also has an LXC container,
 `$LXCLAB_HOME/lxc/lxclab-<short id>/`, whose rootfs is its overlay mount point on the
@@ -70,14 +69,17 @@ def secure_home() -> None:
 
 @contextmanager
 def creation_lock() -> Iterator[None]:
-    """Hold this home's lock on creating containers: a name checked free stays free until its record exists."""
+    """Hold this home's lock on creating containers: a name checked free stays free until its record exists.
+
+    The lock is flock(2) on containers/ itself, so it leaves no file behind.
+    """
     secure_home()
-    with open(paths.containers_dir() / ".create.lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    fd = os.open(paths.containers_dir(), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing the last descriptor releases the lock
 
 
 def new_id() -> str:

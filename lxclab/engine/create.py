@@ -17,8 +17,8 @@ from ..manifest import Platform
 from ..security import Profile
 from ..store import Store, StoredImage
 from ..unionfs import COPY, OVERLAY
-from .containers import (LXC, NAMESPACES, NET_BRIDGE, NET_NONE, Container, ContainerConfig, containers, creation_lock,
-                         new_id)
+from .containers import NAMESPACES, NET_BRIDGE, NET_NONE, Container, ContainerConfig, containers, creation_lock, new_id
+from .runtimes import runtime_for
 
 
 def create(ref: str, command: list[str] | None = None, *, name: str | None = None, limits: Limits | None = None,
@@ -39,7 +39,7 @@ def create(ref: str, command: list[str] | None = None, *, name: str | None = Non
     _check_options(net, mode, rootless, limits or Limits())
     image = find_image(ref)
     _check_platform(ref, image)
-    _check_runtime(runtime, net, rootless, image)
+    runtime_for(runtime).check(net, rootless, image)
     argv = list(image.config.entrypoint) + list(command or image.config.cmd)
     if not argv:
         raise ContainerError(f"image {ref} has no Cmd or Entrypoint: give the command to run after the image name")
@@ -88,23 +88,6 @@ def _check_options(net: str, mode: str, rootless: bool, limits: Limits) -> None:
                              "--cpus and --pids, or run as root")
     if rootless and net == NET_BRIDGE:
         raise ContainerError("a bridge network needs root (veth pairs and a bridge); use --net none")
-
-
-def _check_runtime(runtime: str, net: str, rootless: bool, image: StoredImage) -> None:
-    """Refuse what the LXC runtime cannot do, before anything is recorded."""
-    if runtime not in (NAMESPACES, LXC):
-        raise ContainerError(f"unknown runtime {runtime!r}: use 'namespaces' (lxclab's own) or 'lxc' (liblxc)")
-    if runtime != LXC:
-        return
-    if rootless:
-        raise ContainerError("the LXC runtime needs root here (lxclab defines privileged LXC containers); "
-                             "drop --runtime lxc to run rootless")
-    if net != NET_NONE:
-        raise ContainerError("the LXC runtime gives a container only lo (--net none); use --runtime namespaces "
-                             "for a bridge network")
-    if image.config.user:
-        raise ContainerError(f"image {image.reference} runs as User {image.config.user!r}, which the LXC runtime "
-                             "does not set up; use --runtime namespaces")
 
 
 def _check_name(name: str) -> str:
