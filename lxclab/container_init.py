@@ -64,6 +64,7 @@ class Plan:
     status_file: str | None = None
     mounts: tuple[Mount, ...] = ()
     profile: Profile | None = None  # None: a bare spawn, no restriction
+    seccomp_filter: bytes | None = None  # the profile's filter, built before fork (lockdown.seccomp_filter)
 
 
 def namespace_flags(kinds: set[str] | frozenset[str]) -> int:
@@ -128,7 +129,7 @@ def _become_user_and_exec(plan: Plan) -> None:
     os.makedirs(plan.cwd, exist_ok=True)
     os.chdir(plan.cwd)
     if plan.profile is not None:
-        lockdown.restrict(plan.profile)
+        lockdown.restrict(plan.profile, plan.seccomp_filter)
     if _read_text("/proc/self/setgroups").strip() != "deny":  # denied in our user namespaces
         os.setgroups(groups)
     os.setgid(gid)

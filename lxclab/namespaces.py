@@ -21,6 +21,7 @@ from .chroot import DEFAULT_PATH, Completed, ExitStatus
 from .container_init import (DEFAULT_NAMESPACES, KINDS, Mount, Plan, namespace_flags, report_error,
                              run_first_process)
 from .errors import CommandNotFound, KernelError, SpawnError
+from .security import lockdown
 
 if TYPE_CHECKING:
     from .cgroups import Cgroup
@@ -100,7 +101,8 @@ def spawn(rootfs: str | os.PathLike, argv: list[str], namespaces: set[str] | fro
     plan = Plan(argv=list(argv), rootfs=os.path.abspath(rootfs), namespaces=kinds | ({"user"} if rootless else set()),
                 hostname=hostname, env={"PATH": DEFAULT_PATH, **(env or {})}, cwd=cwd, user=user,
                 netns_path=netns, outer_ids=(os.geteuid(), os.getegid()), stdio=(stdin, stdout, stderr),
-                status_file=status_file, mounts=tuple(mounts), profile=profile)
+                status_file=status_file, mounts=tuple(mounts), profile=profile,
+                seccomp_filter=lockdown.seccomp_filter(profile))
     return _start(plan, cgroup)
 
 
@@ -128,7 +130,8 @@ def enter(pid: int, argv: list[str], env: dict[str, str] | None = None, cwd: str
     give the container's `profile` so that the command is as restricted as its PID 1.
     """
     plan = Plan(argv=list(argv), env={"PATH": DEFAULT_PATH, **(env or {})}, cwd=cwd, user=user,
-                join_pid=pid, stdio=(stdin, stdout, stderr), profile=profile)
+                join_pid=pid, stdio=(stdin, stdout, stderr), profile=profile,
+                seccomp_filter=lockdown.seccomp_filter(profile))
     return _start(plan, cgroup)
 
 

@@ -97,11 +97,18 @@ def make_readonly(path: Path) -> None:
         remount(path, _linux.MS_RDONLY)
 
 
-def restrict(profile: Profile) -> None:
+def seccomp_filter(profile: Profile | None) -> bytes | None:
+    """The seccomp program `profile` asks for (None: no filter); build it in the parent, before fork."""
+    if profile is None or not profile.seccomp:
+        return None
+    return seccomp.program(profile.capabilities)
+
+
+def restrict(profile: Profile, program: bytes | None = None) -> None:
     """Shrink the bounding set to the profile's capabilities, set no_new_privs, install the seccomp filter.
 
-    Call it while still root with every capability; the filter lets the user switch,
-    capset and execve that follow through.
+    Call it while still root with every capability; the filter (`program`, else built
+    here) lets the user switch, capset and execve that follow through.
     """
     keep = capabilities.mask(profile.capabilities)
     last = int(Path("/proc/sys/kernel/cap_last_cap").read_text())
@@ -111,7 +118,7 @@ def restrict(profile: Profile) -> None:
     if profile.no_new_privs:
         _linux.prctl(_linux.PR_SET_NO_NEW_PRIVS, 1)
     if profile.seccomp:
-        _linux.set_seccomp_filter(seccomp.program(profile.capabilities))
+        _linux.set_seccomp_filter(program or seccomp.program(profile.capabilities))
 
 
 def held(field: str) -> int:
