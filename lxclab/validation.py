@@ -71,7 +71,7 @@ def user(spec: str, field: str = "User") -> str:
 
 
 def env_entry(entry: str, field: str = "Env") -> tuple[str, str]:
-    """A KEY=value environment entry as (KEY, value): a key without '=', spaces or controls, a value without controls."""
+    """A KEY=value environment entry as (KEY, value): no '=', space or control in the key, no control in the value."""
     plain_text(entry, field)
     key, equals, value = entry.partition("=")
     if not equals or not _ENV_KEY.fullmatch(key):

@@ -17,8 +17,8 @@ from . import Profile, capabilities, seccomp
 
 # The device controller's allow-list: mknod of any node (opening it is another matter), the
 # nodes of a container's /dev, and pty slaves.
-DEVICES_ALLOWED = ("c *:* m", "b *:* m", "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm", "c 1:9 rwm", "c 5:0 rwm", "c 5:1 rwm",
-                   "c 5:2 rwm", "c 136:* rwm")
+DEVICES_ALLOWED = ("c *:* m", "b *:* m", "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm", "c 1:9 rwm",
+                   "c 5:0 rwm", "c 5:1 rwm", "c 5:2 rwm", "c 136:* rwm")
 
 SHM_ENTRY = "shm dev/shm tmpfs nosuid,nodev,noexec,mode=1777,create=dir 0 0"
 
