@@ -138,3 +138,49 @@ def test_exec_runs_under_the_same_profile_as_pid_1(busybox, runtime, tmp_path):
     fields = status_fields(output.read_text())
     assert int(fields["CapEff"], 16) == int(fields["CapBnd"], 16) == capabilities.mask(capabilities.DEFAULT)
     assert (fields["NoNewPrivs"], fields["Seccomp"]) == ("1", "2")
+
+
+def test_the_cli_flags_reach_the_profile(busybox):
+    import subprocess
+    import sys
+
+    def lxclab(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "lxclab", "run", "--rm", *args], capture_output=True, text=True,
+                              timeout=60, stdin=subprocess.DEVNULL)
+
+    done = lxclab("--cap-drop", "ALL", "--cap-add", "kill", "--security-opt", "no-new-privileges=false", busybox,
+                  "sh", "-c", STATUS)
+    fields = status_fields(done.stdout)
+    assert capabilities.names(int(fields["CapEff"], 16)) == ("KILL",) and fields["NoNewPrivs"] == "0", done.stderr
+    done = lxclab("--privileged", busybox, "sh", "-c", STATUS)
+    assert status_fields(done.stdout)["Seccomp"] == "0", done.stderr
+    refused = lxclab("--security-opt", "apparmor=unconfined", busybox, "true")
+    assert refused.returncode != 0 and "unknown --security-opt 'apparmor=unconfined'" in refused.stderr
+
+
+@pytest.mark.parametrize("arch", sorted(seccomp.SYSCALLS))
+def test_the_filter_answers_each_call_as_its_rules_say(arch):
+    program = seccomp.instructions(capabilities.DEFAULT, arch)
+    native, numbers = seccomp.ARCHITECTURES[arch], seccomp.SYSCALLS[arch]
+    eperm, allow = seccomp.ERRNO | errno.EPERM, seccomp.ALLOW
+
+    def verdict(name: str, arg0: int = 0, on: int = native) -> int:
+        return seccomp.evaluate(program, numbers[name], on, arg0)
+
+    assert [verdict(name) for name in ("keyctl", "bpf", "mount", "unshare", "settimeofday")] == [eperm] * 5
+    assert verdict("clone3") == seccomp.ERRNO | errno.ENOSYS
+    assert verdict("clone", 0x10000000) == eperm and verdict("clone", 0x11) == allow  # NEWUSER; a plain fork
+    assert verdict("socket", 40) == eperm and verdict("socket", 2) == allow  # AF_VSOCK; AF_INET
+    assert verdict("chroot") == allow  # SYS_CHROOT is kept
+    assert verdict("keyctl", on=0x40000003) == eperm  # another architecture
+    wider = seccomp.instructions(capabilities.DEFAULT + ("SYS_TIME",), arch)
+    assert seccomp.evaluate(wider, numbers["settimeofday"], native) == allow
+
+
+def test_lxc_gets_the_same_rules_in_its_own_format():
+    text = seccomp.lxc_profile(capabilities.DEFAULT)
+    lines = text.splitlines()
+    assert lines[:3] == ["2", "denylist", "[all]"]
+    assert "keyctl errno 1" in lines and "clone3 errno 38" in lines and "chroot errno 1" not in lines
+    assert "clone errno 1 [0,0x10000000,SCMP_CMP_MASKED_EQ,0x10000000]" in lines
+    assert "socket errno 1 [0,40,SCMP_CMP_EQ]" in lines

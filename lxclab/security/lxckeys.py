@@ -5,7 +5,9 @@ set_config_item, `seccomp_file` into the text of the file that lxc.seccomp.profi
 They stand in for `lxc.include = /usr/share/lxc/config/common.conf`, which drops only
 five capabilities (lxc.cap.drop, which LXC refuses beside lxc.cap.keep) and denies only
 kexec, module and open_by_handle_at calls: the profile asks for more. Its devices
-allow-list is the same as common.conf's, less fuse.
+allow-list is the same as common.conf's, less fuse. (LXC, through libseccomp, also adds
+each rule for the compat architectures, i386 and x32 on x86_64, and allows their other
+calls, as Docker does; lxclab's own filter refuses every call of another architecture.)
 """
 
 from __future__ import annotations
