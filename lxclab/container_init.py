@@ -110,9 +110,7 @@ def _build_world(plan: Plan) -> None:
         profile = plan.profile or BARE
         if profile.nodev:
             lockdown.mount_root_nodev(plan.rootfs)
-        lockdown.mount_dev(plan.rootfs, profile)
-        lockdown.mount_proc_and_sys(plan.rootfs, profile,
-                                    sysfs="net" in plan.namespaces or "user" not in plan.namespaces)
+        _mount_pseudo_filesystems(plan.rootfs, profile, sysfs="net" in plan.namespaces or "user" not in plan.namespaces)
         pivot_into(plan.rootfs)
     else:
         os.chroot(plan.rootfs)
@@ -121,6 +119,16 @@ def _build_world(plan: Plan) -> None:
         _linux.sethostname(plan.hostname)
     if "net" in plan.namespaces:
         _linux.set_link_up("lo")
+
+
+def _mount_pseudo_filesystems(rootfs: str, profile: Profile, sysfs: bool) -> None:
+    """Mount /proc, a fresh /dev and (if `sysfs`: not in a user namespace without a network namespace) /sys
+    inside `rootfs`, then cover the profile's masked and read-only paths."""
+    lockdown.mount_proc(rootfs)
+    lockdown.mount_dev(rootfs, profile)
+    if sysfs:
+        lockdown.mount_sys(rootfs, profile)
+    lockdown.cover(rootfs, profile)
 
 
 def _become_user_and_exec(plan: Plan) -> None:

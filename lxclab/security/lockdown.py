@@ -1,8 +1,8 @@
 """Applying a profile inside the namespaces runtime's first process: the mounts, then the process itself.
 
 Run in that process only (never in the caller), in this order: `mount_root_nodev`,
-`mount_dev`, `mount_proc_and_sys` before pivot_root (while the host's /dev/null can be
-bound); then `restrict` while still root with every capability (it needs CAP_SETPCAP to
+`mount_proc`, `mount_dev`, `mount_sys` and `cover` before pivot_root (while the host's
+/dev/null can be bound); then `restrict` while still root with every capability (it needs CAP_SETPCAP to
 shrink the bounding set, and CAP_SYS_ADMIN or no_new_privs to install the filter); then
 the switch to the image's user; then `settle_capabilities` just before exec.
 """
@@ -64,18 +64,22 @@ def mount_dev(rootfs: str | Path, profile: Profile) -> None:
     _linux.mount("shm", dev / "shm", "tmpfs", SAFE, "mode=1777")
 
 
-def mount_proc_and_sys(rootfs: str | Path, profile: Profile, sysfs: bool) -> None:
-    """Mount /proc and (if `sysfs`) /sys in `rootfs`, then cover the masked paths and make the read-only ones so.
+def mount_proc(rootfs: str | Path) -> None:
+    """Mount a proc filesystem at /proc in `rootfs` (before pivot_root: a user namespace may mount proc only
+    while a full proc is visible)."""
+    (Path(rootfs) / "proc").mkdir(exist_ok=True)
+    _linux.mount("proc", Path(rootfs) / "proc", "proc", SAFE)
 
-    proc must be mounted before pivot_root: a user namespace may mount proc only while a
-    full proc is visible.
-    """
+
+def mount_sys(rootfs: str | Path, profile: Profile) -> None:
+    """Mount sysfs at /sys in `rootfs`, read-only unless the profile allows writing it."""
+    (Path(rootfs) / "sys").mkdir(exist_ok=True)
+    _linux.mount("sysfs", Path(rootfs) / "sys", "sysfs", SAFE | (_linux.MS_RDONLY if profile.readonly_sys else 0))
+
+
+def cover(rootfs: str | Path, profile: Profile) -> None:
+    """Cover the profile's masked paths and make its read-only paths so, under /proc and /sys in `rootfs`."""
     root = Path(rootfs)
-    for name in ("proc", "sys"):
-        (root / name).mkdir(exist_ok=True)
-    _linux.mount("proc", root / "proc", "proc", SAFE)
-    if sysfs:
-        _linux.mount("sysfs", root / "sys", "sysfs", SAFE | (_linux.MS_RDONLY if profile.readonly_sys else 0))
     for path in profile.masked_paths:
         mask(root / path.lstrip("/"))
     for path in profile.readonly_paths:
