@@ -38,6 +38,7 @@ from lxclab.classroom.seed import BUSYBOX_REPOSITORY, build_seed_layout
 from lxclab.lxc import Container, State, lxc_cgroups, rootfs_path
 from lxclab.lxc._binding import pylxc
 from lxclab.manifest import ImageConfig, parse_manifest
+from lxclab.security import Profile
 from lxclab.unionfs import COPY, LayerSource, unpack_layers
 
 from .harness import (BenchmarkError, Contender, add_arguments, print_report, rounds_and_machine, run_command,
@@ -45,6 +46,7 @@ from .harness import (BenchmarkError, Contender, add_arguments, print_report, ro
 
 TOOLS = "lxc-start -d / lxc-attach / lxc-stop"
 LXCLAB = "lxclab Container (library)"
+UNCONFINED = "lxclab Container, privileged profile"
 PYLXC = "python-lxc raw calls"
 LOCK_DIR = Path("/run/lxc/lock")  # liblxc's lock files, one directory per lxcpath (as root)
 INIT = ("/bin/sh", "-c", "trap 'exit 0' TERM PWR; while :; do sleep 1 & wait; done")
@@ -76,13 +78,13 @@ def container_name(scratch: Path) -> str:
     return f"benchlxc-{os.getpid()}-{scratch.name}"[:63]
 
 
-def define(image: Image, scratch: Path) -> Container:
+def define(image: Image, scratch: Path, profile: Profile | None = None) -> Container:
     """Copy the template rootfs into a new container's own directory and define the container (untimed)."""
     lxcpath = scratch / "lxc"
     name = container_name(scratch)
     rootfs = rootfs_path(name, lxcpath)
     shutil.copytree(image.rootfs, rootfs, symlinks=True)
-    return Container.from_image(name, rootfs, image.config, lxcpath=lxcpath)
+    return Container.from_image(name, rootfs, image.config, lxcpath=lxcpath, profile=profile)
 
 
 def destroy(scratch: Path) -> None:
@@ -135,10 +137,12 @@ def pylxc_cycle(scratch: Path) -> None:
 
 
 def contenders(image: Image) -> list[Contender]:
-    """The three ways to start, execute `true` in and stop the same container."""
+    """The four ways to start, execute `true` in and stop the same container (lxclab's with the profile on and off)."""
     prepare = lambda scratch: define(image, scratch)  # noqa: E731
+    unconfined = lambda scratch: define(image, scratch, Profile.build(privileged=True))  # noqa: E731
     return [Contender(TOOLS, tools_cycle, prepare, destroy),
             Contender(LXCLAB, lxclab_cycle, prepare, destroy),
+            Contender(UNCONFINED, lxclab_cycle, unconfined, destroy),
             Contender(PYLXC, pylxc_cycle, prepare, destroy)]
 
 

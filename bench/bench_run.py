@@ -35,6 +35,7 @@ from lxclab.classroom.seed import BUSYBOX_REPOSITORY
 from lxclab.engine import gc
 from lxclab.engine import run as engine
 from lxclab.engine.pull import pull
+from lxclab.security import Profile
 
 from .harness import (BenchmarkError, Contender, add_arguments, lxclab_command, print_report, rounds_and_machine,
                       run_command, run_interleaved, workspace)
@@ -44,6 +45,7 @@ CRUN = "crun run (OCI bundle)"
 UNSHARE = "unshare -fmuipn --mount-proc chroot"
 CLI = "lxclab run --rm (CLI)"
 LIBRARY = "lxclab.engine.run.run (library)"
+UNCONFINED = "lxclab.engine.run.run, --privileged (no profile)"
 ARCHITECTURES = {"x86_64": "amd64", "aarch64": "arm64"}
 
 
@@ -59,7 +61,7 @@ class Setup:
 
 
 def contenders(setup: Setup) -> list[Contender]:
-    """The four ways to run `true` in a container of the same image."""
+    """The five ways to run `true` in a container of the same image (lxclab's with its profile on and off)."""
     lxclab_env = {**os.environ, "LXCLAB_HOME": str(setup.home)}
     return [
         Contender(CRUN, lambda scratch: run_command(
@@ -69,12 +71,13 @@ def contenders(setup: Setup) -> list[Contender]:
             ["unshare", "-fmuipn", "--mount-proc", "chroot", str(setup.bundle / "rootfs"), "true"])),
         Contender(CLI, lambda scratch: run_command([*lxclab_command(), "run", "--rm", setup.ref, "true"], lxclab_env)),
         Contender(LIBRARY, lambda scratch: _library_run(setup.ref)),
+        Contender(UNCONFINED, lambda scratch: _library_run(setup.ref, Profile.build(privileged=True))),
     ]
 
 
-def _library_run(ref: str) -> None:
-    """One library run of `true`; BenchmarkError unless it exits 0."""
-    result = engine.run(ref, ["true"], remove=True)
+def _library_run(ref: str, profile: Profile | None = None) -> None:
+    """One library run of `true` (default: the security profile on); BenchmarkError unless it exits 0."""
+    result = engine.run(ref, ["true"], remove=True, profile=profile)
     if result.exit_code != 0:
         raise BenchmarkError(f"lxclab run {ref} true exited with {result.exit_code}: {result.output}")
 

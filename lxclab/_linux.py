@@ -1,4 +1,4 @@
-"""The only module that calls libc directly (through ctypes): mounts, namespaces, pivot_root.
+"""The only module that calls libc directly (through ctypes): mounts, namespaces, pivot_root, capabilities, seccomp.
 
 Each function raises KernelError naming the call, its arguments and errno's meaning, with
 the errno kept as `.errno`. All of them need privileges: CAP_SYS_ADMIN (CAP_NET_ADMIN for
@@ -58,8 +58,15 @@ NAMESPACE_FLAGS = {
 # prctl(2) options
 PR_SET_PDEATHSIG = 1
 PR_SET_DUMPABLE = 4
+PR_SET_SECCOMP = 22
+PR_CAPBSET_DROP = 24
 PR_SET_CHILD_SUBREAPER = 36
 PR_SET_NO_NEW_PRIVS = 38
+PR_GET_NO_NEW_PRIVS = 39
+PR_CAP_AMBIENT = 47
+PR_CAP_AMBIENT_CLEAR_ALL = 4
+SECCOMP_MODE_FILTER = 2
+_CAPABILITY_VERSION_3 = 0x20080522  # 64-bit capability sets, as two 32-bit halves
 
 # pivot_root has no glibc wrapper: the raw system call number differs per architecture.
 _SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "arm64": 41}
@@ -149,6 +156,53 @@ def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 
     """Call prctl(2) with integer arguments, e.g. PR_SET_DUMPABLE after setuid, before writing uid_map."""
     args = [ctypes.c_ulong(a) for a in (arg2, arg3, arg4, arg5)]
     return _check(_libc.prctl(ctypes.c_int(option), *args), f"prctl({option}, {arg2}, {arg3}, {arg4}, {arg5})")
+
+
+def capset(effective: int, permitted: int, inheritable: int) -> None:
+    """Set the calling thread's effective, permitted and inheritable capability sets (bit masks).
+
+    A set may only shrink, except that effective and inheritable may take capabilities
+    from permitted (inheritable also needs them in the bounding set, or CAP_SETPCAP).
+    """
+    class Header(ctypes.Structure):
+        _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+    class Data(ctypes.Structure):
+        _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
+
+    halves = (Data * 2)(*[Data(*((mask >> shift) & 0xFFFFFFFF for mask in (effective, permitted, inheritable)))
+                          for shift in (0, 32)])
+    header = Header(_CAPABILITY_VERSION_3, 0)
+    _check(_libc.capset(ctypes.byref(header), halves),
+           f"capset(effective={effective:#x}, permitted={permitted:#x}, inheritable={inheritable:#x})",
+           {errnos.EPERM: "a capability set may only shrink: raise nothing that is not in the permitted set"})
+
+
+def drop_bounding(capability: int) -> None:
+    """Remove one capability from the bounding set, for good (PR_CAPBSET_DROP); needs CAP_SETPCAP."""
+    _check(_libc.prctl(ctypes.c_int(PR_CAPBSET_DROP), ctypes.c_ulong(capability), ctypes.c_ulong(0),
+                       ctypes.c_ulong(0), ctypes.c_ulong(0)), f"prctl(PR_CAPBSET_DROP, {capability})")
+
+
+def set_seccomp_filter(program: bytes) -> None:
+    """Install a classic BPF seccomp filter (8-byte instructions) on the calling thread, for good.
+
+    The kernel needs no_new_privs set first, or CAP_SYS_ADMIN; filters stack and are
+    inherited across fork and execve.
+    """
+    class Program(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+    if len(program) % 8:
+        raise KernelError(f"a seccomp program is whole 8-byte instructions, not {len(program)} bytes")
+    code = ctypes.create_string_buffer(program, len(program))
+    fprog = Program(len(program) // 8, ctypes.cast(code, ctypes.c_void_p))
+    _check(_libc.prctl(ctypes.c_int(PR_SET_SECCOMP), ctypes.c_ulong(SECCOMP_MODE_FILTER),
+                       ctypes.c_ulong(ctypes.addressof(fprog)), ctypes.c_ulong(0), ctypes.c_ulong(0)),
+           f"prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, {len(program) // 8} instructions)",
+           {errnos.EACCES: "set no_new_privs first (PR_SET_NO_NEW_PRIVS), or keep CAP_SYS_ADMIN until the filter "
+                           "is installed",
+            errnos.EINVAL: "the kernel refused the BPF program: check its jumps and its last instruction"})
 
 
 def set_link_up(interface: str) -> None:

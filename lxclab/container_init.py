@@ -1,9 +1,12 @@
 """What a container's first process does in its new namespaces before it becomes the command.
 
 It runs in the second forked child of namespaces.spawn, after the parent has put it into
-its cgroup: unshare the remaining namespaces, mount /proc, /dev and /sys into the root,
-pivot_root into it, set the host name, bring lo up, switch to the image's user and exec.
-Nothing here may run in the calling process.
+its cgroup: leave the caller's session (setsid: the caller's terminal is no longer its
+controlling terminal, so TIOCSTI cannot type into it), unshare the remaining namespaces,
+make the root nodev, mount /proc, a fresh /dev and /sys into it with the profile's masked
+and read-only paths, pivot_root into it, set the host name, bring lo up, restrict the
+process (bounding set, no_new_privs, seccomp), switch to the image's user, settle its
+capabilities and exec. Nothing here may run in the calling process.
 """
 
 from __future__ import annotations
@@ -16,12 +19,17 @@ from pathlib import Path
 from . import _linux
 from .chroot import bind_root, pivot_into, private_mount_namespace
 from .errors import CommandNotFound, KernelError, SpawnError
+from .security import DEV_NODES, Profile, capabilities, lockdown
+
+__all__ = ["BARE", "DEFAULT_NAMESPACES", "DEV_NODES", "KINDS", "Mount", "Plan", "namespace_flags", "report_error",
+           "resolve_user", "run_first_process"]
 
 KINDS = frozenset(_linux.NAMESPACE_FLAGS)  # mnt uts ipc net pid user cgroup
 DEFAULT_NAMESPACES = KINDS - {"user"}  # rootless mode adds "user"
-DEV_NODES = ("null", "zero", "full", "random", "urandom", "tty")
-DEV_LINKS = {"fd": "/proc/self/fd", "stdin": "/proc/self/fd/0", "stdout": "/proc/self/fd/1",
-             "stderr": "/proc/self/fd/2"}
+# The mounts of a bare spawn (no profile: lesson 06's namespaces one at a time): no masks,
+# /sys read-only, devices as the image has them; the process keeps all it has.
+BARE = Profile(capabilities=capabilities.ALL, no_new_privs=False, seccomp=False, masked_paths=(),
+               readonly_paths=(), nodev=False)
 
 
 @dataclass(frozen=True)
@@ -55,6 +63,8 @@ class Plan:
     stdio: tuple[int | None, int | None, int | None] = (None, None, None)
     status_file: str | None = None
     mounts: tuple[Mount, ...] = ()
+    profile: Profile | None = None  # None: a bare spawn, no restriction
+    seccomp_filter: bytes | None = None  # the profile's filter, built before fork (lockdown.seccomp_filter)
 
 
 def namespace_flags(kinds: set[str] | frozenset[str]) -> int:
@@ -72,6 +82,7 @@ def run_first_process(plan: Plan, go_r: int, error_w: int) -> None:
         os.close(go_r)
         if not released:
             os._exit(1)  # the parent gave up (a cgroup it could not join); it reports why
+        os.setsid()
         _attach_stdio(plan.stdio)
         if plan.join_pid is None:
             _build_world(plan)
@@ -96,7 +107,10 @@ def _build_world(plan: Plan) -> None:
         for mount in plan.mounts:
             _linux.mount(mount.source, mount.target, mount.fstype, mount.flags, mount.data)
         bind_root(plan.rootfs)
-        _mount_pseudo_filesystems(plan.rootfs, sysfs="net" in plan.namespaces or "user" not in plan.namespaces)
+        profile = plan.profile or BARE
+        if profile.nodev:
+            lockdown.mount_root_nodev(plan.rootfs)
+        _mount_pseudo_filesystems(plan.rootfs, profile, sysfs="net" in plan.namespaces or "user" not in plan.namespaces)
         pivot_into(plan.rootfs)
     else:
         os.chroot(plan.rootfs)
@@ -107,28 +121,14 @@ def _build_world(plan: Plan) -> None:
         _linux.set_link_up("lo")
 
 
-def _mount_pseudo_filesystems(rootfs: str, sysfs: bool) -> None:
-    """Mount /proc, a minimal /dev of bind-mounted host nodes and (read-only) /sys inside `rootfs`.
-
-    proc must be mounted before pivot_root: the kernel lets a user namespace mount proc
-    only while a full proc is visible. mknod is refused in a user namespace, so device
-    nodes are bind mounts of the host's.
-    """
-    root = Path(rootfs)
-    safe = _linux.MS_NOSUID | _linux.MS_NODEV | _linux.MS_NOEXEC
-    for name in ("proc", "dev", "sys"):
-        (root / name).mkdir(exist_ok=True)
-    _linux.mount("proc", root / "proc", "proc", safe)
-    _linux.mount("tmpfs", root / "dev", "tmpfs", _linux.MS_NOSUID, "mode=755,size=1m")
-    for node in DEV_NODES:
-        (root / "dev" / node).touch()
-        _linux.mount(f"/dev/{node}", root / "dev" / node, None, _linux.MS_BIND)
-    for name, target in DEV_LINKS.items():
-        (root / "dev" / name).symlink_to(target)
-    (root / "dev/shm").mkdir()
-    _linux.mount("shm", root / "dev/shm", "tmpfs", safe, "mode=1777")
+def _mount_pseudo_filesystems(rootfs: str, profile: Profile, sysfs: bool) -> None:
+    """Mount /proc, a fresh /dev and (if `sysfs`: not in a user namespace without a network namespace) /sys
+    inside `rootfs`, then cover the profile's masked and read-only paths."""
+    lockdown.mount_proc(rootfs)
+    lockdown.mount_dev(rootfs, profile)
     if sysfs:
-        _linux.mount("sysfs", root / "sys", "sysfs", safe | _linux.MS_RDONLY)
+        lockdown.mount_sys(rootfs, profile)
+    lockdown.cover(rootfs, profile)
 
 
 def _become_user_and_exec(plan: Plan) -> None:
@@ -136,10 +136,14 @@ def _become_user_and_exec(plan: Plan) -> None:
     uid, gid, groups = resolve_user(plan.user, _read_text("/etc/passwd"), _read_text("/etc/group"))
     os.makedirs(plan.cwd, exist_ok=True)
     os.chdir(plan.cwd)
+    if plan.profile is not None:
+        lockdown.restrict(plan.profile, plan.seccomp_filter)
     if _read_text("/proc/self/setgroups").strip() != "deny":  # denied in our user namespaces
         os.setgroups(groups)
     os.setgid(gid)
     os.setuid(uid)
+    if plan.profile is not None:
+        lockdown.settle_capabilities(plan.profile)
     for signum in (signal.SIGPIPE, signal.SIGXFSZ):
         signal.signal(signum, signal.SIG_DFL)  # Python ignores these; the command must not inherit that
     try:

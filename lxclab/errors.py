@@ -26,6 +26,14 @@ class PlatformNotFound(ManifestError):
     """An index has no manifest for the platform asked for."""
 
 
+class InvalidValue(LxclabError):
+    """A name, path, user or environment entry that may not reach a config key, a file name or a process."""
+
+
+class InvalidImageConfig(ManifestError, InvalidValue):
+    """An image config whose run settings (Env, Cmd, WorkingDir, User...) are malformed or unsafe; refused at pull."""
+
+
 class DigestMismatch(LxclabError):
     """Content whose sha256 is not the digest it was asked for or announced with."""
 

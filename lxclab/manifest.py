@@ -14,7 +14,9 @@ import platform as _platform
 import re
 from dataclasses import dataclass, field
 
-from .errors import DigestMismatch, ManifestError, PlatformNotFound, UnsupportedMediaType
+from . import validation
+from .errors import (DigestMismatch, InvalidImageConfig, InvalidValue, ManifestError, PlatformNotFound,
+                     UnsupportedMediaType)
 
 # Media types, named once.
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -236,9 +238,9 @@ class ImageConfig:
 
     @classmethod
     def parse(cls, raw: bytes) -> ImageConfig:
-        """Parse config bytes, checking that the rootfs lists layer DiffIDs."""
+        """Parse config bytes, checking that the rootfs lists layer DiffIDs and that the run settings are safe."""
         obj = _load_json(raw, "image config")
-        run = obj.get("config") or {}
+        run = _run_settings(obj.get("config") or {})
         rootfs = obj.get("rootfs") or {}
         if rootfs.get("type") != "layers" or not isinstance(rootfs.get("diff_ids"), list):
             raise ManifestError("invalid image config: rootfs must be {'type': 'layers', 'diff_ids': [...]}")
@@ -248,11 +250,7 @@ class ImageConfig:
         return cls(
             architecture=obj.get("architecture", ""),
             os=obj.get("os", ""),
-            env=tuple(run.get("Env") or ()),
-            cmd=tuple(run.get("Cmd") or ()),
-            entrypoint=tuple(run.get("Entrypoint") or ()),
-            working_dir=run.get("WorkingDir") or "/",
-            user=run.get("User") or "",
+            **run,
             diff_ids=tuple(rootfs["diff_ids"]),
             history=tuple(
                 HistoryEntry(h.get("created_by", ""), h.get("created"), bool(h.get("empty_layer")), h.get("comment"))
@@ -280,6 +278,27 @@ class ImageConfig:
         """Each history entry with the DiffID of the layer it made (None for empty layers)."""
         layers = iter(self.diff_ids)
         return [(h, None if h.empty_layer else next(layers, None)) for h in self.history]
+
+
+def _run_settings(run: object) -> dict:
+    """The checked Env, Cmd, Entrypoint, WorkingDir and User of a config's `config` object.
+
+    They reach LXC config keys and the container's process: a control character, a
+    relative or unclean WorkingDir or a malformed User is refused here, at pull time.
+    """
+    if not isinstance(run, dict):
+        raise InvalidImageConfig(f"invalid image config: 'config' must be an object, not {run!r}")
+    try:
+        env = validation.argv(run.get("Env") or [], "Env")
+        return {
+            "env": tuple("=".join(validation.env_entry(entry)) for entry in env),
+            "cmd": validation.argv(run.get("Cmd") or [], "Cmd"),
+            "entrypoint": validation.argv(run.get("Entrypoint") or [], "Entrypoint"),
+            "working_dir": validation.working_dir(run.get("WorkingDir") or ""),
+            "user": validation.user(run.get("User") or ""),
+        }
+    except InvalidValue as exc:
+        raise InvalidImageConfig(f"image config refused: {exc}; the image cannot be pulled or run") from None
 
 
 def chain_ids(diff_ids: list[str] | tuple[str, ...]) -> list[str]:

@@ -21,9 +21,11 @@ from .chroot import DEFAULT_PATH, Completed, ExitStatus
 from .container_init import (DEFAULT_NAMESPACES, KINDS, Mount, Plan, namespace_flags, report_error,
                              run_first_process)
 from .errors import CommandNotFound, KernelError, SpawnError
+from .security import lockdown
 
 if TYPE_CHECKING:
     from .cgroups import Cgroup
+    from .security import Profile
 
 _JOIN_ORDER = ("user", "ipc", "uts", "net", "pid", "cgroup", "mnt")  # mnt last: it moves the root
 
@@ -78,7 +80,8 @@ def spawn(rootfs: str | os.PathLike, argv: list[str], namespaces: set[str] | fro
           hostname: str | None = None, env: dict[str, str] | None = None, cwd: str = "/",
           user: str | None = None, cgroup: Cgroup | None = None, netns: str | None = None, rootless: bool | None = None,
           stdin: int | None = None, stdout: int | None = None, stderr: int | None = None,
-          status_file: str | None = None, mounts: list[Mount] | tuple[Mount, ...] = ()) -> Process:
+          status_file: str | None = None, mounts: list[Mount] | tuple[Mount, ...] = (),
+          profile: Profile | None = None) -> Process:
     """Run `argv` in `rootfs` inside new namespaces and return once it has been exec'd.
 
     `namespaces` names the kinds to create (default all but user); "mnt" pivots into the
@@ -89,7 +92,8 @@ def spawn(rootfs: str | os.PathLike, argv: list[str], namespaces: set[str] | fro
     Docker's "uid[:gid]" or "name[:group]"; stdio are file descriptors to hand over;
     the waiter also writes the raw wait status to `status_file` if given. `mounts` are
     made inside the container's mount namespace first (like its overlay root) and vanish
-    with it.
+    with it. `profile` (lxclab.security) locks the process down as runc does; without
+    one the process keeps every capability of its namespaces (lesson 06's bare containers).
     """
     kinds = frozenset(DEFAULT_NAMESPACES if namespaces is None else namespaces)
     rootless = os.geteuid() != 0 if rootless is None else rootless
@@ -97,7 +101,8 @@ def spawn(rootfs: str | os.PathLike, argv: list[str], namespaces: set[str] | fro
     plan = Plan(argv=list(argv), rootfs=os.path.abspath(rootfs), namespaces=kinds | ({"user"} if rootless else set()),
                 hostname=hostname, env={"PATH": DEFAULT_PATH, **(env or {})}, cwd=cwd, user=user,
                 netns_path=netns, outer_ids=(os.geteuid(), os.getegid()), stdio=(stdin, stdout, stderr),
-                status_file=status_file, mounts=tuple(mounts))
+                status_file=status_file, mounts=tuple(mounts), profile=profile,
+                seccomp_filter=lockdown.seccomp_filter(profile))
     return _start(plan, cgroup)
 
 
@@ -118,13 +123,15 @@ def run(rootfs: str | os.PathLike, argv: list[str], timeout: float | None = None
 
 def enter(pid: int, argv: list[str], env: dict[str, str] | None = None, cwd: str = "/", user: str | None = None,
           cgroup: Cgroup | None = None, stdin: int | None = None, stdout: int | None = None,
-          stderr: int | None = None) -> Process:
+          stderr: int | None = None, profile: Profile | None = None) -> Process:
     """Run `argv` inside every namespace of running process `pid` (what `docker exec` does); needs root.
 
-    setns joins a PID namespace only for children, so a waiter joins and forks the command.
+    setns joins a PID namespace only for children, so a waiter joins and forks the command;
+    give the container's `profile` so that the command is as restricted as its PID 1.
     """
     plan = Plan(argv=list(argv), env={"PATH": DEFAULT_PATH, **(env or {})}, cwd=cwd, user=user,
-                join_pid=pid, stdio=(stdin, stdout, stderr))
+                join_pid=pid, stdio=(stdin, stdout, stderr), profile=profile,
+                seccomp_filter=lockdown.seccomp_filter(profile))
     return _start(plan, cgroup)
 
 

@@ -71,7 +71,7 @@ def test_run_bench_prints_crun_unshare_the_cli_and_the_library_and_leaves_no_con
 
     table = run_bench("bench_run", tmp_path)
     assert table.startswith("start-to-exit latency of `true` in a container\n")
-    assert_rows(table, [b.CRUN, b.UNSHARE, b.CLI, b.LIBRARY], b.CRUN)
+    assert_rows(table, [b.CRUN, b.UNSHARE, b.CLI, b.LIBRARY, b.UNCONFINED], b.CRUN)
     assert_nothing_left(tmp_path)
 
 
@@ -81,7 +81,7 @@ def test_lxc_bench_prints_a_row_for_lxcs_tools_lxclab_and_python_lxc(tmp_path: P
 
     table = run_bench("bench_lxc", tmp_path)
     assert table.startswith("start + execute `true` + stop of an LXC container\nimage: lab/busybox for ")
-    assert_rows(table, [b.TOOLS, b.LXCLAB, b.PYLXC], b.TOOLS)
+    assert_rows(table, [b.TOOLS, b.LXCLAB, b.UNCONFINED, b.PYLXC], b.TOOLS)
     assert list(tmp_path.iterdir()) == []  # the workspace is gone
     assert [path for path in lxc_cgroups() if "benchlxc-" in path.name] == []
     lock_dir = b.LOCK_DIR / str(tmp_path).lstrip("/")  # liblxc made it for the workspace's lxcpaths

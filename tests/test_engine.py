@@ -15,6 +15,7 @@ from fixture_engine import busybox, engine_home  # noqa: F401
 from lxclab import paths
 from lxclab.limits import Limits
 from lxclab.manifest import Platform
+from lxclab.security import Profile
 from lxclab.engine import containers, gc, pull
 from lxclab.engine import run as engine
 from lxclab.errors import CommandNotFound, ContainerError, ContainerNotFound, ImageNotFound, InvalidLimit, NotRunning
@@ -40,8 +41,9 @@ def test_host_processes_and_mounts_are_not_visible(busybox, tmp_path):
     pids, mounts = result.output.splitlines()
     assert pids.split()[0] == "1" and max(map(int, pids.split())) < 10  # sh, ls, grep...: the host has hundreds
     assert str(tmp_path) not in mounts and "/work" not in mounts
+    masks = set(Profile().masked_paths) | set(Profile().readonly_paths)  # covered or read-only: mounts of their own
     assert set(mounts.split()) <= {"/", "/proc", "/dev", "/dev/null", "/dev/zero", "/dev/full", "/dev/random",
-                                   "/dev/urandom", "/dev/tty", "/dev/shm", "/sys"}
+                                   "/dev/urandom", "/dev/tty", "/dev/pts", "/dev/shm", "/sys"} | masks
 
 
 def test_only_lo_is_visible_without_a_network(busybox):

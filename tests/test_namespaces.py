@@ -48,7 +48,7 @@ def test_host_processes_are_not_visible(busybox_rootfs):
 def test_host_mounts_are_not_visible(busybox_rootfs):
     done = namespaces.run(busybox_rootfs, ["cat", "/proc/mounts"])
     mount_points = {line.split()[1] for line in done.output.splitlines()}
-    expected = {"/", "/proc", "/dev", "/dev/shm", "/sys"} | {f"/dev/{node}" for node in DEV_NODES}
+    expected = {"/", "/proc", "/dev", "/dev/pts", "/dev/shm", "/sys"} | {f"/dev/{node}" for node in DEV_NODES}
     assert mount_points == expected
     assert str(busybox_rootfs) not in done.output
 

@@ -1,7 +1,9 @@
 """`lxclab run`, `exec`, `ps`, `logs`, `start`, `stop`, `rm`, `gc`: containers from the command line, as in Docker.
 
-    lxclab run [--rm] [-d] [--pull missing|always|never] [--name N] [--memory SIZE] [--cpus N] [--pids N] [--hostname H]
-               [--net none|bridge] [--rootless] [--mode overlay|copy] [--runtime namespaces|lxc] REF [CMD...]
+    lxclab run [--rm] [-d] [--pull missing|always|never] [--name N] [--memory SIZE] [--cpus N] [--pids N]
+               [--hostname H] [-e KEY=VALUE] [--net none|bridge] [--rootless] [--mode overlay|copy]
+               [--runtime namespaces|lxc] [--privileged] [--cap-add CAP] [--cap-drop CAP] [--security-opt OPT]
+               REF [CMD...]
     lxclab exec ID CMD...      lxclab ps [-a]      lxclab logs ID
     lxclab start ID            lxclab stop ID
     lxclab rm [-f] ID...       lxclab gc
@@ -64,6 +66,8 @@ def _register_run(subparsers: argparse._SubParsersAction) -> None:
     command.add_argument("--cpus", metavar="N", help="CPU quota in CPUs, like 0.5")
     command.add_argument("--pids", metavar="N", help="the most processes it may have at once")
     command.add_argument("--hostname", metavar="H", help="its host name (default: the short container ID)")
+    command.add_argument("-e", "--env", metavar="KEY=VALUE", action="append", default=[],
+                         help="set an environment variable (repeatable), over the image's Env")
     command.add_argument("--net", choices=("none", "bridge"), default="none",
                          help="none: only lo (default); bridge: a veth on this home's bridge")
     command.add_argument("--rootless", action="store_true", default=None,
@@ -72,6 +76,14 @@ def _register_run(subparsers: argparse._SubParsersAction) -> None:
                          help="overlay: shared layers plus an upper dir (root, default); copy: a private copy")
     command.add_argument("--runtime", choices=RUNTIMES, default=RUNTIMES[0],
                          help="namespaces: lxclab's own (default); lxc: liblxc starts it (root, --net none)")
+    command.add_argument("--privileged", action="store_true",
+                         help="opt out of the security profile: every capability, no seccomp, no masked paths")
+    command.add_argument("--cap-add", metavar="CAP", action="append", default=[],
+                         help="keep a capability beyond Docker's default 14 (like SYS_TIME; ALL: every one)")
+    command.add_argument("--cap-drop", metavar="CAP", action="append", default=[],
+                         help="drop a capability of the default 14 (like NET_RAW; ALL: every one)")
+    command.add_argument("--security-opt", metavar="OPT", action="append", default=[],
+                         help="seccomp=unconfined (no filter) or no-new-privileges=false")
     command.add_argument("ref", metavar="REF", help="an image, like 127.0.0.1:5000/lab/busybox")
     command.add_argument("command", metavar="CMD", nargs=argparse.REMAINDER,
                          help="the command and its arguments (default: the image's Cmd)")
@@ -81,11 +93,13 @@ def _register_run(subparsers: argparse._SubParsersAction) -> None:
 def run_run(args: argparse.Namespace) -> int:
     """Run a container in the foreground (exit with its status) or detached (print its ID)."""
     from ..engine import run
+    from ..security import Profile
 
     limits = Limits.parse(memory=args.memory, cpus=args.cpus, pids=args.pids)
+    profile = Profile.build(args.privileged, args.cap_add, args.cap_drop, args.security_opt)
     pull_image(args.ref, args.pull)
     options = dict(name=args.name, limits=limits, hostname=args.hostname, net=args.net, rootless=args.rootless,
-                   mode=args.mode, remove=args.remove, runtime=args.runtime)
+                   mode=args.mode, remove=args.remove, runtime=args.runtime, env=args.env, profile=profile)
     if args.detach:
         print(run.start(args.ref, args.command, **options).id)
         return 0

@@ -14,8 +14,9 @@
 
 Both runtimes write to an upper dir in overlay mode. Copy mode has none (the container's
 root is a whole private tree, changes and all), so commit refuses it rather than guess.
-A running container is read as it is at that moment (Docker pauses it first): stop it
-for a layer that is certain to be consistent.
+A running container is refused too (Docker pauses it instead): while it runs it could swap
+a file for a symlink to a host file between the walk and the read, and the host file would
+go into the layer, and on push into the registry. Stop it first.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import ContainerError
+from ..errors import AlreadyRunning, ContainerError
 from ..layers import diff_directory
 from ..manifest import (DOCKER_LAYER_GZIP, DOCKER_MANIFEST, OCI_LAYER_GZIP, Descriptor, Manifest, parse_manifest,
                         sha256_digest)
@@ -34,7 +35,7 @@ from ..reference import parse
 from ..store import Store, StoredImage
 from ..tarball import DEFAULT_MTIME, Layer
 from ..unionfs import OVERLAY
-from .containers import Container, find
+from .containers import RUNNING, Container, find, is_alive
 from .create import find_image
 
 
@@ -103,7 +104,11 @@ def commit(name_or_id: str, ref: str, message: str | None = None, created: str |
 
 
 def _upper_dir(container: Container) -> Path:
-    """The container's overlay upper dir; ContainerError in copy mode or once it is gone."""
+    """The container's overlay upper dir; ContainerError in copy mode, while it runs, or once it is gone."""
+    if container.status == RUNNING or is_alive(container.state.pid):
+        raise AlreadyRunning(f"container {container.name} is running: stop it first (lxclab stop {container.name}); "
+                             "a running container could swap a file for a symlink to a host file while its "
+                             "changes are read")
     if container.config.mode != OVERLAY:
         raise ContainerError(f"container {container.name} runs in {container.config.mode} mode: its root is a whole "
                              "private copy with no upper dir to tell its changes apart; commit needs overlay mode "

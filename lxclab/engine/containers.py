@@ -24,6 +24,7 @@ namespace, so the host has no mount to record: it vanishes with the container's 
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -31,6 +32,8 @@ import secrets
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -40,12 +43,43 @@ from ..chroot import ExitStatus
 from ..errors import ContainerError, ContainerNotFound, NotRunning
 from ..namespaces import start_time
 from ..resources import Resources
+from ..security import Profile
 
 CREATED, RUNNING, EXITED, DEAD = "created", "running", "exited", "dead"
 NET_NONE, NET_BRIDGE = "none", "bridge"
 NAMESPACES, LXC = "namespaces", "lxc"  # runtimes: lxclab's own namespaces code, or liblxc
 CONFIG, STATE, LOG = "config.json", "state.json", "container.log"
 SHORT = 12  # hex digits of the short ID, as Docker shows
+
+
+PRIVATE = 0o700  # $LXCLAB_HOME, layers/ and containers/: they hold image setuid files and device nodes
+
+
+def secure_home() -> None:
+    """Make $LXCLAB_HOME, its layer cache and containers/ private to their owner (0700), creating them if need be.
+
+    Called on every create and start, not only when the directories are made: a home made
+    by an older lxclab, or by a umask of 022, is put right before anything runs from it.
+    """
+    for directory in (paths.home(), paths.layers_dir(), paths.containers_dir()):
+        directory.mkdir(mode=PRIVATE, parents=True, exist_ok=True)
+        if directory.stat().st_uid == os.geteuid() and directory.stat().st_mode & 0o777 != PRIVATE:
+            directory.chmod(PRIVATE)
+
+
+@contextmanager
+def creation_lock() -> Iterator[None]:
+    """Hold this home's lock on creating containers: a name checked free stays free until its record exists.
+
+    The lock is flock(2) on containers/ itself, so it leaves no file behind.
+    """
+    secure_home()
+    fd = os.open(paths.containers_dir(), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing the last descriptor releases the lock
 
 
 def new_id() -> str:
@@ -94,6 +128,7 @@ class ContainerConfig:
     remove: bool = False
     created: float = 0.0
     runtime: str = NAMESPACES
+    security: dict = field(default_factory=dict)  # lxclab.security.Profile.to_dict(); {} is the default profile
 
     @property
     def cgroup_name(self) -> str:
@@ -108,6 +143,11 @@ class ContainerConfig:
     def cgroup_limits(self) -> Limits:
         """Its limits as a Limits."""
         return Limits(**self.limits)
+
+    @property
+    def profile(self) -> Profile:
+        """Its security profile (lxclab.security): what its root may still do."""
+        return Profile.from_dict(self.security)
 
 
 @dataclass
@@ -150,14 +190,14 @@ class Container:
 
         The directory appears complete or not at all.
         """
+        secure_home()
         root = paths.containers_dir()
-        root.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".tmp-", dir=root))
         directory = root / config.id
         state = ContainerState(owner=identity(os.getpid()), resources=Resources(dirs=[str(directory)]))
         (staging / CONFIG).write_text(json.dumps(asdict(config), indent=1, sort_keys=True))
         (staging / STATE).write_text(state.to_json())
-        staging.chmod(0o755)
+        staging.chmod(PRIVATE)
         os.rename(staging, directory)
         return cls(directory, config, state)
 

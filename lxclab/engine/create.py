@@ -7,50 +7,54 @@ Nothing is created on the host here: `create` only writes the container's record
 from __future__ import annotations
 
 import os
-import re
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
+from .. import validation
 from ..errors import ContainerError, ImageNotFound
 from ..limits import Limits
 from ..manifest import Platform
+from ..security import Profile
 from ..store import Store, StoredImage
 from ..unionfs import COPY, OVERLAY
-from .containers import LXC, NAMESPACES, NET_BRIDGE, NET_NONE, Container, ContainerConfig, containers, new_id
-
-_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}")
+from .containers import NAMESPACES, NET_BRIDGE, NET_NONE, Container, ContainerConfig, containers, creation_lock, new_id
+from .runtimes import runtime_for
 
 
 def create(ref: str, command: list[str] | None = None, *, name: str | None = None, limits: Limits | None = None,
            hostname: str | None = None, net: str = NET_NONE, rootless: bool | None = None, mode: str | None = None,
-           remove: bool = False, runtime: str = NAMESPACES) -> Container:
+           remove: bool = False, runtime: str = NAMESPACES, env: list[str] | tuple[str, ...] = (),
+           profile: Profile | None = None) -> Container:
     """Record a new container of pulled image `ref`; nothing is created on the host yet.
 
     `command` replaces the image's Cmd (its Entrypoint stays in front). Rootless mode
     (the default for non-root users) needs copy mode, no limits and no bridge network.
     runtime="lxc" has liblxc start it instead (root, no bridge network, no image User).
+    `env` adds KEY=value entries over the image's Env (`docker run -e`). The name, host
+    name and environment are checked (lxclab.validation) before anything is recorded.
+    `profile` is what its root may do (default: runc's and Docker's defaults, lxclab.security).
     """
     rootless = os.geteuid() != 0 if rootless is None else rootless
     mode = mode or (COPY if rootless else OVERLAY)
     _check_options(net, mode, rootless, limits or Limits())
     image = find_image(ref)
     _check_platform(ref, image)
-    _check_runtime(runtime, net, rootless, image)
+    runtime_for(runtime).check(net, rootless, image)
     argv = list(image.config.entrypoint) + list(command or image.config.cmd)
     if not argv:
         raise ContainerError(f"image {ref} has no Cmd or Entrypoint: give the command to run after the image name")
     container_id = new_id()
-    name = _check_name(name) if name else container_id[:12]
-    hostname = hostname or container_id[:12]
-    if len(hostname.encode()) > 64:
-        raise ContainerError(f"host name {hostname!r} is longer than 64 bytes, the kernel's limit")
-    env = dict(item.partition("=")[::2] for item in image.config.env)
+    hostname = validation.hostname(hostname or container_id[:12])
+    environment = dict(validation.env_entry(item) for item in image.config.env)
+    environment |= dict(validation.env_entry(item, "--env") for item in env)
     config = ContainerConfig(
-        id=container_id, name=name, image=ref, image_digest=image.digest, argv=argv,
-        env={**env, "HOSTNAME": hostname}, cwd=image.config.working_dir or "/", user=image.config.user or None,
+        id=container_id, name=container_id[:12], image=ref, image_digest=image.digest, argv=argv,
+        env={**environment, "HOSTNAME": hostname}, cwd=validation.working_dir(image.config.working_dir),
+        user=validation.user(image.config.user) or None,
         hostname=hostname, limits=asdict(limits or Limits()), net=net, mode=mode, rootless=rootless,
-        remove=remove, created=time.time(), runtime=runtime)
-    return Container.create(config)
+        remove=remove, created=time.time(), runtime=runtime, security=(profile or Profile()).to_dict())
+    with creation_lock():  # two runs given one --name: the second sees the first's record and is refused
+        return Container.create(replace(config, name=_check_name(name)) if name else config)
 
 
 def find_image(ref: str) -> StoredImage:
@@ -86,27 +90,9 @@ def _check_options(net: str, mode: str, rootless: bool, limits: Limits) -> None:
         raise ContainerError("a bridge network needs root (veth pairs and a bridge); use --net none")
 
 
-def _check_runtime(runtime: str, net: str, rootless: bool, image: StoredImage) -> None:
-    """Refuse what the LXC runtime cannot do, before anything is recorded."""
-    if runtime not in (NAMESPACES, LXC):
-        raise ContainerError(f"unknown runtime {runtime!r}: use 'namespaces' (lxclab's own) or 'lxc' (liblxc)")
-    if runtime != LXC:
-        return
-    if rootless:
-        raise ContainerError("the LXC runtime needs root here (lxclab defines privileged LXC containers); "
-                             "drop --runtime lxc to run rootless")
-    if net != NET_NONE:
-        raise ContainerError("the LXC runtime gives a container only lo (--net none); use --runtime namespaces "
-                             "for a bridge network")
-    if image.config.user:
-        raise ContainerError(f"image {image.reference} runs as User {image.config.user!r}, which the LXC runtime "
-                             "does not set up; use --runtime namespaces")
-
-
 def _check_name(name: str) -> str:
     """A valid name that no other container of this home has."""
-    if not _NAME.fullmatch(name):
-        raise ContainerError(f"invalid container name {name!r}: use letters, digits, '_', '.' and '-' (at most 64)")
+    validation.container_name(name)
     taken = [c for c in containers() if c.name == name]
     if taken:
         raise ContainerError(f"the name {name!r} is in use by container {taken[0].short_id}: "

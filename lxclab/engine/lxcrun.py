@@ -49,7 +49,8 @@ def launch(container: Container, image: StoredImage, stdio: tuple[int, int, int]
     if not box.defined:
         env = {"PATH": DEFAULT_PATH, **config.env}
         box = LxcContainer.create(box.name, rootfs, cmd=config.argv, env=env, working_dir=config.cwd,
-                                  hostname=config.hostname, limits=config.cgroup_limits(), lxcpath=box.lxcpath)
+                                  hostname=config.hostname, limits=config.cgroup_limits(), lxcpath=box.lxcpath,
+                                  profile=config.profile)
     container.record(cgroups=recorded_cgroups(box.name))
     init = box.run(config.argv, *stdio)
     container.record(pids=[identity(init.monitor_pid)] + ([identity(init.init_pid)] if init.init_pid else []))
@@ -65,7 +66,7 @@ def _make_root(container: Container, image: StoredImage, rootfs: Path) -> None:
     options = overlay_dirs(container, image)
     rootfs.mkdir(parents=True, exist_ok=True)
     container.record(mounts=[str(rootfs)])
-    _linux.mount("overlay", str(rootfs), "overlay", 0, options)
+    _linux.mount("overlay", str(rootfs), "overlay", _linux.MS_NODEV if container.config.profile.nodev else 0, options)
 
 
 def after_exit(container: Container) -> list[str]:

@@ -15,8 +15,9 @@ it is made, so that `gc` can remove it after a crash):
    record the exit status and OOM kills and release the cgroup and network.
 
 A detached run (`start`) hands steps 2-5 to a supervisor process of its own, which keeps
-waiting after the caller exits; `restart` hands an exited container to a new one. With
-runtime="lxc", steps 2-4 are liblxc's (lxclab.engine.lxcrun); the rest is the same.
+waiting after the caller exits; `restart` hands an exited container to a new one. Steps
+2-4 are the container's runtime's (lxclab.engine.runtimes: lxclab's namespaces, or liblxc);
+the rest is the same for both.
 """
 
 from __future__ import annotations
@@ -28,15 +29,13 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from .. import cgroups, errors, namespaces, network
+from .. import errors
 from ..chroot import ExitStatus
-from ..errors import AlreadyRunning, ContainerError, LxclabError, NetworkError, NotRunning
+from ..errors import AlreadyRunning, ContainerError, LxclabError, NotRunning
 from ..resources import Resources, release
-from . import lxcrun
-from .containers import (DEAD, EXITED, LXC, NET_NONE, RUNNING, Container, ContainerConfig, bridge_name, find, identity,
-                         is_alive)
+from .containers import DEAD, EXITED, RUNNING, Container, find, identity, is_alive, secure_home
 from .create import create, find_image
-from .rootfs import root_filesystem
+from .runtimes import Started, runtime_for
 from .streams import Streams
 
 _SUPERVISOR = ("import sys; from lxclab.engine.run import supervise_detached; "
@@ -78,6 +77,7 @@ def supervise(container: Container, streams: Streams, ready=None) -> RunResult:
     `ready()` is called once it runs. Interrupted (Ctrl-C, SIGTERM), it kills the container
     first; if this process is SIGKILLed instead, `gc` cleans up.
     """
+    secure_home()
     container.state.owner = identity(os.getpid())
     container.save()
     with streams:
@@ -99,29 +99,17 @@ def supervise(container: Container, streams: Streams, ready=None) -> RunResult:
     return finish(container, status, capture=not streams.echoing)
 
 
-def _launch(container: Container, stdio: tuple[int, int, int]) -> namespaces.Process | lxcrun.Init:
-    """Build the root, cgroup and network of a recorded container and start its PID 1."""
+def _launch(container: Container, stdio: tuple[int, int, int]) -> Started:
+    """Check the image is still the one recorded, and have the container's runtime start its PID 1."""
     config = container.config
     image = find_image(config.image)
     if image.digest != config.image_digest:
         raise ContainerError(f"image {config.image} changed since container {container.short_id} was created "
                              f"({config.image_digest} -> {image.digest}); create the container again")
-    if config.runtime == LXC:
-        init = lxcrun.launch(container, image, stdio)
-        _mark_running(container)
-        container.save()
-        return init
-    mounts = root_filesystem(container, image)
-    group = _cgroup(container)
-    netns = _network(container)
-    process = namespaces.spawn(
-        container.rootfs, config.argv, namespaces=_namespace_kinds(config), hostname=config.hostname,
-        env=config.env, cwd=config.cwd, user=config.user, cgroup=group, netns=netns, rootless=config.rootless,
-        stdin=stdio[0], stdout=stdio[1], stderr=stdio[2], mounts=mounts)
+    started = runtime_for(config.runtime).launch(container, image, stdio)
     _mark_running(container)
-    container.state.pid = identity(process.pid)
-    container.record(pids=[container.state.pid, identity(process.waiter_pid)])
-    return process
+    container.save()
+    return started
 
 
 def _mark_running(container: Container) -> None:
@@ -141,56 +129,12 @@ def _abandon(container: Container) -> None:
     container.save()
 
 
-def _namespace_kinds(config: ContainerConfig) -> set[str]:
-    """PID, mount, UTS and IPC always; a new network unless it joins the bridge; cgroup if the kernel has it."""
-    kinds = {"pid", "mnt", "uts", "ipc"}
-    if config.net == NET_NONE:
-        kinds.add("net")
-    if os.path.exists("/proc/self/ns/cgroup"):
-        kinds.add("cgroup")
-    return kinds
-
-
-def _cgroup(container: Container) -> cgroups.Cgroup | None:
-    """Create the container's cgroup with its limits (None when rootless), recorded before it exists."""
-    if container.config.rootless:
-        return None
-    hierarchy = cgroups.detect()
-    name = container.config.cgroup_name
-    container.record(cgroups=sorted({str(parent / name) for parent in hierarchy.parent_dirs().values()}))
-    group = hierarchy.create(name, container.config.cgroup_limits())
-    container.state.cgroup = {"version": group.version, "dirs": {c: str(p) for c, p in group.dirs.items()}}
-    return group
-
-
-def _network(container: Container) -> str | None:
-    """With --net bridge, a network namespace on this home's bridge (recorded first); its file to join."""
-    if container.config.net == NET_NONE:
-        return None
-    bridge = home_bridge()
-    container.record(netns=[f"{network.PREFIX}{container.short_id}"])
-    endpoint = bridge.attach(container.short_id)
-    container.record(endpoints=[endpoint.to_dict()])
-    return endpoint.netns_path
-
-
-def home_bridge() -> network.Bridge:
-    """This home's bridge, created on first use (its own network namespace; the host's stays untouched)."""
-    try:
-        return network.Bridge.ensure(bridge_name())
-    except NetworkError:
-        bridge = network.Bridge(bridge_name())
-        if bridge.netns in network.list_netns():
-            return bridge  # another run created it at the same moment
-        raise
-
-
 def finish(container: Container, status: ExitStatus, capture: bool = False) -> RunResult:
     """Record how PID 1 ended and whether the OOM killer struck, release the cgroup and network, honour --rm."""
     group = container.cgroup()
     oom_killed = bool(group is not None and group.stats().oom_kills)
     resources = container.state.resources
-    mounts = lxcrun.after_exit(container) if container.config.runtime == LXC else []
+    mounts = runtime_for(container.config.runtime).after_exit(container)
     release(Resources(mounts=mounts, cgroups=resources.cgroups, endpoints=resources.endpoints, netns=resources.netns))
     container.state.resources = Resources(dirs=resources.dirs, lxc=resources.lxc)
     container.state.status, container.state.finished = EXITED, time.time()
@@ -301,9 +245,4 @@ def exec_in(name_or_id: str, command: list[str], stdin: int | None = None, stdou
                          "start a new one with lxclab run -d")
     if not command:
         raise ContainerError("exec needs a command to run")
-    if container.config.runtime == LXC:
-        return lxcrun.exec_lxc(container, command, (stdin, stdout, stderr))
-    config = container.config
-    process = namespaces.enter(container.state.pid[0], command, env=config.env, cwd=config.cwd, user=config.user,
-                               cgroup=container.cgroup(), stdin=stdin, stdout=stdout, stderr=stderr)
-    return process.wait()
+    return runtime_for(container.config.runtime).exec(container, command, (stdin, stdout, stderr))

@@ -13,12 +13,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .. import paths
+from .. import paths, validation
 from ..errors import (
-    AlreadyDefined, AlreadyFrozen, AlreadyRunning, ContainerError, LxcError, NotDefined, NotFrozen, NotRunning,
+    AlreadyDefined, AlreadyFrozen, AlreadyRunning, ContainerError, InvalidValue, LxcError, NotDefined, NotFrozen,
+    NotRunning,
 )
 from ..limits import Limits
 from ..manifest import ImageConfig
+from ..security import Profile, lxckeys
 from ._binding import pylxc
 from .execute import ExecResult, run_captured, run_interactive
 from .foreground import Init, start_foreground
@@ -29,6 +31,7 @@ from .snapshots import SnapshotsMixin
 from .state import State
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
+SECCOMP_FILE = "lxclab.seccomp"  # beside the config: the profile's seccomp rules in LXC's format
 
 
 def default_lxcpath() -> Path:
@@ -47,12 +50,14 @@ def container_names(lxcpath: Path | str | None = None) -> list[str]:
 
 
 def _base_config(rootfs: Path, hostname: str, working_dir: str, log_file: Path) -> list[tuple[str, str]]:
-    """The LXC keys every lxclab container needs on LXC 5.0 (see DESIGN.md, 'LXC 5.0.2 on this host')."""
+    """The LXC keys every lxclab container needs on LXC 5.0 (see DESIGN.md, 'LXC 5.0.2 on this host').
+
+    lxc.mount.auto (proc and sys) comes with the security profile (lxclab.security.lxckeys).
+    """
     return [
         ("lxc.rootfs.path", str(rootfs)),  # a plain path: a 'dir:' prefix is refused
         ("lxc.uts.name", hostname),
         ("lxc.net.0.type", "empty"),  # a network namespace with only loopback
-        ("lxc.mount.auto", "proc:mixed sys:mixed"),
         ("lxc.autodev", "1"),
         ("lxc.cgroup.relative", "1"),  # cgroups under the starter's own, not at each hierarchy's root
         ("lxc.init.cwd", working_dir),
@@ -78,10 +83,12 @@ class Container(ResourcesMixin, SnapshotsMixin):
     @classmethod
     def create(cls, name: str, rootfs: Path | str, *, cmd: Sequence[str] = (),
                env: Mapping[str, str] | Sequence[str] = (), working_dir: str = "/", hostname: str | None = None,
-               limits: Limits | None = None, lxcpath: Path | str | None = None) -> Container:
+               limits: Limits | None = None, lxcpath: Path | str | None = None,
+               profile: Profile | None = None) -> Container:
         """Create defines a new container on `rootfs`, which becomes its own: destroy() deletes it.
 
         Give it a copy or an overlay upper of its own, never an image's shared layers.
+        `profile` is what its root may do (default: runc's and Docker's defaults, lxclab.security).
         """
         container = cls(name, lxcpath)
         if container.defined:
@@ -98,7 +105,12 @@ class Container(ResourcesMixin, SnapshotsMixin):
         if variables:
             container._set_config("lxc.environment", variables)
         container._configure_limits(limits or Limits())
+        profile = profile or Profile()
+        seccomp_path = container.lxcpath / name / SECCOMP_FILE
+        for key, value in lxckeys.keys(profile, seccomp_path):
+            container._set_config(key, value)
         container._save_config()
+        seccomp_path.write_text(lxckeys.seccomp_file(profile))
         write_command(container.lxcpath / name, cmd)
         return container
 
@@ -318,7 +330,18 @@ class Container(ResourcesMixin, SnapshotsMixin):
         return missing if value in (False, "", []) else value
 
     def _set_config(self, key: str, value: str | list[str]) -> None:
-        """Set a key in the in-memory configuration; save_config() writes it."""
+        """Set a key in the in-memory configuration; save_config() writes it.
+
+        liblxc writes each value as a line of the config file and reads it back later: a
+        value with a newline (or any control character) would add config lines of its
+        own, like an lxc.hook.* run as root on the host, so it is refused here whatever
+        the caller checked before.
+        """
+        for item in [value] if isinstance(value, str) else value:
+            try:
+                validation.plain_text(item, f"LXC config value of {key}")
+            except InvalidValue as exc:
+                raise LxcError(f"refused for container {self.name!r}: {exc}") from None
         if not self._lxc.set_config_item(key, value):
             raise LxcError(f"LXC refused {key} = {value!r} for container {self.name!r}")
 
