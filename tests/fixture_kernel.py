@@ -10,6 +10,12 @@ import pytest
 from fixture_rootfs import make_busybox_rootfs
 
 
+def children() -> set[int]:
+    """This process's living and unreaped children (a session's classroom servers among them)."""
+    return {int(pid) for task in Path("/proc/self/task").iterdir()
+            for pid in (task / "children").read_text().split()}
+
+
 def mounts_under(*paths) -> list[str]:
     """Mount points at or below `paths`; the whole mountinfo changes while other test files run in parallel."""
     points = [line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()]
