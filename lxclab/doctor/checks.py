@@ -84,12 +84,8 @@ def check_cgroups() -> Check:
         hierarchy = cgroups.detect()
     except CgroupError as exc:
         return Check("cgroups", False, str(exc), "mount cgroup2 on /sys/fs/cgroup (Debian does at boot)")
-    where = hierarchy.own_dirs.get("memory")
-    if hierarchy.version == 2 and lessons.has_root():
-        try:
-            where = hierarchy.parent_dirs()["memory"]  # lxclab's delegated subtree, made ready as a run would
-        except CgroupError as exc:
-            return Check("cgroups", False, f"v2: {exc}", f"see {GUIDE}, section 'cgroup v1 or v2'")
+    # v1: the caller's own groups; v2: the root, whose controllers lxclab's delegated subtree gets
+    where = hierarchy.own_dirs.get("memory") if hierarchy.version == 1 else hierarchy.mount
     if hierarchy.version == 1:
         have = [c for c in cgroups.CONTROLLERS if c in hierarchy.own_dirs]
         missing = [c for c in cgroups.CONTROLLERS if c not in hierarchy.own_dirs]
