@@ -9,5 +9,8 @@ export LXCLAB_HOME="${LXCLAB_LESSON_HOME:-$here/_build/lesson-home}"
 "$here/scripts/lesson-classroom.sh" up >/dev/null
 trap '"$here/scripts/lesson-classroom.sh" down >/dev/null' EXIT
 cd "$here"
+# Options alone (like -n 2) still check every lesson: add notebooks/ when no path was given.
+for argument in "$@"; do [[ -e "$argument" ]] && given=1; done
+[[ -n "${given:-}" ]] || set -- "$@" notebooks
 "$here/scripts/lesson-classroom.sh" exec "$venv/bin/python" -m pytest -p no:cacheprovider --nbval \
-  --nbval-sanitize-with tests/sanitize.cfg "${@:-notebooks}"
+  --nbval-sanitize-with tests/sanitize.cfg "$@"

@@ -9,7 +9,9 @@ cd "$here"
 if (($#)); then
   exec python -m pytest "$@"
 fi
-python -m pytest -n 2 --dist loadfile tests
+# The library first; the lessons run even when it failed, so that one run shows every failure.
+library=0
+python -m pytest -n 2 --dist loadfile tests || library=$?
 
 # The lessons run against their own seeded classroom on the addresses they teach (127.0.0.1:5000
 # and :5001), in this checkout's own network namespace, with their kernels: a classroom running on
@@ -17,5 +19,7 @@ python -m pytest -n 2 --dist loadfile tests
 "$here/scripts/lesson-classroom.sh" up
 trap '"$here/scripts/lesson-classroom.sh" down' EXIT
 export LXCLAB_HOME="${LXCLAB_LESSON_HOME:-$here/_build/lesson-home}"
+lessons=0
 "$here/scripts/lesson-classroom.sh" exec python -m pytest -n 2 --dist loadfile --nbval \
-  --nbval-sanitize-with tests/sanitize.cfg -p no:cacheprovider notebooks
+  --nbval-sanitize-with tests/sanitize.cfg -p no:cacheprovider notebooks || lessons=$?
+exit $((library ? library : lessons))
