@@ -19,14 +19,40 @@ EOF
   echo lxclab-vm >"$root/etc/hostname"
   printf '127.0.0.1 localhost\n127.0.1.1 lxclab-vm\n::1 localhost ip6-localhost ip6-loopback\n' >"$root/etc/hosts"
   echo 'LANG=C.UTF-8' >"$root/etc/default/locale"
-  mkdir -p "$root/etc/systemd/system/serial-getty@ttyS0.service.d"
-  cat >"$root/etc/systemd/system/serial-getty@ttyS0.service.d/autologin.conf" <<'EOF'
-[Service]
-ExecStart=
-ExecStart=-/sbin/agetty --autologin root --noclear --keep-baud 115200,57600,38400,9600 %I $TERM
-EOF
   install -m 0644 "$VM_CHECKOUT/scripts/vm/bash_profile" "$root/root/.bash_profile"
   mkdir -p "$root/mnt/host"
+}
+
+# root logged in on ttyS0 by agetty, like serial-getty@ttyS0 but without waiting for udev's ttyS0
+# device unit: under TCG on a loaded host udev can take longer than its 90 s, and the getty then never starts.
+write_console_unit() {
+  cat >"$root/etc/systemd/system/lxclab-console.service" <<'EOF'
+[Unit]
+Description=root's login on the serial console ttyS0 (lxclab VM)
+After=systemd-user-sessions.service
+Before=getty.target
+
+[Service]
+ExecStart=-/sbin/agetty --autologin root --noclear --keep-baud 115200,57600,38400,9600 ttyS0 vt220
+Type=idle
+Restart=always
+UtmpIdentifier=ttyS0
+TTYPath=/dev/ttyS0
+TTYReset=yes
+TTYVHangup=yes
+KillMode=process
+IgnoreSIGPIPE=no
+SendSIGHUP=yes
+
+[Install]
+WantedBy=getty.target
+EOF
+  mkdir -p "$root/etc/systemd/system/getty.target.wants"
+  ln -sf /etc/systemd/system/lxclab-console.service "$root/etc/systemd/system/getty.target.wants/"
+  ln -sf /dev/null "$root/etc/systemd/system/serial-getty@ttyS0.service"
+  # login gives up after LOGIN_TIMEOUT (60 s), which a loaded TCG host can take to open the session.
+  sed -i '/^LOGIN_TIMEOUT/d' "$root/etc/login.defs"
+  echo 'LOGIN_TIMEOUT 0' >>"$root/etc/login.defs"
 }
 
 install_packages() {
@@ -43,4 +69,5 @@ install_packages() {
 [[ -d "$root" ]] || debootstrap "$release" "$root" "$VM_MIRROR"
 write_config
 install_packages
+write_console_unit
 ls "$root"/boot/vmlinuz-* "$root"/boot/initrd.img-* >/dev/null || vm_die "no kernel or initrd in $root/boot"

@@ -20,7 +20,7 @@ partitioned_disk() {
   size=$(stat -c %s "$kit/disk.raw")
   truncate -s $((size + 2 * 1024 * 1024)) "$disk"
   printf 'label: dos\nstart=2048, type=83, bootable\n' | sfdisk -q "$disk"
-  dd if="$kit/disk.raw" of="$disk" bs=1M seek=1 conv=sparse,notrunc status=none
+  e2image -ra -O $((1024 * 1024)) "$kit/disk.raw" "$disk"  # only the blocks in use
 }
 
 # Boot the disk from the kit's kernel with image-guest.sh shared as the job; fail unless it says 0.
@@ -29,7 +29,7 @@ configure_in_vm() {
   mkdir -p "$share/out"
   cp "$VM_CHECKOUT/scripts/vm/image-guest.sh" "$share/guest.sh"
   # shellcheck disable=SC2086
-  timeout 3600 qemu-system-x86_64 -machine q35 -smp 2 -m 4G -no-reboot -display none -monitor none \
+  timeout 5400 qemu-system-x86_64 -machine q35 -smp 2 -m 4G -no-reboot -display none -monitor none \
     -serial stdio -nic none $accel_args -kernel "$kit/vmlinuz" -initrd "$kit/initrd.img" \
     -append "root=LABEL=lxclab-root rw console=ttyS0,115200 quiet loglevel=3" \
     -drive "file=$disk,if=virtio,format=raw,cache=unsafe,discard=unmap" \
@@ -55,7 +55,7 @@ EOF
 # Boot the finished image from GRUB (a throw-away snapshot) until JupyterLab answers through the forward.
 prove_image() {
   local port qemu_pid answered=1 t0 deadline
-  t0=$(vm_now) deadline=$(($(vm_now) + 1200))
+  t0=$(vm_now) deadline=$(($(vm_now) + 2700))
   port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
   PORT=$port ACCEL="$accel_args" MEMORY=4G "$dir.tmp/run-workshop.sh" -snapshot \
     </dev/null >"$dir.tmp/first-boot.log" 2>&1 &

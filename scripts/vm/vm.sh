@@ -109,9 +109,23 @@ run_test() {
   qemu_command "$kit" "$run/disk.qcow2" "$run/share"
   vm_say "booting $RELEASE (${LXCLAB_VM_ACCEL:-tcg}); console log: $run/console.log"
   t0=$(vm_now)
-  timeout "${LXCLAB_VM_TIMEOUT:-14400}" "${QEMU[@]}" </dev/null 2>&1 | sed -u 's/\r$//' | tee "$run/console.log" || true
+  watch_boot "$run" & local watchdog=$!
+  timeout "${LXCLAB_VM_TIMEOUT:-14400}" "${QEMU[@]}" -pidfile "$run/qemu.pid" </dev/null 2>&1 \
+    | sed -u 's/\r$//' | tee "$run/console.log" || true
+  kill "$watchdog" 2>/dev/null || true
   rm -f "$run/disk.qcow2" "$run/share/checkout.bundle"
   report "$run" "$(($(vm_now) - t0))"
+}
+
+# Stop the VM whose job has not started within $LXCLAB_VM_BOOT_TIMEOUT seconds (a boot that hangs).
+watch_boot() {
+  local run="$1" deadline=$(($(vm_now) + ${LXCLAB_VM_BOOT_TIMEOUT:-1200}))
+  while (($(vm_now) < deadline)); do
+    [[ -f "$run/share/out/booted" ]] && return 0
+    sleep 5
+  done
+  vm_say "the VM did not start its job within ${LXCLAB_VM_BOOT_TIMEOUT:-1200} s; stopping it"
+  [[ -f "$run/qemu.pid" ]] && kill "$(cat "$run/qemu.pid")"
 }
 
 # Print the summary the guest left (or say that it left none) and exit with the test's status.
