@@ -318,10 +318,13 @@ def v2_base() -> tuple[Path, str]:
     """A fresh real v2 cgroup whose children may get a controller, and that controller; removed afterwards.
 
     Here: under the hybrid host's cgroup2 mount, with hugetlb. On a pure v2 host: in lxclab's
-    delegated subtree, with pids.
+    delegated subtree, with memory. Both are domain controllers: the rule does not hold for
+    threaded ones (pids, cpu), which a cgroup that could root a threaded subtree may enable
+    beside its own processes (measured on Debian 12's 6.1).
     """
     hierarchy = cgroups.detect()
-    parent, controller = (UNIFIED, "hugetlb") if hierarchy.version == 1 else (hierarchy.parent_dirs()["pids"], "pids")
+    parent, controller = (UNIFIED, "hugetlb") if hierarchy.version == 1 else (hierarchy.parent_dirs()["memory"],
+                                                                           "memory")
     enabled_before = controller in (parent / "cgroup.subtree_control").read_text().split()
     delegation.enable_controllers(parent, (controller,))  # the root may, whatever it holds
     base = parent / unique_name()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from lxclab.errors import (
     SnapshotNotFound,
 )
 from lxclab.lxc import Container, Limits, State, cgroup_version, container_names, lxc_cgroups, rootfs_path
+from lxclab.lxc.hierarchies import join, remove_leftovers, start_cgroup
 from lxclab.lxc.resources import config_items
 from lxclab.manifest import ImageConfig
 
@@ -100,6 +102,37 @@ def test_lxcs_groups_land_where_lxclab_puts_groups_and_stats_read_them(make_cont
     stats = container.stats()
     assert (stats.memory_limit_bytes, stats.pids_limit, stats.cpu_limit) == (32 * MIB, 40, None)
     assert stats.pids >= 1 and stats.memory_bytes > 0
+
+
+def test_python_lxcs_own_daemonized_start_works_from_a_start_cgroup_without_controllers(busybox_rootfs, lxcpath):
+    """What lesson 08's raw container does: python-lxc's start, whose caller stays in its cgroup meanwhile."""
+    import lxc
+
+    name = unique_container_name()
+    lxcpath.mkdir(parents=True)
+    raw = lxc.Container(name, str(lxcpath))
+    for key, value in [("lxc.rootfs.path", str(busybox_rootfs)), ("lxc.uts.name", name), ("lxc.net.0.type", "empty"),
+                       ("lxc.mount.auto", "proc:mixed sys:mixed"), ("lxc.autodev", "1"), ("lxc.cgroup.relative", "1")]:
+        assert raw.set_config_item(key, value)
+    cgroup = start_cgroup(name, controllers=False)
+    assert (cgroup is None) == (cgroup_version() == 1)
+    child = os.fork()
+    if child == 0:
+        started = False
+        try:
+            join(cgroup)
+            started = raw.start(cmd=KEEPALIVE)
+        finally:
+            os._exit(0 if started else 1)
+    _pid, status = os.waitpid(child, 0)
+    try:
+        assert os.waitstatus_to_exitcode(status) == 0 and raw.state == "RUNNING"
+        assert raw.attach_wait(lxc.attach_run_command, ["true"]) == 0
+    finally:
+        raw.stop()
+        raw.wait("STOPPED", 10)
+        remove_leftovers(name)
+    assert lxc_cgroups(name) == []
 
 
 def test_container_names_lists_what_is_defined(make_container, lxcpath):

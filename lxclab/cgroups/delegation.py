@@ -134,7 +134,10 @@ class _locked:
     """An exclusive lock on /run/lxclab-cgroups.lock, so two lxclab processes start the unit once."""
 
     def __enter__(self) -> None:
-        self._fd = os.open(_LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            self._fd = os.open(_LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise CgroupError(f"cannot open {_LOCK} to start {UNIT}: {exc.strerror}; run as root") from None
         fcntl.flock(self._fd, fcntl.LOCK_EX)
 
     def __exit__(self, *exc_info: object) -> None:
