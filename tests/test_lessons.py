@@ -1,10 +1,16 @@
-"""needs_root: True for root with CAP_SYS_ADMIN; for nobody, or root without it, one plain line and False."""
+"""needs_root: True for root with CAP_SYS_ADMIN; for nobody, or root without it, one plain line and False.
+
+And the course pages the lessons link (the glossary, the instructor notes): every link lands on a heading.
+"""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
+from pathlib import Path
 
+import nbformat
 import pytest
 
 from lxclab import lessons
@@ -74,3 +80,52 @@ def test_course_folder_looks_here_then_in_the_checkout_never_above(tmp_path, mon
         lessons.CHECKOUT / "notebooks/data"
     with pytest.raises(FileNotFoundError, match="no data/dockerhub holding hub.yaml in .*or in the lxclab checkout"):
         lessons.course_folder("data/dockerhub", holding="hub.yaml")
+
+
+NOTEBOOKS = lessons.CHECKOUT / "notebooks"
+COURSE_PAGE_LINK = re.compile(r"\]\(((GLOSSARY|INSTRUCTOR-NOTES)\.md)(?:#([^)\s]*))?\)")
+
+
+def heading_anchors(page: Path) -> set[str]:
+    """The anchors of a markdown page's headings, as GitHub and JupyterLab make them from lowercase headings."""
+    anchors = set()
+    for line in page.read_text().splitlines():
+        if line.startswith("#"):
+            text = line.lstrip("#").strip().lower()
+            anchors.add(re.sub(r"\s", "-", re.sub(r"[^\w\s-]", "", text)))
+    return anchors
+
+
+def course_page_links() -> list[tuple[str, str, str]]:
+    """(where, page, anchor) for each link to the glossary or the instructor notes in the lessons and the talk."""
+    found = []
+    for notebook in [*sorted(NOTEBOOKS.glob("[0-9][0-9]-*.ipynb")), lessons.CHECKOUT / "slides/lxclab-talk.ipynb"]:
+        for index, cell in enumerate(nbformat.read(notebook, as_version=4).cells):
+            if cell.cell_type == "markdown":
+                found += [(f"{notebook.name} cell {index}", page, anchor or "")
+                          for page, _, anchor in COURSE_PAGE_LINK.findall(cell.source)]
+    return found
+
+
+def test_glossary_and_instructor_note_links_resolve_to_a_heading():
+    links = course_page_links()
+    assert sum(page == "GLOSSARY.md" for _, page, _ in links) >= 4, "the lessons should link the glossary"
+    broken = [(where, f"{page}#{anchor}") for where, page, anchor in links
+              if anchor and anchor not in heading_anchors(NOTEBOOKS / page)]
+    assert broken == []
+
+
+def test_the_glossary_defines_the_words_the_lessons_lean_on():
+    anchors = heading_anchors(NOTEBOOKS / "GLOSSARY.md")
+    for word in ("digest", "diffid", "chainid", "descriptor", "manifest", "index", "whiteout", "opaque-directory",
+                 "copy-up", "scope", "realm", "namespace", "cgroup", "capability", "seccomp"):
+        assert word in anchors, f"GLOSSARY.md has no heading for {word}"
+    assert heading_anchors(NOTEBOOKS / "GLOSSARY.md") >= {"schema-1", "upper-directory", "pivot_root"}
+
+
+def test_a_broken_anchor_is_caught(tmp_path):
+    page = tmp_path / "GLOSSARY.md"
+    page.write_text("# Glossary\n\n### opaque directory\ntext\n### pivot_root\n")
+    assert heading_anchors(page) == {"glossary", "opaque-directory", "pivot_root"}
+    assert COURSE_PAGE_LINK.findall("see [x](GLOSSARY.md#opaque-directory) and [y](INSTRUCTOR-NOTES.md)") == [
+        ("GLOSSARY.md", "GLOSSARY", "opaque-directory"), ("INSTRUCTOR-NOTES.md", "INSTRUCTOR-NOTES", "")]

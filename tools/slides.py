@@ -1,6 +1,8 @@
 """The talk deck: run the slides notebook's live demos, then make reveal.js slides that work offline.
 
     python tools/slides.py [--out DIR] [--no-execute]   default: slides/lxclab-talk.ipynb → _build/slides
+    python tools/slides.py --record                     run the demos (as root) and store each one's output
+                                                        in slides/data/talk-demos.json, the deck's fallback
 
 The notebook (slides/lxclab-talk.ipynb, cells tagged with nbconvert's `slideshow`
 metadata) is executed against the classroom registry that $LXCLAB_HOME and
@@ -14,7 +16,9 @@ template's CDN scripts (jQuery, MathJax, mermaid) are left out.
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -25,6 +29,8 @@ from nbconvert import SlidesExporter
 from export import NODE_MODULES, ROOT, STATIC, copy_files, install_widget_assets, offline_exporter, require_assets
 
 DECK = ROOT / "slides/lxclab-talk.ipynb"
+RECORDED = ROOT / "slides/data/talk-demos.json"  # each live demo's output, shown when it cannot run live
+DEMO = re.compile(r'^if live\("(\w+)"', re.M)  # a demo cell: `if live("name", ...):`
 REVEAL = NODE_MODULES / "reveal.js"
 REVEAL_FILES = {  # folder inside reveal.js → files the deck needs
     "dist": ("reveal.js", "reveal.css"),
@@ -101,13 +107,33 @@ def build_deck(out_dir: Path, notebook_path: Path = DECK, env: dict[str, str] | 
     return write_deck(notebook, out_dir, notebook_path.stem)
 
 
+def recorded_demos(notebook: nbformat.NotebookNode) -> dict[str, str]:
+    """The text each demo cell of an executed deck printed, by demo name; a demo that failed or printed nothing raises."""
+    recorded = {}
+    for cell in notebook.cells:
+        found = DEMO.search(cell.source) if cell.cell_type == "code" else None
+        if found:
+            text = "".join(out.get("text", "") for out in cell.outputs if out.output_type == "stream")
+            if not text or any(out.output_type == "error" for out in cell.outputs) or "needs root" in text:
+                raise RuntimeError(f"demo {found.group(1)!r} did not run live (run --record as root): {text!r}")
+            recorded[found.group(1)] = text
+    return recorded
+
+
+def record(notebook_path: Path = DECK, target: Path = RECORDED) -> Path:
+    """Run the deck's demos and store each one's output in `target`, the fallback the deck shows."""
+    target.write_text(json.dumps(recorded_demos(execute_deck(notebook_path)), indent=1, ensure_ascii=False) + "\n")
+    return target
+
+
 def main(argv: list[str]) -> int:
     """Build the deck as `argv` says and print where it went."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "_build/slides")
     parser.add_argument("--no-execute", action="store_true", help="convert the notebook as stored, demos not run")
+    parser.add_argument("--record", action="store_true", help=f"store each demo's output in {RECORDED.name}")
     args = parser.parse_args(argv)
-    print(build_deck(args.out, execute=not args.no_execute))
+    print(record() if args.record else build_deck(args.out, execute=not args.no_execute))
     return 0
 
 
