@@ -12,8 +12,6 @@ calls, as Docker does; lxclab's own filter refuses every call of another archite
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 
 from . import Profile, capabilities, seccomp
 
@@ -22,6 +20,10 @@ from . import Profile, capabilities, seccomp
 DEVICES_ALLOWED = ("c *:* m", "b *:* m", "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm", "c 1:9 rwm",
                    "c 5:0 rwm", "c 5:1 rwm", "c 5:2 rwm", "c 136:* rwm")
 
+# The masked paths that are directories (an empty tmpfs covers them; /dev/null covers the files),
+# named here rather than looked up, so that a container's config is the same on every host.
+MASKED_DIRECTORIES = frozenset({"/proc/acpi", "/proc/asound", "/proc/scsi", "/sys/firmware",
+                                "/sys/devices/virtual/powercap"})
 SHM_ENTRY = "shm dev/shm tmpfs nosuid,nodev,noexec,mode=1777,create=dir 0 0"
 
 
@@ -43,7 +45,7 @@ def keys(profile: Profile, seccomp_path: Path | str) -> list[tuple[str, str | li
             pairs += [(f"lxc.{version}.devices.deny", "a"), (f"lxc.{version}.devices.allow", list(DEVICES_ALLOWED))]
     entries = [SHM_ENTRY] + [mask_entry(path) for path in profile.masked_paths] + \
         [readonly_entry(path) for path in profile.readonly_paths if not _covered_by_mixed_proc(path)]
-    pairs.append(("lxc.mount.entry", [entry for entry in entries if entry]))
+    pairs.append(("lxc.mount.entry", entries))
     return pairs
 
 
@@ -52,21 +54,16 @@ def seccomp_file(profile: Profile) -> str:
     return seccomp.lxc_profile(profile.capabilities)
 
 
-def mask_entry(path: str) -> str | None:
-    """An lxc.mount.entry covering `path` as runc does; None when this kernel has no such path."""
-    if os.path.isdir(path):
+def mask_entry(path: str) -> str:
+    """An lxc.mount.entry covering `path` as runc does (`optional`: skipped where this kernel lacks it)."""
+    if path in MASKED_DIRECTORIES:
         return f"tmpfs {path.lstrip('/')} tmpfs ro,nosuid,nodev,noexec,size=0k,mode=555,optional 0 0"
-    if os.path.exists(path):
-        return f"/dev/null {path.lstrip('/')} none bind,optional 0 0"
-    return None
+    return f"/dev/null {path.lstrip('/')} none bind,optional 0 0"
 
 
-def readonly_entry(path: str) -> str | None:
-    """An lxc.mount.entry binding the kernel's `path` read-only at the same place; None when it is absent."""
-    if not os.path.exists(path):
-        return None
-    kind = "" if os.path.isdir(path) else ",create=file"
-    return f"{path} {path.lstrip('/')} none bind,ro,nosuid,nodev,noexec,optional{kind} 0 0"
+def readonly_entry(path: str) -> str:
+    """An lxc.mount.entry binding the kernel's `path` read-only at the same place (`optional`, as above)."""
+    return f"{path} {path.lstrip('/')} none bind,ro,nosuid,nodev,noexec,optional 0 0"
 
 
 def _covered_by_mixed_proc(path: str) -> bool:
