@@ -1,0 +1,121 @@
+"""The named checkpoints: the reference solution of every level, for a learner who is behind.
+
+Each function is the one the level's exercise asks for, written the way a learner could
+write it from that level's text, using only the library pieces the level allows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+import httpx
+
+from ..layers import read_entries
+from ..manifest import ACCEPT
+from .layer_tools import extract_files, safe_path
+
+_PAIR = re.compile(r'([A-Za-z0-9_-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^,\s]*))')
+
+
+# B1: the token dance
+def parse_challenge(header: str) -> dict[str, str]:
+    """The parameters of a `Bearer realm=...,service=...,scope=...` challenge, names lowercased, quotes removed."""
+    _scheme, _, rest = header.partition(" ")
+    return {name.lower(): re.sub(r"\\(.)", r"\1", quoted) if quoted else bare for name, quoted, bare in _PAIR.findall(rest)}
+
+
+def get_token(registry: str, repository: str) -> str:
+    """A pull token for `repository` from the token server that the registry's challenge names."""
+    ping = httpx.get(f"{registry}/v2/", trust_env=False)
+    challenge = parse_challenge(ping.headers["www-authenticate"])
+    params = {"service": challenge["service"], "scope": f"repository:{repository}:pull"}
+    answer = httpx.get(challenge["realm"], params=params, trust_env=False)
+    answer.raise_for_status()
+    return answer.json()["token"]
+
+
+def fetch(registry: str, repository: str, kind: str, reference: str, token: str) -> bytes:
+    """The bytes of a manifest or blob (`kind` is "manifests" or "blobs"), asked for with the token."""
+    headers = {"Authorization": f"Bearer {token}", "Accept": ACCEPT}
+    answer = httpx.get(f"{registry}/v2/{repository}/{kind}/{reference}", headers=headers,
+                       follow_redirects=True, trust_env=False)
+    answer.raise_for_status()
+    return answer.content
+
+
+# B2: index -> manifest -> config
+def choose_manifest(index: dict, architecture: str) -> str:
+    """The digest of the index's manifest for linux on `architecture`."""
+    for descriptor in index["manifests"]:
+        platform = descriptor.get("platform", {})
+        if platform.get("os") == "linux" and platform.get("architecture") == architecture:
+            return descriptor["digest"]
+    raise LookupError(f"the index has no manifest for linux/{architecture}")
+
+
+def chain_ids(diff_ids: list[str]) -> list[str]:
+    """The ChainID of each layer: the first is its DiffID, then sha256 of "<previous ChainID> <DiffID>"."""
+    result: list[str] = []
+    for diff_id in diff_ids:
+        if result:
+            diff_id = "sha256:" + hashlib.sha256(f"{result[-1]} {diff_id}".encode()).hexdigest()
+        result.append(diff_id)
+    return result
+
+
+def walk(registry: str, repository: str, tag: str, architecture: str) -> tuple[dict, dict]:
+    """The manifest and the config of `repository:tag` for `architecture`, each checked against its digest."""
+    token = get_token(registry, repository)
+    top = json.loads(fetch(registry, repository, "manifests", tag, token))
+    manifest = top
+    if "manifests" in top:
+        digest = choose_manifest(top, architecture)
+        raw = fetch(registry, repository, "manifests", digest, token)
+        assert "sha256:" + hashlib.sha256(raw).hexdigest() == digest, f"manifest {digest} arrived damaged"
+        manifest = json.loads(raw)
+    digest = manifest["config"]["digest"]
+    raw = fetch(registry, repository, "blobs", digest, token)
+    assert "sha256:" + hashlib.sha256(raw).hexdigest() == digest, f"config {digest} arrived damaged"
+    return manifest, json.loads(raw)
+
+
+# B3: layers with whiteouts and opaque directories
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+
+
+def apply_layer(layer: Path, root: Path) -> None:
+    """Apply one layer blob to `root`: opaque directories emptied, whiteouts deleted, then its own files added."""
+    entries = read_entries(layer)
+    for entry in entries:
+        if entry.kind == "opaque":
+            directory = safe_path(root, entry.path)
+            for child in directory.iterdir() if directory.is_dir() else ():
+                _remove(child)
+    for entry in entries:
+        if entry.kind == "whiteout":
+            _remove(safe_path(root, entry.path))
+    extract_files(layer, root)
+
+
+def unpack(registry: str, repository: str, tag: str, architecture: str, root: Path) -> dict:
+    """Pull `repository:tag` and apply its layers, bottom first, into `root`; return the image config."""
+    manifest, config = walk(registry, repository, tag, architecture)
+    token = get_token(registry, repository)
+    Path(root).mkdir(parents=True, exist_ok=True)
+    for layer in manifest["layers"]:
+        with tempfile.NamedTemporaryFile() as blob:
+            data = fetch(registry, repository, "blobs", layer["digest"], token)
+            assert "sha256:" + hashlib.sha256(data).hexdigest() == layer["digest"], f"layer {layer['digest']} arrived damaged"
+            blob.write(data)
+            blob.flush()
+            apply_layer(Path(blob.name), Path(root))
+    return config

@@ -1,0 +1,241 @@
+"""The build track's checks: each reference checkpoint passes, and plausible wrong answers fail with their hint.
+
+Every check is run against the real classroom registry (or the kernel) and against at
+least one wrong solution a learner could plausibly write, not only the empty stub.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import httpx
+import nbformat
+import pytest
+
+from lxclab.buildtrack import checkpoints as ref
+from lxclab.buildtrack import layer_checks, levels, registry_checks
+from lxclab.buildtrack.feedback import ExerciseError
+from lxclab.buildtrack.layer_tools import extract_files, safe_path
+from lxclab.errors import UnsafeLayerEntry
+from lxclab.layers import read_entries
+from lxclab.manifest import ACCEPT
+
+ROOT = Path(__file__).resolve().parents[1]
+BUILD = ROOT / "notebooks/build"
+
+
+@pytest.fixture
+def registry(seeded_classroom, lxclab_home) -> str:
+    """The seeded classroom's URL, with a private LXCLAB_HOME for anything the checks pull."""
+    return seeded_classroom.registry_url
+
+
+def stub(*args):
+    raise NotImplementedError("exercise: replace this line with your code")
+
+
+# B1: the token dance -----------------------------------------------------------------------------
+
+def naive_parse(header):
+    """Splits on every comma: breaks `scope="...:pull,push"`."""
+    _, _, rest = header.partition(" ")
+    return dict(part.split("=", 1) and (part.split("=", 1)[0], part.split("=", 1)[1].strip('"')) for part in rest.split(","))
+
+
+def test_the_reference_parser_passes_and_a_comma_splitter_fails_with_its_hint(capsys):
+    registry_checks.check_parse_challenge(ref.parse_challenge)
+    assert "✓ parse_challenge: all 5 cases agree" in capsys.readouterr().out
+    with pytest.raises(ExerciseError, match="a quoted value may hold commas"):
+        registry_checks.check_parse_challenge(naive_parse)
+    with pytest.raises(ExerciseError, match="parse_challenge is not written yet"):
+        registry_checks.check_parse_challenge(type("f", (), {})().__class__ and _named(stub, "parse_challenge"))
+
+
+def _named(function, name):
+    function.__name__ = name
+    return function
+
+
+def test_get_token_passes_and_wrong_scope_or_whole_answer_fail_with_hints(registry, capsys):
+    registry_checks.check_get_token(ref.get_token, registry)
+    assert "✓ get_token: a token for" in capsys.readouterr().out
+
+    def get_token(registry, repository):  # asks for push only: the token server grants nothing
+        ping = httpx.get(f"{registry}/v2/", trust_env=False)
+        challenge = ref.parse_challenge(ping.headers["www-authenticate"])
+        return httpx.get(challenge["realm"], params={"service": challenge["service"],
+                                                     "scope": f"repository:{repository}:push"}, trust_env=False).json()["token"]
+
+    with pytest.raises(ExerciseError, match=r"grants nothing.*Ask for scope=repository:lab/busybox:pull"):
+        registry_checks.check_get_token(get_token, registry)
+
+    def whole_answer(registry, repository):
+        return json.dumps({"token": ref.get_token(registry, repository)})
+
+    with pytest.raises(ExerciseError, match="not the whole answer"):
+        registry_checks.check_get_token(_named(whole_answer, "get_token"), registry)
+
+
+def test_fetch_passes_and_a_fetch_without_accept_is_told_to_send_it(registry, capsys):
+    token = ref.get_token(registry, "lab/busybox")
+    registry_checks.check_fetch(ref.fetch, token, registry)
+    out = capsys.readouterr().out
+    assert "✓ fetch manifests/latest" in out and "the config, digest verified" in out
+
+    def fetch(registry, repository, kind, reference, token):  # no Accept header
+        return httpx.get(f"{registry}/v2/{repository}/{kind}/{reference}", headers={"Authorization": f"Bearer {token}"},
+                         follow_redirects=True, trust_env=False).content
+
+    with pytest.raises(ExerciseError, match="Accept"):
+        registry_checks.check_fetch(fetch, token, registry)
+
+    def reserialised(registry, repository, kind, reference, token):
+        return json.dumps(json.loads(ref.fetch(registry, repository, kind, reference, token))).encode()
+
+    with pytest.raises(ExerciseError, match="exactly as the registry sent them"):
+        registry_checks.check_fetch(_named(reserialised, "fetch"), token, registry)
+
+
+# B2: index -> manifest -> config -----------------------------------------------------------------
+
+def test_choose_manifest_must_look_at_the_os_too(registry, capsys):
+    registry_checks.check_choose_manifest(ref.choose_manifest, registry)
+    assert "all 3 cases agree" in capsys.readouterr().out
+
+    def choose_manifest(index, architecture):  # ignores the OS: takes windows/amd64
+        return next(d["digest"] for d in index["manifests"] if d["platform"]["architecture"] == architecture)
+
+    with pytest.raises(ExerciseError, match="os 'linux' AND the architecture"):
+        registry_checks.check_choose_manifest(choose_manifest, registry)
+
+
+DIFF_IDS = ["sha256:" + c * 64 for c in "abc"]
+
+
+@pytest.mark.parametrize("wrong", [
+    lambda ids: ids,  # DiffIDs are not ChainIDs
+    lambda ids: [ids[0]] + [ref.hashlib.sha256(f"{a} {b}".encode()).hexdigest() for a, b in zip(ids, ids[1:])],
+], ids=["diff-ids", "no-prefix-and-previous-diff-id"])
+def test_chain_ids_pass_and_wrong_ones_fail_with_the_rule(wrong, capsys):
+    registry_checks.check_chain_ids(ref.chain_ids, DIFF_IDS)
+    assert "all 3 cases agree" in capsys.readouterr().out
+    with pytest.raises(ExerciseError, match="previous ChainID"):
+        registry_checks.check_chain_ids(_named(wrong, "chain_ids"), DIFF_IDS)
+
+
+def test_walk_passes_and_a_walk_that_keeps_the_first_manifest_fails(registry, capsys):
+    registry_checks.check_walk(ref.walk, registry)
+    assert capsys.readouterr().out.count("✓ walk latest") == 2
+
+    def walk(registry, repository, tag, architecture):  # takes the first manifest of the index, whatever the platform
+        token = ref.get_token(registry, repository)
+        index = json.loads(ref.fetch(registry, repository, "manifests", tag, token))
+        manifest = json.loads(ref.fetch(registry, repository, "manifests", index["manifests"][0]["digest"], token))
+        return manifest, json.loads(ref.fetch(registry, repository, "blobs", manifest["config"]["digest"], token))
+
+    with pytest.raises(ExerciseError, match="for arm64.*choose_manifest gives"):
+        registry_checks.check_walk(walk, registry)
+
+
+# B3: whiteouts and opaque directories ------------------------------------------------------------
+
+def no_whiteouts(layer, root):
+    """Extracts the layer's files and ignores every marker."""
+    extract_files(layer, root)
+
+
+def opaque_in_tar_order(layer, root):
+    """Acts on each entry in tar order: the opaque marker then wipes the layer's own files."""
+    extract_files(layer, root)
+    for entry in read_entries(layer):
+        target = safe_path(root, entry.path)
+        if entry.kind == "opaque":
+            for child in target.iterdir():
+                shutil.rmtree(child) if child.is_dir() else child.unlink()
+        elif entry.kind == "whiteout" and (target.exists() or target.is_symlink()):
+            shutil.rmtree(target) if target.is_dir() else target.unlink()
+
+
+def unlink_only(layer, root):
+    """Deletes whiteouts with unlink: fails on a directory."""
+    for entry in read_entries(layer):
+        target = safe_path(root, entry.path)
+        if entry.kind == "whiteout" and target.exists():
+            target.unlink()
+        if entry.kind == "opaque":
+            for child in target.iterdir():
+                shutil.rmtree(child) if child.is_dir() else child.unlink()
+    extract_files(layer, root)
+
+
+def opaque_removes_the_directory(layer, root):
+    """Removes the opaque directory itself (and does the rest right)."""
+    for entry in read_entries(layer):
+        target = safe_path(root, entry.path)
+        if entry.kind in ("opaque", "whiteout") and (target.exists() or target.is_symlink()):
+            shutil.rmtree(target) if target.is_dir() else target.unlink()
+    extract_files(layer, root)
+
+
+def test_the_reference_apply_layer_passes_every_case(capsys):
+    layer_checks.check_apply_layer(ref.apply_layer)
+    assert capsys.readouterr().out.count("✓") == len(layer_checks.CASES)
+
+
+@pytest.mark.parametrize("wrong, hint", [
+    (no_whiteouts, r"a whiteout deletes a file: .*\.wh\.NAME deletes NAME"),
+    (opaque_in_tar_order, r"opaque marker empties .*before you add this layer's own files"),
+    (unlink_only, r"a whiteout deletes a directory: apply_layer raised .*shutil.rmtree"),
+    (opaque_removes_the_directory, r"opaque marker empties .*\(keep it\)"),
+], ids=lambda value: getattr(value, "__name__", "hint"))
+def test_wrong_whiteout_rules_fail_with_their_hint(wrong, hint):
+    with pytest.raises(ExerciseError, match=hint):
+        layer_checks.check_apply_layer(_named(wrong, "apply_layer"))
+
+
+def test_unpack_gives_lxclabs_tree_and_a_reversed_stack_does_not(registry, capsys):
+    layer_checks.check_unpack(ref.unpack, registry)
+    assert "✓ unpack lab/busybox: 3 layers, the same tree as lxclab's" in capsys.readouterr().out
+
+    def unpack(registry, repository, tag, architecture, root):  # top layer first
+        manifest, config = ref.walk(registry, repository, tag, architecture)
+        manifest["layers"].reverse()
+        token = ref.get_token(registry, repository)
+        root.mkdir(parents=True, exist_ok=True)
+        for number, layer in enumerate(manifest["layers"]):
+            blob = root.parent / f"blob{number}"
+            blob.write_bytes(ref.fetch(registry, repository, "blobs", layer["digest"], token))
+            ref.apply_layer(blob, root)
+        return config
+
+    with pytest.raises(ExerciseError, match="bottom \\(first\\) to top"):
+        layer_checks.check_unpack(unpack, registry)
+
+
+def test_safe_path_never_goes_through_a_symlink(tmp_path):
+    (tmp_path / "etc").symlink_to("/etc")
+    with pytest.raises(UnsafeLayerEntry, match="goes through the symlink /etc"):
+        safe_path(tmp_path, "etc/passwd")
+    with pytest.raises(UnsafeLayerEntry, match="not a plain path"):
+        safe_path(tmp_path, "../x")
+    assert safe_path(tmp_path, "etc") == tmp_path / "etc"
+
+
+# the glue between levels -------------------------------------------------------------------------
+
+def test_a_saved_level_is_loaded_by_the_next_and_the_checkpoint_stands_in_otherwise(lxclab_home, capsys):
+    assert levels.load_level("B1")["get_token"] is ref.get_token
+    assert "B1: parse_challenge, get_token, fetch (the reference checkpoint)" in capsys.readouterr().out
+    namespace: dict = {}
+    exec(compile("def chain_ids(diff_ids):\n    return ['mine']\n", "cell", "exec"), namespace)
+    with pytest.raises(ValueError, match="level B2 saves choose_manifest, chain_ids, walk"):
+        levels.save_level("B2", namespace["chain_ids"])
+    saved = levels.save_level("B2", ref.choose_manifest, ref.chain_ids, ref.walk)
+    assert saved == lxclab_home / "buildtrack/B2.py"
+    mine = levels.load_level("B2")
+    assert "(your own, from B2.py)" in capsys.readouterr().out
+    assert mine["chain_ids"](DIFF_IDS) == ref.chain_ids(DIFF_IDS) and mine["walk"] is not ref.walk
+    assert levels.load_level("B2", reference=True)["walk"] is ref.walk
