@@ -239,3 +239,60 @@ def test_a_saved_level_is_loaded_by_the_next_and_the_checkpoint_stands_in_otherw
     assert "(your own, from B2.py)" in capsys.readouterr().out
     assert mine["chain_ids"](DIFF_IDS) == ref.chain_ids(DIFF_IDS) and mine["walk"] is not ref.walk
     assert levels.load_level("B2", reference=True)["walk"] is ref.walk
+
+
+# B4: the overlay mount ---------------------------------------------------------------------------
+
+def test_overlay_options_pass_and_bottom_first_lowers_fail(capsys):
+    from lxclab.buildtrack import overlay_checks
+    overlay_checks.check_overlay_options(ref.overlay_options)
+    assert "all 2 cases agree" in capsys.readouterr().out
+
+    def overlay_options(lowers, upper, work):  # the manifest's order: bottom layer would win
+        return f"lowerdir={':'.join(map(str, lowers))},upperdir={upper},workdir={work}"
+
+    with pytest.raises(ExerciseError, match="lowerdir=TOP"):
+        overlay_checks.check_overlay_options(overlay_options)
+
+
+def test_mount_overlay_is_checked_in_a_child_and_a_bind_mount_is_not_an_overlay(registry, capsys):
+    from lxclab.buildtrack import overlay_checks
+    overlay_checks.check_mount_overlay(ref.mount_overlay, registry)
+    assert "✓ mount_overlay: 3 layers merged" in capsys.readouterr().out
+
+    def mount_overlay(lowers, upper, work, target):  # binds the top layer: not a union at all
+        from lxclab import _linux
+        _linux.mount(str(lowers[-1]), str(target), None, _linux.MS_BIND)
+
+    with pytest.raises(ExerciseError, match="is not an overlay|mount\\('overlay'"):
+        overlay_checks.check_mount_overlay(mount_overlay, registry)
+    with pytest.raises(ExerciseError, match="mount_overlay is not written yet"):
+        overlay_checks.check_mount_overlay(_named(stub, "mount_overlay"), registry)
+    assert "lxclab-b4-" not in Path("/proc/self/mountinfo").read_text()  # the test process never saw the mounts
+
+
+# the notebooks -----------------------------------------------------------------------------------
+
+LEVELS = sorted(BUILD.glob("B[0-9]-*.ipynb"))
+
+
+def test_there_are_build_levels_with_text_twins_in_step():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("course", ROOT / "tools/course.py")
+    course = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(course)
+    assert course.build_levels() == LEVELS and len(LEVELS) >= 3
+    assert course.stale_twins() == []
+
+
+@pytest.mark.parametrize("level", LEVELS, ids=lambda path: path.stem)
+def test_every_level_has_the_shape_of_a_lesson_and_stored_outputs(level: Path):
+    notebook = nbformat.read(level, as_version=4)
+    opening = notebook.cells[0].source
+    for heading in ("What you'll do", "What you'll learn", "What you'll need", "**Time:**"):
+        assert heading in opening, f"{level.name} does not open with {heading!r}"
+    code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    assert sum(cell.source.count("### BEGIN SOLUTION") for cell in code) >= 2, f"{level.name} has fewer than two exercises"
+    assert sum(bool(re.search(r"\bcheck_\w+\(", cell.source)) for cell in code) >= 2, f"{level.name} lacks check cells"
+    assert all(cell.execution_count is not None for cell in code), f"{level.name}: run `make notebooks LESSONS={level}`"
+    assert notebook.cells[-1].cell_type == "markdown" and "Keypoints" in notebook.cells[-1].source

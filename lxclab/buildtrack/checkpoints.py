@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 
+from .. import _linux
 from ..layers import read_entries
 from ..manifest import ACCEPT
 from .layer_tools import extract_files, safe_path
@@ -119,3 +120,14 @@ def unpack(registry: str, repository: str, tag: str, architecture: str, root: Pa
             blob.flush()
             apply_layer(Path(blob.name), Path(root))
     return config
+
+
+# B4: the overlay mount
+def overlay_options(lowers: list[Path], upper: Path, work: Path) -> str:
+    """overlayfs's mount options for layer directories given bottom first: lowerdir lists them top first."""
+    return f"lowerdir={':'.join(str(p) for p in reversed(lowers))},upperdir={upper},workdir={work}"
+
+
+def mount_overlay(lowers: list[Path], upper: Path, work: Path, target: Path) -> None:
+    """Mount the layers (bottom first) with `upper` and `work` at `target`; needs CAP_SYS_ADMIN."""
+    _linux.mount("overlay", str(target), "overlay", 0, overlay_options(lowers, upper, work))

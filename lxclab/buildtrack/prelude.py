@@ -13,10 +13,11 @@ from pathlib import Path  # noqa: F401
 
 import httpx  # noqa: F401
 
+from .. import _linux  # noqa: F401
 from ..layers import read_entries  # noqa: F401
 from ..manifest import ACCEPT  # noqa: F401
 from .layer_tools import extract_files, safe_path  # noqa: F401
 from .levels import load_level  # noqa: F401
 
-__all__ = ["ACCEPT", "Path", "ctypes", "extract_files", "hashlib", "httpx", "json", "load_level", "os", "re",
+__all__ = ["ACCEPT", "Path", "_linux", "ctypes", "extract_files", "hashlib", "httpx", "json", "load_level", "os", "re",
            "read_entries", "safe_path", "shutil", "tempfile"]
