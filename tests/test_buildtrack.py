@@ -296,3 +296,38 @@ def test_every_level_has_the_shape_of_a_lesson_and_stored_outputs(level: Path):
     assert sum(bool(re.search(r"\bcheck_\w+\(", cell.source)) for cell in code) >= 2, f"{level.name} lacks check cells"
     assert all(cell.execution_count is not None for cell in code), f"{level.name}: run `make notebooks LESSONS={level}`"
     assert notebook.cells[-1].cell_type == "markdown" and "Keypoints" in notebook.cells[-1].source
+
+
+# B5: the isolated process ------------------------------------------------------------------------
+
+def chroot_only(rootfs, argv, hostname):
+    """Forks and chroots, and nothing else: the host's hostname, PIDs and /proc show through."""
+    import os
+    import tempfile
+    with tempfile.TemporaryFile() as output:
+        pid = os.fork()
+        if pid == 0:
+            os.chroot(rootfs)
+            os.chdir("/")
+            os.dup2(output.fileno(), 1)
+            os.execvpe(argv[0], argv, {"PATH": "/bin"})
+        status = os.waitpid(pid, 0)[1]
+        output.seek(0)
+        return os.waitstatus_to_exitcode(status), output.read().decode()
+
+
+def unshares_the_caller(rootfs, argv, hostname):
+    """Unshares in the calling process before forking: the notebook itself would leave the host."""
+    from lxclab import _linux
+    _linux.unshare(_linux.CLONE_NEWUTS)
+    return ref.run_isolated(rootfs, argv, hostname)
+
+
+def test_run_isolated_agrees_with_lxclab_and_wrong_answers_get_their_hint(registry, capsys):
+    from lxclab.buildtrack import isolation_checks
+    isolation_checks.check_run_isolated(ref.run_isolated, registry)
+    assert "✓ run_isolated: hostname mydocker, pid 1" in capsys.readouterr().out
+    with pytest.raises(ExerciseError, match="unshare CLONE_NEWUTS, then sethostname"):
+        isolation_checks.check_run_isolated(_named(chroot_only, "run_isolated"), registry)
+    with pytest.raises(ExerciseError, match="changed the namespaces of the process that called it.*fork"):
+        isolation_checks.check_run_isolated(_named(unshares_the_caller, "run_isolated"), registry)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shutil
 import tempfile
@@ -131,3 +132,37 @@ def overlay_options(lowers: list[Path], upper: Path, work: Path) -> str:
 def mount_overlay(lowers: list[Path], upper: Path, work: Path, target: Path) -> None:
     """Mount the layers (bottom first) with `upper` and `work` at `target`; needs CAP_SYS_ADMIN."""
     _linux.mount("overlay", str(target), "overlay", 0, overlay_options(lowers, upper, work))
+
+
+# B5: fork, namespaces, pivot_root, /proc
+def _enter_root(rootfs: str) -> None:
+    """In the container's first process: private mounts, rootfs bound on itself, /proc mounted, pivot_root."""
+    _linux.mount("none", "/", None, _linux.MS_REC | _linux.MS_PRIVATE)
+    _linux.mount(rootfs, rootfs, None, _linux.MS_BIND | _linux.MS_REC)
+    _linux.mount("proc", f"{rootfs}/proc", "proc", 0)
+    os.chdir(rootfs)
+    _linux.pivot_root(".", ".")
+    _linux.umount(".", _linux.MNT_DETACH)
+    os.chdir("/")
+
+
+def run_isolated(rootfs: str, argv: list[str], hostname: str) -> tuple[int, str]:
+    """Run `argv` in `rootfs` in new mount, UTS, PID and IPC namespaces; return its exit code and output."""
+    with tempfile.TemporaryFile() as output:
+        pid = os.fork()
+        if pid == 0:
+            try:
+                _linux.unshare(_linux.CLONE_NEWNS | _linux.CLONE_NEWUTS | _linux.CLONE_NEWPID | _linux.CLONE_NEWIPC)
+                _linux.sethostname(hostname)
+                first = os.fork()
+                if first == 0:
+                    _enter_root(rootfs)
+                    os.dup2(output.fileno(), 1)
+                    os.dup2(output.fileno(), 2)
+                    os.execvpe(argv[0], argv, {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})
+                os._exit(os.waitstatus_to_exitcode(os.waitpid(first, 0)[1]) & 0xFF)
+            except BaseException:  # noqa: BLE001 - the child must never return into the caller's code
+                os._exit(127)
+        status = os.waitpid(pid, 0)[1]
+        output.seek(0)
+        return os.waitstatus_to_exitcode(status), output.read().decode(errors="replace")
