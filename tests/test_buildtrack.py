@@ -331,3 +331,65 @@ def test_run_isolated_agrees_with_lxclab_and_wrong_answers_get_their_hint(regist
         isolation_checks.check_run_isolated(_named(chroot_only, "run_isolated"), registry)
     with pytest.raises(ExerciseError, match="changed the namespaces of the process that called it.*fork"):
         isolation_checks.check_run_isolated(_named(unshares_the_caller, "run_isolated"), registry)
+
+
+def chroot_without_chdir(rootfs, argv):
+    """chroot but no chdir('/'): the working directory stays outside the root."""
+    import os
+    import tempfile
+    with tempfile.TemporaryFile() as output:
+        pid = os.fork()
+        if pid == 0:
+            os.chroot(rootfs)
+            os.dup2(output.fileno(), 1)
+            os.execvpe(argv[0], argv, {"PATH": "/bin"})
+        status = os.waitpid(pid, 0)[1]
+        output.seek(0)
+        return os.waitstatus_to_exitcode(status), output.read().decode()
+
+
+def test_chroot_run_agrees_with_lxclab_and_forgetting_chdir_is_caught(registry, capsys):
+    from lxclab.buildtrack import isolation_checks
+    isolation_checks.check_chroot_run(ref.chroot_run, registry)
+    assert "✓ chroot_run: the same / and working directory" in capsys.readouterr().out
+    with pytest.raises(ExerciseError, match=r"os.chdir\('/'\)"):
+        isolation_checks.check_chroot_run(_named(chroot_without_chdir, "chroot_run"), registry)
+    with pytest.raises(ExerciseError, match="chroot_run is not written yet"):
+        isolation_checks.check_chroot_run(_named(stub, "chroot_run"), registry)
+
+
+# B6: cgroup limits -------------------------------------------------------------------------------
+
+def v1_names_everywhere(version, memory_bytes, cpus, pids):
+    """Uses cgroup v1's names whatever the version."""
+    return ref.limit_files(1, memory_bytes, cpus, pids)
+
+
+def cpus_as_a_fraction(version, memory_bytes, cpus, pids):
+    """Writes the number of CPUs where the kernel wants microseconds."""
+    files = ref.limit_files(version, memory_bytes, cpus, pids)
+    return {key: (str(cpus) if key[1] in ("cpu.max", "cpu.cfs_quota_us") else value) for key, value in files.items()}
+
+
+@pytest.mark.parametrize("wrong", [v1_names_everywhere, cpus_as_a_fraction], ids=lambda f: f.__name__)
+def test_limit_files_agree_with_lxclab_on_both_versions_and_wrong_names_or_units_fail(wrong, capsys):
+    from lxclab.buildtrack import cgroup_checks
+    cgroup_checks.check_limit_files(ref.limit_files)
+    assert "all 4 cases agree" in capsys.readouterr().out
+    with pytest.raises(ExerciseError, match="v2: memory.max, memory.swap.max = 0, cpu.max = 'QUOTA PERIOD'"):
+        cgroup_checks.check_limit_files(_named(wrong, "limit_files"))
+
+
+def test_write_limits_are_held_by_the_kernel_and_a_hog_is_killed_and_memory_only_fails(capsys):
+    from lxclab import cgroups
+    from lxclab.buildtrack import cgroup_checks
+    cgroup_checks.check_write_limits(ref.write_limits, ref.limit_files)
+    assert "a 128 MiB hog under 48 MiB was killed by SIGKILL" in capsys.readouterr().out
+
+    def write_limits(dirs, files):  # only the memory files
+        ref.write_limits(dirs, {key: value for key, value in files.items() if key[0] == "memory"})
+
+    with pytest.raises(ExerciseError, match="each in the directory of its controller"):
+        cgroup_checks.check_write_limits(write_limits, ref.limit_files)
+    left = [p for d in set(cgroups.detect().own_dirs.values()) for p in Path(d).glob("lxclab-b6-*")]
+    assert left == []  # the check's groups are removed, passed or failed

@@ -166,3 +166,44 @@ def run_isolated(rootfs: str, argv: list[str], hostname: str) -> tuple[int, str]
         status = os.waitpid(pid, 0)[1]
         output.seek(0)
         return os.waitstatus_to_exitcode(status), output.read().decode(errors="replace")
+
+
+def chroot_run(rootfs: str, argv: list[str]) -> tuple[int, str]:
+    """Run `argv` in a forked child whose root directory is `rootfs`; return its exit code and output."""
+    with tempfile.TemporaryFile() as output:
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os.chroot(rootfs)
+                os.chdir("/")
+                os.dup2(output.fileno(), 1)
+                os.dup2(output.fileno(), 2)
+                os.execvpe(argv[0], argv, {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})
+            except BaseException:  # noqa: BLE001 - the child must never return into the caller's code
+                os._exit(127)
+        status = os.waitpid(pid, 0)[1]
+        output.seek(0)
+        return os.waitstatus_to_exitcode(status), output.read().decode(errors="replace")
+
+
+# B6: cgroup limits
+def limit_files(version: int, memory_bytes: int, cpus: float, pids: int) -> dict[tuple[str, str], str]:
+    """The cgroup files (controller, name) and values that set these limits on cgroup `version` (1 or 2)."""
+    period = 100_000
+    quota = round(cpus * period)
+    if version == 1:
+        return {("memory", "memory.limit_in_bytes"): str(memory_bytes),
+                ("memory", "memory.memsw.limit_in_bytes"): str(memory_bytes),
+                ("cpu", "cpu.cfs_period_us"): str(period), ("cpu", "cpu.cfs_quota_us"): str(quota),
+                ("pids", "pids.max"): str(pids)}
+    return {("memory", "memory.max"): str(memory_bytes), ("memory", "memory.swap.max"): "0",
+            ("cpu", "cpu.max"): f"{quota} {period}", ("pids", "pids.max"): str(pids)}
+
+
+def write_limits(dirs: dict[str, Path], files: dict[tuple[str, str], str]) -> None:
+    """Write each (controller, name) value into that controller's directory; skip swap files the kernel lacks."""
+    for (controller, name), value in files.items():
+        path = Path(dirs[controller]) / name
+        if ("swap" in name or "memsw" in name) and not path.exists():
+            continue
+        path.write_text(value)

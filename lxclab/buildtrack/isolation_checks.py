@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .. import namespaces
-from ..chroot import in_child
+from ..chroot import in_child, run_chrooted
 from ..engine import pull
 from ..lessons import has_root
 from ..manifest import Platform
@@ -23,6 +23,34 @@ from .feedback import attempt, expect, not_checked, passed
 PROBE = ["sh", "-c", "echo host=$(hostname); echo pid=$$; echo processes=$(ls /proc | grep -c '^[0-9]'); "
          "echo root=$(ls / | tr '\\n' ' '); exit 3"]
 HOSTNAME = "mydocker"
+CHROOT_PROBE = ["sh", "-c", "echo cwd=$(pwd); echo root=$(ls / | tr '\\n' ' '); exit 4"]
+
+
+def busybox_rootfs(registry: str, target: Path) -> Path:
+    """The classroom's busybox unpacked (copy mode) at `target`, for the isolation levels to run in."""
+    image = pull(f"{registry.split('://', 1)[-1]}/lab/busybox", platform=Platform.parse("linux/amd64"))
+    return unpack_layers(image_layers(image), target).target
+
+
+def check_chroot_run(chroot_run: Callable, registry: str) -> None:
+    """Run a probe with the learner's fork + chroot and with lxclab's run_chrooted; output and status must agree."""
+    if not has_root("CAP_SYS_CHROOT"):
+        not_checked("chroot_run", "chroot needs root (CAP_SYS_CHROOT); with it the check runs `pwd; ls /` in your "
+                    "chroot and in lxclab's and compares them")
+        return
+    with tempfile.TemporaryDirectory(prefix="lxclab-b5-") as work:
+        rootfs = busybox_rootfs(registry, Path(work, "rootfs"))
+        expected = run_chrooted(rootfs, CHROOT_PROBE)
+        answer = in_child(attempt, chroot_run, str(rootfs), CHROOT_PROBE)
+    expect(isinstance(answer, tuple) and len(answer) == 2, "chroot_run must return (exit_code, output)",
+           "Return the exit code (os.waitstatus_to_exitcode) and the text the command wrote.")
+    code, output = answer
+    expect(output.split() == expected.output.split(), f"your chroot printed {output.strip()!r}, lxclab's "
+           f"{expected.output.strip()!r}", "In the child: os.chroot(rootfs), then os.chdir('/') — without it the working "
+           "directory stays outside the new root (the classic escape) — then send stdout to the file and exec.")
+    expect(code == expected.status.exit_code, f"exit status {code}, lxclab's {expected.status.exit_code}",
+           "Wait for the child and return os.waitstatus_to_exitcode(status).")
+    passed(f"chroot_run: the same / and working directory as lxclab's chroot, exit status {code}")
 
 
 def _call_and_compare_namespaces(run_isolated: Callable, rootfs: Path) -> tuple:
@@ -39,9 +67,8 @@ def check_run_isolated(run_isolated: Callable, registry: str) -> None:
         not_checked("run_isolated", "namespaces, pivot_root and mounting /proc need root; with it the check runs "
                     "`hostname; echo $$; ls /` in your container and in lxclab's and compares them")
         return
-    image = pull(f"{registry.split('://', 1)[-1]}/lab/busybox", platform=Platform.parse("linux/amd64"))
     with tempfile.TemporaryDirectory(prefix="lxclab-b5-") as work:
-        rootfs = unpack_layers(image_layers(image), Path(work, "rootfs")).target
+        rootfs = busybox_rootfs(registry, Path(work, "rootfs"))
         expected = namespaces.run(rootfs, PROBE, hostname=HOSTNAME, namespaces={"mnt", "uts", "pid", "ipc"}, timeout=30)
         answer, caller_untouched = in_child(_call_and_compare_namespaces, run_isolated, rootfs)
     expect(caller_untouched, "run_isolated changed the namespaces of the process that called it",
