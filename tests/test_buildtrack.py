@@ -393,3 +393,51 @@ def test_write_limits_are_held_by_the_kernel_and_a_hog_is_killed_and_memory_only
         cgroup_checks.check_write_limits(write_limits, ref.limit_files)
     left = [p for d in set(cgroups.detect().own_dirs.values()) for p in Path(d).glob("lxclab-b6-*")]
     assert left == []  # the check's groups are removed, passed or failed
+
+
+# B7: capabilities --------------------------------------------------------------------------------
+
+def test_capability_mask_agrees_with_the_kernel_and_numbering_from_one_fails(capsys):
+    from lxclab.buildtrack import capability_checks
+    capability_checks.check_capability_mask(ref.capability_mask)
+    assert "all 4 cases agree" in capsys.readouterr().out
+
+    def capability_mask(names):  # counts from 1
+        return sum(1 << (ref.CAPABILITIES[name] + 1) for name in set(names))
+
+    with pytest.raises(ExerciseError, match="bit n"):
+        capability_checks.check_capability_mask(capability_mask)
+
+
+def bounding_set_only(keep):
+    """Drops only from the bounding set: the process itself keeps every capability."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    mask = ref.capability_mask(keep)
+    for number in range(41):
+        if not mask >> number & 1:
+            libc.prctl(ref.PR_CAPBSET_DROP, number, 0, 0, 0)
+
+
+def capset_only(keep):
+    """capset without touching the bounding set: exec of a setuid program would regain everything."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    mask = ref.capability_mask(keep)
+    data = (ref.CapData * 2)(ref.CapData(mask & 0xFFFFFFFF, mask & 0xFFFFFFFF, 0), ref.CapData(mask >> 32, mask >> 32, 0))
+    libc.capset(ctypes.byref(ref.CapHeader(ref.LINUX_CAPABILITY_VERSION_3, 0)), data)
+
+
+@pytest.mark.parametrize("wrong, hint", [
+    (bounding_set_only, "capset the effective and permitted sets"),
+    (capset_only, "PR_CAPBSET_DROP"),
+], ids=["bounding-set-only", "capset-only"])
+def test_drop_capabilities_in_a_child_and_half_drops_fail_with_their_hint(wrong, hint, capsys):
+    from lxclab.buildtrack import capability_checks
+    from lxclab.lessons import effective_capabilities
+    before = effective_capabilities()
+    capability_checks.check_drop_capabilities(ref.drop_capabilities)
+    assert "unshare (CAP_SYS_ADMIN) refused" in capsys.readouterr().out
+    with pytest.raises(ExerciseError, match=hint):
+        capability_checks.check_drop_capabilities(_named(wrong, "drop_capabilities"))
+    assert effective_capabilities() == before  # the drops happened in children only

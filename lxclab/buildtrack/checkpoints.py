@@ -6,6 +6,7 @@ write it from that level's text, using only the library pieces the level allows.
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import json
 import os
@@ -19,6 +20,8 @@ import httpx
 from .. import _linux
 from ..layers import read_entries
 from ..manifest import ACCEPT
+from .capabilities import (CAP_LAST_CAP, CAPABILITIES, LINUX_CAPABILITY_VERSION_3, PR_CAP_AMBIENT,
+                           PR_CAP_AMBIENT_CLEAR_ALL, PR_CAPBSET_DROP, CapData, CapHeader)
 from .layer_tools import extract_files, safe_path
 
 _PAIR = re.compile(r'([A-Za-z0-9_-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^,\s]*))')
@@ -207,3 +210,24 @@ def write_limits(dirs: dict[str, Path], files: dict[tuple[str, str], str]) -> No
         if ("swap" in name or "memsw" in name) and not path.exists():
             continue
         path.write_text(value)
+
+
+# B7: capabilities
+def capability_mask(names: list[str]) -> int:
+    """The bit mask of capabilities `names` (like "CHOWN"), bit n for capability number n."""
+    return sum(1 << CAPABILITIES[name] for name in set(names))
+
+
+def drop_capabilities(keep: list[str]) -> None:
+    """Keep only `keep` in the caller's bounding, permitted and effective sets; empty inheritable and ambient."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    mask = capability_mask(keep)
+    for number in range(int(Path(CAP_LAST_CAP).read_text()) + 1):
+        if not mask >> number & 1 and libc.prctl(PR_CAPBSET_DROP, number, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), f"prctl(PR_CAPBSET_DROP, {number}) failed")
+    if libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_CAP_AMBIENT_CLEAR_ALL) failed")
+    low, high = mask & 0xFFFFFFFF, mask >> 32
+    data = (CapData * 2)(CapData(low, low, 0), CapData(high, high, 0))
+    if libc.capset(ctypes.byref(CapHeader(LINUX_CAPABILITY_VERSION_3, 0)), data) != 0:
+        raise OSError(ctypes.get_errno(), "capset failed")

@@ -24,7 +24,7 @@ FUNCTIONS = {
     "B4": ("overlay_options", "mount_overlay"),
     "B5": ("chroot_run", "run_isolated"),
     "B6": ("limit_files", "write_limits"),
-    "B7": ("drop_capabilities",),
+    "B7": ("capability_mask", "drop_capabilities"),
 }
 NEEDS = {"B2": ("B1",), "B3": ("B2",)}
 PRELUDE = "from lxclab.buildtrack.prelude import *  # noqa: F403 - the names every level's exercises use\n"
