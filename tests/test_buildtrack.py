@@ -441,3 +441,45 @@ def test_drop_capabilities_in_a_child_and_half_drops_fail_with_their_hint(wrong,
     with pytest.raises(ExerciseError, match=hint):
         capability_checks.check_drop_capabilities(_named(wrong, "drop_capabilities"))
     assert effective_capabilities() == before  # the drops happened in children only
+
+
+# B8: the capstone --------------------------------------------------------------------------------
+
+def test_the_reference_mydocker_behaves_as_lxclab_run_and_one_without_limits_does_not(registry, capsys):
+    from lxclab.buildtrack import capstone_checks
+    image = f"{registry.split('://', 1)[1]}/lab/busybox"
+    capstone_checks.check_mydocker(ref.mydocker_run, image)
+    out = capsys.readouterr().out
+    assert out.count("as lxclab run") == len(capstone_checks.CASES) and "memory limit: " in out and "status 137" in out
+
+    def mydocker_run(image, argv, memory_bytes, cpus, pids, hostname):  # forgets the cgroup: the hog is not stopped
+        return ref.mydocker_run(image, argv, 1 << 40, cpus, pids, hostname) if "while" not in " ".join(argv) \
+            else (0, "")
+
+    with pytest.raises(ExerciseError, match="memory limit: .*cgroup.procs"):
+        capstone_checks.check_mydocker(mydocker_run, image)
+
+
+def run_without_the_group(rootfs, argv, hostname, group_dirs, keep):
+    """Everything but joining the cgroup (harmless here: the probe allocates nothing)."""
+    return ref.run_contained(rootfs, argv, hostname, {}, keep)
+
+
+def run_with_all_capabilities(rootfs, argv, hostname, group_dirs, keep):
+    """Forgets to drop capabilities: level 5's steps and the cgroup, but no drop_capabilities before exec."""
+    drop, ref.drop_capabilities = ref.drop_capabilities, lambda keep: None
+    try:
+        return ref.run_contained(rootfs, argv, hostname, group_dirs, keep)
+    finally:
+        ref.drop_capabilities = drop
+
+
+@pytest.mark.parametrize("wrong, hint", [
+    (run_without_the_group, "cgroup.procs"), (run_with_all_capabilities, "drop_capabilities"),
+], ids=["no-cgroup", "all-capabilities"])
+def test_run_contained_passes_and_forgetting_the_group_or_the_drop_fails(wrong, hint, registry, capsys):
+    from lxclab.buildtrack import capstone_checks
+    capstone_checks.check_run_contained(ref.run_contained, registry)
+    assert "✓ run_contained: pid 1, host name mydocker" in capsys.readouterr().out
+    with pytest.raises(ExerciseError, match=hint):
+        capstone_checks.check_run_contained(_named(wrong, "run_contained"), registry)

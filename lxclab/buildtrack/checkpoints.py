@@ -17,10 +17,10 @@ from pathlib import Path
 
 import httpx
 
-from .. import _linux
+from .. import _linux, cgroups
 from ..layers import read_entries
 from ..manifest import ACCEPT
-from .capabilities import (CAP_LAST_CAP, CAPABILITIES, LINUX_CAPABILITY_VERSION_3, PR_CAP_AMBIENT,
+from .capabilities import (CAP_LAST_CAP, CAPABILITIES, DOCKER_DEFAULT, LINUX_CAPABILITY_VERSION_3, PR_CAP_AMBIENT,
                            PR_CAP_AMBIENT_CLEAR_ALL, PR_CAPBSET_DROP, CapData, CapHeader)
 from .layer_tools import extract_files, safe_path
 
@@ -149,6 +149,12 @@ def _enter_root(rootfs: str) -> None:
     os.chdir("/")
 
 
+def shell_status(wait_status: int) -> int:
+    """A wait status as a shell shows it: the exit code, or 128 + the signal that killed the process."""
+    code = os.waitstatus_to_exitcode(wait_status)
+    return 128 - code if code < 0 else code
+
+
 def run_isolated(rootfs: str, argv: list[str], hostname: str) -> tuple[int, str]:
     """Run `argv` in `rootfs` in new mount, UTS, PID and IPC namespaces; return its exit code and output."""
     with tempfile.TemporaryFile() as output:
@@ -163,7 +169,7 @@ def run_isolated(rootfs: str, argv: list[str], hostname: str) -> tuple[int, str]
                     os.dup2(output.fileno(), 1)
                     os.dup2(output.fileno(), 2)
                     os.execvpe(argv[0], argv, {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})
-                os._exit(os.waitstatus_to_exitcode(os.waitpid(first, 0)[1]) & 0xFF)
+                os._exit(shell_status(os.waitpid(first, 0)[1]))
             except BaseException:  # noqa: BLE001 - the child must never return into the caller's code
                 os._exit(127)
         status = os.waitpid(pid, 0)[1]
@@ -221,7 +227,8 @@ def capability_mask(names: list[str]) -> int:
 def drop_capabilities(keep: list[str]) -> None:
     """Keep only `keep` in the caller's bounding, permitted and effective sets; empty inheritable and ambient."""
     libc = ctypes.CDLL(None, use_errno=True)
-    mask = capability_mask(keep)
+    status = dict(line.split(":\t") for line in Path("/proc/self/status").read_text().splitlines() if ":\t" in line)
+    mask = capability_mask(keep) & int(status["CapPrm"], 16)  # one cannot keep what one never had
     for number in range(int(Path(CAP_LAST_CAP).read_text()) + 1):
         if not mask >> number & 1 and libc.prctl(PR_CAPBSET_DROP, number, 0, 0, 0) != 0:
             raise OSError(ctypes.get_errno(), f"prctl(PR_CAPBSET_DROP, {number}) failed")
@@ -231,3 +238,50 @@ def drop_capabilities(keep: list[str]) -> None:
     data = (CapData * 2)(CapData(low, low, 0), CapData(high, high, 0))
     if libc.capset(ctypes.byref(CapHeader(LINUX_CAPABILITY_VERSION_3, 0)), data) != 0:
         raise OSError(ctypes.get_errno(), "capset failed")
+
+
+# B8: the capstone
+def run_contained(rootfs: str, argv: list[str], hostname: str, group_dirs: dict[str, Path], keep: list[str]) -> tuple[int, str]:
+    """run_isolated, with the first process in the cgroup `group_dirs` and only the capabilities `keep`."""
+    with tempfile.TemporaryFile() as output:
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os.close(write_end)
+                os.read(read_end, 1)  # wait until the parent has put this process into the group
+                _linux.unshare(_linux.CLONE_NEWNS | _linux.CLONE_NEWUTS | _linux.CLONE_NEWPID | _linux.CLONE_NEWIPC)
+                _linux.sethostname(hostname)
+                first = os.fork()
+                if first == 0:
+                    _enter_root(rootfs)
+                    os.dup2(output.fileno(), 1)
+                    os.dup2(output.fileno(), 2)
+                    drop_capabilities(keep)
+                    os.execvpe(argv[0], argv, {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})
+                os._exit(shell_status(os.waitpid(first, 0)[1]))
+            except BaseException:  # noqa: BLE001 - the child must never return into the caller's code
+                os._exit(127)
+        os.close(read_end)
+        for directory in {str(d) for d in group_dirs.values()}:
+            Path(directory, "cgroup.procs").write_text(str(pid))
+        os.close(write_end)
+        status = os.waitpid(pid, 0)[1]
+        output.seek(0)
+        return shell_status(status), output.read().decode(errors="replace")
+
+
+def mydocker_run(image: str, argv: list[str], memory_bytes: int = 64 << 20, cpus: float = 0.5, pids: int = 64,
+                 hostname: str = "mydocker") -> tuple[int, str]:
+    """Pull and unpack `image` (host:port/repository[:tag]) and run `argv` in it, contained and limited."""
+    host, _, path = image.partition("/")
+    repository, _, tag = path.partition(":")
+    work = Path(tempfile.mkdtemp(prefix="mydocker-"))
+    try:
+        unpack(f"http://{host}", repository, tag or "latest", "amd64", work / "rootfs")
+        hierarchy = cgroups.detect()
+        with hierarchy.create(f"mydocker-{os.getpid()}") as group:
+            write_limits(group.dirs, limit_files(hierarchy.version, memory_bytes, cpus, pids))
+            return run_contained(str(work / "rootfs"), argv, hostname, group.dirs, list(DOCKER_DEFAULT))
+    finally:
+        shutil.rmtree(work)

@@ -25,8 +25,9 @@ FUNCTIONS = {
     "B5": ("chroot_run", "run_isolated"),
     "B6": ("limit_files", "write_limits"),
     "B7": ("capability_mask", "drop_capabilities"),
+    "B8": ("run_contained", "mydocker_run"),
 }
-NEEDS = {"B2": ("B1",), "B3": ("B2",)}
+NEEDS = {"B2": ("B1",), "B3": ("B2",), "B8": ("B3", "B5", "B6", "B7")}
 PRELUDE = "from lxclab.buildtrack.prelude import *  # noqa: F403 - the names every level's exercises use\n"
 
 
