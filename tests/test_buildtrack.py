@@ -7,6 +7,7 @@ least one wrong solution a learner could plausibly write, not only the empty stu
 from __future__ import annotations
 
 import json
+import subprocess
 import re
 import shutil
 from pathlib import Path
@@ -239,6 +240,9 @@ def test_a_saved_level_is_loaded_by_the_next_and_the_checkpoint_stands_in_otherw
     assert "(your own, from B2.py)" in capsys.readouterr().out
     assert mine["chain_ids"](DIFF_IDS) == ref.chain_ids(DIFF_IDS) and mine["walk"] is not ref.walk
     assert levels.load_level("B2", reference=True)["walk"] is ref.walk
+    assert levels.needed("B8") == ["B1", "B2", "B3", "B5", "B6", "B7"]
+    saved_b3 = levels.save_level("B3", ref.apply_layer, ref.unpack).read_text()
+    assert "load_level('B1', quiet=True)" in saved_b3  # unpack calls walk, and get_token and fetch too
 
 
 # B4: the overlay mount ---------------------------------------------------------------------------
@@ -483,3 +487,39 @@ def test_run_contained_passes_and_forgetting_the_group_or_the_drop_fails(wrong, 
     assert "✓ run_contained: pid 1, host name mydocker" in capsys.readouterr().out
     with pytest.raises(ExerciseError, match=hint):
         capstone_checks.check_run_contained(_named(wrong, "run_contained"), registry)
+
+
+# without root ------------------------------------------------------------------------------------
+
+AS_NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all"]
+WITHOUT_ROOT = """
+from lxclab.buildtrack import checkpoints as ref
+from lxclab.buildtrack.capability_checks import check_capability_mask
+from lxclab.buildtrack.cgroup_checks import check_limit_files
+check_capability_mask(ref.capability_mask)  # these two run anywhere: pure functions against libcap and lxclab
+check_limit_files(ref.limit_files)
+from lxclab.buildtrack.overlay_checks import check_mount_overlay
+from lxclab.buildtrack.isolation_checks import check_chroot_run, check_run_isolated
+from lxclab.buildtrack.cgroup_checks import check_write_limits
+from lxclab.buildtrack.capability_checks import check_drop_capabilities
+from lxclab.buildtrack.capstone_checks import check_mydocker, check_run_contained
+registry = "http://127.0.0.1:9"  # never reached: a check that cannot run must not touch anything
+check_mount_overlay(ref.mount_overlay, registry)
+check_chroot_run(ref.chroot_run, registry)
+check_run_isolated(ref.run_isolated, registry)
+check_write_limits(ref.write_limits, ref.limit_files)
+check_drop_capabilities(ref.drop_capabilities)
+check_run_contained(ref.run_contained, registry)
+check_mydocker(ref.mydocker_run, "127.0.0.1:9/lab/busybox")
+"""
+
+
+def test_without_root_every_privileged_check_says_what_it_would_do_and_ticks_nothing(nobody_python, tmp_path):
+    tmp_path.chmod(0o777)
+    done = subprocess.run([*AS_NOBODY, nobody_python.python, "-c", WITHOUT_ROOT], capture_output=True, text=True,
+                          timeout=120, env=nobody_python.env(LXCLAB_HOME=str(tmp_path / "home")))
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[:2] == ["✓ capability_mask: all 4 cases agree with lxclab", "✓ limit_files: all 4 cases agree with lxclab"]
+    assert len(lines) == 9 and all(line.startswith("– not checked here: ") for line in lines[2:]), lines
+    assert "✓" not in "".join(lines[2:])

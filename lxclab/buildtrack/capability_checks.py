@@ -15,19 +15,31 @@ from .. import _linux
 from ..chroot import in_child
 from ..errors import KernelError
 from ..exercises import check_against
-from ..lessons import has_root
-from .capabilities import DOCKER_DEFAULT
+from ..lessons import effective_capabilities, has_root
+from .capabilities import CAP_LAST_CAP, CAPABILITIES, DOCKER_DEFAULT
 from .feedback import attempt, expect, not_checked, passed
 
 SETS = ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb")
 
 
 def kernel_mask(names: list[str]) -> int:
-    """The bounding set the kernel reports for a process that setpriv limited to `names`."""
+    """The bounding set the kernel reports for a process that setpriv limited to `names` (libcap's capsh without root)."""
+    if not effective_capabilities() >> CAPABILITIES["SETPCAP"] & 1:  # setpriv needs it to shrink a bounding set
+        return _capsh_mask(names)
     caps = ",".join(["-all"] + [f"+{name.lower()}" for name in names])
     status = subprocess.run(["setpriv", f"--bounding-set={caps}", "cat", "/proc/self/status"],
                             capture_output=True, text=True, check=True).stdout
     return int(next(line.split()[1] for line in status.splitlines() if line.startswith("CapBnd:")), 16)
+
+
+def _capsh_mask(names: list[str]) -> int:
+    """The mask of `names` as libcap numbers them: `capsh --decode` of every single bit this kernel knows."""
+    wanted, mask = {f"cap_{name.lower()}" for name in names}, 0
+    for number in range(int(Path(CAP_LAST_CAP).read_text()) + 1):
+        decoded = subprocess.run(["capsh", f"--decode={1 << number:#x}"], capture_output=True, text=True, check=True)
+        if decoded.stdout.strip().partition("=")[2] in wanted:
+            mask |= 1 << number
+    return mask
 
 
 def permitted() -> int:

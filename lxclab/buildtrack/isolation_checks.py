@@ -20,7 +20,7 @@ from ..manifest import Platform
 from ..unionfs.image import image_layers, unpack_layers
 from .feedback import attempt, expect, not_checked, passed
 
-PROBE = ["sh", "-c", "echo host=$(hostname); echo pid=$$; echo processes=$(ls /proc | grep -c '^[0-9]'); "
+PROBE = ["sh", "-c", "echo host=$(hostname); echo pid=$$; echo init=$(cat /proc/1/comm); "
          "echo root=$(ls / | tr '\\n' ' '); exit 3"]
 HOSTNAME = "mydocker"
 CHROOT_PROBE = ["sh", "-c", "echo cwd=$(pwd); echo root=$(ls / | tr '\\n' ' '); exit 4"]
@@ -80,7 +80,7 @@ def check_run_isolated(run_isolated: Callable, registry: str) -> None:
     for name, hint in (("host", "unshare CLONE_NEWUTS, then sethostname(hostname) before the command runs"),
                        ("pid", "unshare CLONE_NEWPID, then fork again: only the children of the caller of unshare "
                                "are in the new PID namespace, and the first one is pid 1"),
-                       ("processes", "mount a fresh proc at <rootfs>/proc inside the new mount and PID namespaces"),
+                       ("init", "mount a fresh proc at <rootfs>/proc inside the new mount and PID namespaces"),
                        ("root", "bind-mount the rootfs on itself, pivot_root into it and detach the old root")):
         mine = next((line for line in lines if line.startswith(f"{name}=")), f"{name}= (missing)")
         theirs = next(line for line in wanted if line.startswith(f"{name}="))

@@ -31,6 +31,14 @@ NEEDS = {"B2": ("B1",), "B3": ("B2",), "B8": ("B3", "B5", "B6", "B7")}
 PRELUDE = "from lxclab.buildtrack.prelude import *  # noqa: F403 - the names every level's exercises use\n"
 
 
+def needed(level: str) -> list[str]:
+    """Every level whose functions `level` calls, directly or through another level, lowest first."""
+    found: list[str] = []
+    for need in NEEDS.get(level, ()):
+        found += [n for n in [*needed(need), need] if n not in found]
+    return sorted(found)
+
+
 def levels_dir() -> Path:
     """Where the learner's saved levels live: $LXCLAB_HOME/buildtrack."""
     return paths.home() / "buildtrack"
@@ -49,7 +57,7 @@ def save_level(level: str, *functions: Callable) -> Path:
     if sorted(names) != sorted(wanted):
         raise ValueError(f"level {level} saves {', '.join(wanted)}; got {', '.join(names) or 'nothing'}")
     lines = [PRELUDE]
-    lines += [f"globals().update(load_level({need!r}, quiet=True))\n" for need in NEEDS.get(level, ())]
+    lines += [f"globals().update(load_level({need!r}, quiet=True))\n" for need in needed(level)]
     lines += ["\n\n" + inspect.getsource(f) for f in functions]
     target = levels_dir() / f"{level}.py"
     target.parent.mkdir(parents=True, exist_ok=True)
