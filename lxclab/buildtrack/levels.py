@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import inspect
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -61,7 +62,9 @@ def save_level(level: str, *functions: Callable) -> Path:
     lines += ["\n\n" + inspect.getsource(f) for f in functions]
     target = levels_dir() / f"{level}.py"
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text("".join(lines))
+    partial = target.with_name(f".{target.name}.{os.getpid()}")
+    partial.write_text("".join(lines))
+    partial.rename(target)  # atomic: a level loading this file meanwhile sees the old one or the new one
     return target
 
 
