@@ -30,9 +30,13 @@ BUILD = ROOT / "notebooks/build"
 
 
 @pytest.fixture
-def registry(seeded_classroom, lxclab_home) -> str:
-    """The seeded classroom's URL, with a private LXCLAB_HOME for anything the checks pull."""
-    return seeded_classroom.registry_url
+def registry(lesson_classroom, lxclab_home) -> str:
+    """A seeded classroom's URL, with a private LXCLAB_HOME for anything the checks pull.
+
+    The classroom is this module's own (fixture_lessons): it stops, and its daemons are reaped,
+    when the module ends, so no later test in this worker finds children it did not start.
+    """
+    return lesson_classroom.classroom.registry_url
 
 
 def stub(*args):
