@@ -33,6 +33,11 @@ def lessons() -> list[Path]:
     return sorted(NOTEBOOKS.glob("[0-9][0-9]-*.ipynb"))
 
 
+def build_levels() -> list[Path]:
+    """Every level notebook of the build track (notebooks/build/B<n>-*.ipynb), in level order."""
+    return sorted((NOTEBOOKS / "build").glob("B[0-9]-*.ipynb"))
+
+
 def execute(paths: list[Path]) -> None:
     """Run each notebook top to bottom and store its outputs in place (as nbval will compare them)."""
     for path in paths:
@@ -52,14 +57,14 @@ def twin_text(path: Path) -> str:
 def write_twins(paths: list[Path]) -> None:
     """Write the MyST twin of each lesson given (default: every lesson) in notebooks/md/."""
     TWINS.mkdir(exist_ok=True)
-    for path in paths or lessons():
+    for path in paths or lessons() + build_levels():
         (TWINS / f"{path.stem}.md").write_text(twin_text(path))
 
 
 def stale_twins() -> list[str]:
     """Names of lessons whose twin is missing or differs from the notebook."""
     stale = []
-    for path in lessons():
+    for path in lessons() + build_levels():
         twin = TWINS / f"{path.stem}.md"
         if not twin.exists() or twin.read_text() != twin_text(path):
             stale.append(path.name)
@@ -86,6 +91,9 @@ def write_student(target: Path) -> None:
     target.mkdir(parents=True, exist_ok=True)
     for path in lessons():
         nbformat.write(student_edition(path), target / path.name)
+    for path in build_levels():
+        (target / "build").mkdir(exist_ok=True)
+        nbformat.write(student_edition(path), target / "build" / path.name)
 
 
 def main(argv: list[str]) -> int:
