@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from fixture_lxc import unique_container_name
 
+from lxclab import cgroups
 from lxclab.lxc import Limits, State, cgroup_version, container_names, lxc_cgroups
 
 MIB = 1 << 20
@@ -148,12 +149,18 @@ def cgroups_named(names: set[str]) -> list[str]:
 
 
 def idle_pivots() -> list[str]:
-    """lxc.pivot cgroups with no process in them and no LXC monitor beside them: left over, not in use."""
+    """lxc.pivot cgroups where this process's LXC groups go, with no process and no LXC monitor beside them.
+
+    Only our own subtrees: other users of LXC on the machine keep theirs.
+    """
+    hierarchy = cgroups.detect()
+    roots = hierarchy.everywhere if hierarchy.version == 1 else set(hierarchy.parent_dirs().values())
     idle = []
-    for parent, dirs, _ in os.walk("/sys/fs/cgroup"):
-        busy = any(d.startswith("lxc.monitor.") for d in dirs)
-        if "lxc.pivot" in dirs and not busy and not Path(parent, "lxc.pivot", "cgroup.procs").read_text().strip():
-            idle.append(os.path.join(parent, "lxc.pivot"))
+    for root in roots:
+        for parent, dirs, _ in os.walk(root):
+            busy = any(d.startswith("lxc.monitor.") for d in dirs)
+            if "lxc.pivot" in dirs and not busy and not Path(parent, "lxc.pivot", "cgroup.procs").read_text().strip():
+                idle.append(os.path.join(parent, "lxc.pivot"))
     return idle
 
 
