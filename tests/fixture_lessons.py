@@ -9,6 +9,7 @@ beside the lesson classroom of `make notebooks` (port 5000) without touching it.
 from __future__ import annotations
 
 import importlib.util
+import re
 import os
 import sys
 from collections.abc import Iterator
@@ -31,6 +32,7 @@ NOTEBOOKS = ROOT / "notebooks"
 DOCKERHUB = NOTEBOOKS / "data/dockerhub"  # the recorded Docker Hub exchanges, lessons 01, 02 and tests
 IPYTHON_DIR = ROOT / "tests/ipython"  # its kernel config turns colours off, so tracebacks are plain words
 CELL_TIMEOUT = 300
+CHECK_CALL = re.compile(r"\bcheck_(cases|against)\(")  # a lesson's check cell calls one of these
 
 
 def load_tool(name: str) -> ModuleType:
@@ -119,3 +121,36 @@ def cell_text(cell: nbformat.NotebookNode) -> str:
         else:
             parts.append(output.get("data", {}).get("text/plain", ""))
     return "\n".join(parts)
+
+
+
+
+
+def run_student_edition(lesson: Path, folder: Path, env: dict[str, str],
+                        check_call: re.Pattern = CHECK_CALL) -> list[tuple[int, str, str]]:
+    """Run the student edition of `lesson` cell by cell; at each check, fail first, then solve and pass.
+
+    Returns (cell index, check output unsolved, check output solved) for every check cell."""
+    course = load_tool("course")
+    instructor = nbformat.read(lesson, as_version=4)
+    student = course.student_edition(lesson)
+    client = NotebookClient(student, timeout=CELL_TIMEOUT, allow_errors=True, kernel_name="python3",
+                            resources={"metadata": {"path": str(folder)}})
+    checks, unsolved = [], []
+    with client.setup_kernel(env=env, cwd=str(folder)):
+        for index, cell in enumerate(student.cells):
+            if cell.cell_type != "code":
+                continue
+            client.execute_cell(cell, index)
+            if course.BEGIN in instructor.cells[index].source:
+                unsolved.append(index)
+            elif check_call.search(cell.source):
+                for solution in unsolved:  # the learner solves the exercise: the instructor's cells run
+                    client.execute_cell(nbformat.from_dict(instructor.cells[solution]), solution)
+                solved = nbformat.from_dict({**cell, "outputs": []})
+                client.execute_cell(solved, index)
+                checks.append((index, cell_text(cell), cell_text(solved)))
+                unsolved = []
+            else:
+                assert error_outputs(cell) == [], f"{lesson.name} cell {index} failed: {cell_text(cell)}"
+    return checks

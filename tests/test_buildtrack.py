@@ -23,7 +23,7 @@ from lxclab.buildtrack.layer_tools import extract_files, safe_path
 from lxclab.errors import UnsafeLayerEntry
 from lxclab.layers import read_entries
 from lxclab.manifest import ACCEPT
-from fixture_lessons import lesson_classroom  # noqa: F401 - a seeded classroom the notebooks run against
+from fixture_lessons import lesson_classroom, run_student_edition  # noqa: F401 - lesson_classroom: a seeded classroom
 
 ROOT = Path(__file__).resolve().parents[1]
 BUILD = ROOT / "notebooks/build"
@@ -538,39 +538,11 @@ def test_without_root_every_privileged_check_says_what_it_would_do_and_ticks_not
 
 # the student edition -----------------------------------------------------------------------------
 
-def run_student_level(level: Path, folder: Path, env: dict[str, str]) -> list[tuple[int, str, str]]:
-    """Run a level's student edition cell by cell; at each check, fail first, then run the solutions and pass."""
-    from nbclient import NotebookClient
-    from fixture_lessons import CELL_TIMEOUT, cell_text, error_outputs, load_tool
-    course = load_tool("course")
-    instructor, student = nbformat.read(level, as_version=4), course.student_edition(level)
-    client = NotebookClient(student, timeout=CELL_TIMEOUT, allow_errors=True, kernel_name="python3",
-                            resources={"metadata": {"path": str(folder)}})
-    checks, unsolved = [], []
-    with client.setup_kernel(env=env, cwd=str(folder)):
-        for index, cell in enumerate(student.cells):
-            if cell.cell_type != "code":
-                continue
-            client.execute_cell(cell, index)
-            if course.BEGIN in instructor.cells[index].source:
-                unsolved.append(index)
-            elif re.search(r"\bcheck_\w+\(", cell.source):
-                for solution in unsolved:
-                    client.execute_cell(nbformat.from_dict(instructor.cells[solution]), solution)
-                solved = nbformat.from_dict({**cell, "outputs": []})
-                client.execute_cell(solved, index)
-                checks.append((index, cell_text(cell), cell_text(solved)))
-                unsolved = []
-            else:
-                assert error_outputs(cell) == [], f"{level.name} cell {index} failed: {cell_text(cell)}"
-    return checks
-
-
 def test_each_levels_student_edition_says_not_written_yet_then_passes_once_solved(lesson_classroom, tmp_path):
     folder = tmp_path / "student"
     folder.mkdir()
     for level in LEVELS:  # in order, in one LXCLAB_HOME: each level loads the ones the learner saved before it
-        checks = run_student_level(level, folder, lesson_classroom.env)
+        checks = run_student_edition(level, folder, lesson_classroom.env, check_call=re.compile(r"\bcheck_\w+\("))
         assert len(checks) >= 2, f"{level.name} has fewer than two check cells"
         for index, unsolved, solved in checks:
             assert "ExerciseError: " in unsolved and "is not written yet" in unsolved, f"{level.name} cell {index}: {unsolved}"
