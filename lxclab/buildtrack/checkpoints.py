@@ -13,7 +13,9 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import NoReturn
 
 import httpx
 
@@ -160,21 +162,28 @@ def run_isolated(rootfs: str, argv: list[str], hostname: str) -> tuple[int, str]
     with tempfile.TemporaryFile() as output:
         pid = os.fork()
         if pid == 0:
-            try:
-                _linux.unshare(_linux.CLONE_NEWNS | _linux.CLONE_NEWUTS | _linux.CLONE_NEWPID | _linux.CLONE_NEWIPC)
-                _linux.sethostname(hostname)
-                first = os.fork()
-                if first == 0:
-                    _enter_root(rootfs)
-                    os.dup2(output.fileno(), 1)
-                    os.dup2(output.fileno(), 2)
-                    os.execvpe(argv[0], argv, {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})
-                os._exit(shell_status(os.waitpid(first, 0)[1]))
-            except BaseException:  # noqa: BLE001 - the child must never return into the caller's code
-                os._exit(127)
+            _isolate_and_exec(rootfs, argv, hostname, output.fileno())
         status = os.waitpid(pid, 0)[1]
         output.seek(0)
         return os.waitstatus_to_exitcode(status), output.read().decode(errors="replace")
+
+
+def _isolate_and_exec(rootfs: str, argv: list[str], hostname: str, output: int,
+                      before_exec: Callable[[], None] = lambda: None) -> NoReturn:
+    """In a forked child: new namespaces, then a first process that enters `rootfs` and execs `argv`; exit with it."""
+    try:
+        _linux.unshare(_linux.CLONE_NEWNS | _linux.CLONE_NEWUTS | _linux.CLONE_NEWPID | _linux.CLONE_NEWIPC)
+        _linux.sethostname(hostname)
+        first = os.fork()
+        if first == 0:
+            _enter_root(rootfs)
+            os.dup2(output, 1)
+            os.dup2(output, 2)
+            before_exec()
+            os.execvpe(argv[0], argv, {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})
+        os._exit(shell_status(os.waitpid(first, 0)[1]))
+    except BaseException:  # noqa: BLE001 - the child must never return into the caller's code
+        os._exit(127)
 
 
 def chroot_run(rootfs: str, argv: list[str]) -> tuple[int, str]:
@@ -247,21 +256,9 @@ def run_contained(rootfs: str, argv: list[str], hostname: str, group_dirs: dict[
         read_end, write_end = os.pipe()
         pid = os.fork()
         if pid == 0:
-            try:
-                os.close(write_end)
-                os.read(read_end, 1)  # wait until the parent has put this process into the group
-                _linux.unshare(_linux.CLONE_NEWNS | _linux.CLONE_NEWUTS | _linux.CLONE_NEWPID | _linux.CLONE_NEWIPC)
-                _linux.sethostname(hostname)
-                first = os.fork()
-                if first == 0:
-                    _enter_root(rootfs)
-                    os.dup2(output.fileno(), 1)
-                    os.dup2(output.fileno(), 2)
-                    drop_capabilities(keep)
-                    os.execvpe(argv[0], argv, {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})
-                os._exit(shell_status(os.waitpid(first, 0)[1]))
-            except BaseException:  # noqa: BLE001 - the child must never return into the caller's code
-                os._exit(127)
+            os.close(write_end)
+            os.read(read_end, 1)  # wait until the parent has put this process into the group
+            _isolate_and_exec(rootfs, argv, hostname, output.fileno(), lambda: drop_capabilities(keep))
         os.close(read_end)
         for directory in {str(d) for d in group_dirs.values()}:
             Path(directory, "cgroup.procs").write_text(str(pid))
