@@ -50,7 +50,7 @@ run_tests() {
 say "booted in ${up_at}s; $(uname -r); cgroup $(stat -fc %T /sys/fs/cgroup); AppArmor $(cat /sys/module/apparmor/parameters/enabled 2>/dev/null || echo absent); in $(cut -d: -f3 /proc/self/cgroup | tail -1)"
 t=$(now); checkout || say "could not check out $(cat "$share/commit")"; t_checkout=$(($(now) - t))
 t=$(now); start_classroom; classroom_ok=$?; t_classroom=$(($(now) - t))
-say "classroom: $([[ $classroom_ok == 0 ]] && echo up || echo FAILED) in ${t_classroom}s; running ./kit test $(tr '\0' ' ' <"$share/args" 2>/dev/null)"
+say "classroom: $([[ $classroom_ok == 0 ]] && echo up || echo FAILED) in ${t_classroom}s; running ./kit test $(tr '\0' ' ' 2>/dev/null <"$share/args")"
 t=$(now); run_tests; status=$?; t_test=$(($(now) - t))
 kill "$classroom_pid" 2>/dev/null; wait "$classroom_pid" 2>/dev/null
 results="$(grep -E '^=+ .*(passed|failed|error|skipped|no tests ran|deselected).* in [0-9.]+s' "$out/test.log" | tr -d '=' | sed 's/^ *//;s/ *$//' | paste -sd ';')"
