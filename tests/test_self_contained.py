@@ -1,9 +1,11 @@
 """The checkout stands on its own: no code, test, lesson, script or config names a path outside it.
 
 A learner clones lxclab anywhere (often into a 0700 home) with nothing beside it. So nothing
-in the project may reach for a folder beside the clone (`../shared`), climb above it from its
-own file (`Path(__file__).parents[N]` past the checkout), or name an absolute path of the
-machine it was written on (`/work/...`).
+in the project may climb above the checkout: from its own file (`Path(__file__).parents[N]`,
+`.parent` chains, `$(dirname "${BASH_SOURCE[0]}")/..` past the checkout) or from a name for
+the checkout (`$here/..`, `ROOT.parent`, a search through `ROOT.parents` or the working
+directory's parents); nor may it name an absolute path of the machine it was written on
+(`/work/...`).
 """
 
 from __future__ import annotations
@@ -19,9 +21,15 @@ SKIPPED_DIRS = {".git", ".venv", "node_modules", "_build", "test-artifacts", "__
 SCANNED_SUFFIXES = {".py", ".sh", ".ipynb", ".md", ".toml", ".cfg", ".ini", ".yml", ".yaml", ".json", ".txt", ".in"}
 SCANNED_NAMES = {"kit", "Makefile", "run", "Dockerfile", "postBuild", "apt.txt"}
 SKIPPED_FILES = {"package-lock.json", "tests/test_self_contained.py"}
-BESIDE = re.compile(r"\.\./shared\b|\bshared/fixtures\b")
 MACHINE = re.compile(r"(?:^|[\s\"'=:(,])/work(?:/|\b)")
+# Climbs counted from the file's own place: parents[N], a chain of .parent, dirname(...) then N "..".
 PARENTS = re.compile(r"__file__.*\.parents\[(\d+)\]")
+PARENT_CHAIN = re.compile(r"__file__\)?(?:\.resolve\(\))?((?:\.parent\b)+)")
+DIRNAME_UP = re.compile(r"dirname [^)]*\)\"?((?:/\.\.)+)")
+# Climbs from a name the project gives its checkout: above it is outside, whatever follows.
+CHECKOUT_NAMES = r"(?:here|source|VM_CHECKOUT|ROOT|REPO|CHECKOUT)"
+FROM_CHECKOUT = re.compile(rf"\$\{{?{CHECKOUT_NAMES}\}}?/\.\.|\b{CHECKOUT_NAMES}\s*(?:\.parents?\b|/\s*[\"']\.\.)"
+                           r"|Path\.cwd\(\)\.parents?\b")  # nor a search upwards from wherever it runs
 # Lines allowed to name /work, each with its reason.
 ALLOWED = {("tests/test_engine.py", '"/work" not in mounts'): "asserts the mount table does not show the checkout"}
 
@@ -42,11 +50,19 @@ def outside_paths(relative: Path, text: str) -> list[str]:
     """The lines of file `relative` (its text) that name a path outside the checkout, as `path:line: text`."""
     found = []
     for number, line in enumerate(text.splitlines(), 1):
-        climbs = [int(n) for n in PARENTS.findall(line)]
-        outside = (BESIDE.search(line) or MACHINE.search(line) or any(n >= len(relative.parts) for n in climbs))
+        outside = MACHINE.search(line) or FROM_CHECKOUT.search(line) or climbs_out(relative, line)
         if outside and not any(path == str(relative) and allowed in line for path, allowed in ALLOWED):
             found.append(f"{relative}:{number}: {line.strip()[:160]}")
     return found
+
+
+def climbs_out(relative: Path, line: str) -> bool:
+    """Whether `line` of file `relative` climbs from the file's own place to above the checkout."""
+    depth = len(relative.parts)  # parents[depth - 1] is the checkout; parents[depth] is beside it
+    climbs = [int(n) for n in PARENTS.findall(line)]
+    climbs += [chain.count(".parent") - 1 for chain in PARENT_CHAIN.findall(line)]
+    climbs += [ups.count("..") for ups in DIRNAME_UP.findall(line)]
+    return any(n >= depth for n in climbs)
 
 
 def test_the_scan_covers_code_tests_lessons_scripts_and_config():
@@ -57,10 +73,16 @@ def test_the_scan_covers_code_tests_lessons_scripts_and_config():
 
 
 @pytest.mark.parametrize("line, found", [
-    ('FIXTURES = Path(__file__).resolve().parents[2] / "shared"', True),  # above tests/: outside
+    ('FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"', True),  # above tests/: outside
     ('ROOT = Path(__file__).resolve().parents[1]', False),  # the checkout itself
-    ('course_folder("shared/fixtures/dockerhub", holding="x")', True),
-    ('exec 9>"$here/../shared/lock"', True),
+    ('REPO = Path(__file__).resolve().parent.parent', False),  # tests/ then the checkout
+    ('BESIDE = Path(__file__).resolve().parent.parent.parent', True),
+    ('here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"', False),  # tests/ up to the checkout
+    ('here="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"', True),
+    ('return next(folder / "data" for folder in ROOT.parents if folder.is_dir())', True),
+    ('exec 9>"$here/../lock"', True),
+    ('places = [Path.cwd(), *Path.cwd().parents, CHECKOUT]', True),
+    ('FIXTURES = CHECKOUT / ".." / "fixtures"', True),
     ('cd /work/main && ./kit test', True),
     ('"workdir:  $LXCLAB_HOME/mounts/<this mount>/work"', False),
     ('(rootfs / "tmp/up").symlink_to("../../../../..")', False),  # a lesson's hostile symlink, inside a rootfs
