@@ -20,6 +20,7 @@ from typing import NoReturn
 import httpx
 
 from .. import _linux, cgroups
+from ..chroot import ExitStatus
 from ..layers import read_entries
 from ..manifest import ACCEPT
 from .capabilities import (CAP_LAST_CAP, CAPABILITIES, DOCKER_DEFAULT, LINUX_CAPABILITY_VERSION_3, PR_CAP_AMBIENT,
@@ -151,12 +152,6 @@ def _enter_root(rootfs: str) -> None:
     os.chdir("/")
 
 
-def shell_status(wait_status: int) -> int:
-    """A wait status as a shell shows it: the exit code, or 128 + the signal that killed the process."""
-    code = os.waitstatus_to_exitcode(wait_status)
-    return 128 - code if code < 0 else code
-
-
 def run_isolated(rootfs: str, argv: list[str], hostname: str) -> tuple[int, str]:
     """Run `argv` in `rootfs` in new mount, UTS, PID and IPC namespaces; return its exit code and output."""
     with tempfile.TemporaryFile() as output:
@@ -181,7 +176,7 @@ def _isolate_and_exec(rootfs: str, argv: list[str], hostname: str, output: int,
             os.dup2(output, 2)
             before_exec()
             os.execvpe(argv[0], argv, {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})
-        os._exit(shell_status(os.waitpid(first, 0)[1]))
+        os._exit(ExitStatus.from_wait_status(os.waitpid(first, 0)[1]).exit_code)
     except BaseException:  # noqa: BLE001 - the child must never return into the caller's code
         os._exit(127)
 
@@ -265,7 +260,7 @@ def run_contained(rootfs: str, argv: list[str], hostname: str, group_dirs: dict[
         os.close(write_end)
         status = os.waitpid(pid, 0)[1]
         output.seek(0)
-        return shell_status(status), output.read().decode(errors="replace")
+        return ExitStatus.from_wait_status(status).exit_code, output.read().decode(errors="replace")
 
 
 def mydocker_run(image: str, argv: list[str], memory_bytes: int = 64 << 20, cpus: float = 0.5, pids: int = 64,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..errors import UnsafeLayerEntry
 from ..layers import apply_layer as library_apply_layer
-from ..layers.names import OPAQUE_MARKER, WHITEOUT_PREFIX
+from ..layers.names import WHITEOUT_PREFIX
 from ..layers.stream import open_layer, tar_stream
 
 
@@ -33,7 +33,7 @@ def safe_path(root: Path, relative: str) -> Path:
 
 def is_marker(name: str) -> bool:
     """Whether a tar member's name is a whiteout or an opaque marker (`.wh.` names)."""
-    return Path(name).name.startswith(WHITEOUT_PREFIX) or Path(name).name == OPAQUE_MARKER
+    return Path(name).name.startswith(WHITEOUT_PREFIX)  # the opaque marker .wh..wh..opq is one too
 
 
 def extract_files(layer: Path, root: Path) -> None:
