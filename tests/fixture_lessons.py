@@ -9,7 +9,6 @@ beside the lesson classroom of `make notebooks` (port 5000) without touching it.
 from __future__ import annotations
 
 import importlib.util
-import re
 import os
 import sys
 from collections.abc import Iterator
@@ -32,7 +31,6 @@ NOTEBOOKS = ROOT / "notebooks"
 DOCKERHUB = NOTEBOOKS / "data/dockerhub"  # the recorded Docker Hub exchanges, lessons 01, 02 and tests
 IPYTHON_DIR = ROOT / "tests/ipython"  # its kernel config turns colours off, so tracebacks are plain words
 CELL_TIMEOUT = 300
-CHECK_CALL = re.compile(r"\bcheck_(cases|against)\(")  # a lesson's check cell calls one of these
 
 
 def load_tool(name: str) -> ModuleType:
@@ -126,8 +124,7 @@ def cell_text(cell: nbformat.NotebookNode) -> str:
 
 
 
-def run_student_edition(lesson: Path, folder: Path, env: dict[str, str],
-                        check_call: re.Pattern = CHECK_CALL) -> list[tuple[int, str, str]]:
+def run_student_edition(lesson: Path, folder: Path, env: dict[str, str]) -> list[tuple[int, str, str]]:
     """Run the student edition of `lesson` cell by cell; at each check, fail first, then solve and pass.
 
     Returns (cell index, check output unsolved, check output solved) for every check cell."""
@@ -144,7 +141,7 @@ def run_student_edition(lesson: Path, folder: Path, env: dict[str, str],
             client.execute_cell(cell, index)
             if course.BEGIN in instructor.cells[index].source:
                 unsolved.append(index)
-            elif check_call.search(cell.source):
+            elif course.CHECK_CALL.search(cell.source):
                 for solution in unsolved:  # the learner solves the exercise: the instructor's cells run
                     client.execute_cell(nbformat.from_dict(instructor.cells[solution]), solution)
                 solved = nbformat.from_dict({**cell, "outputs": []})

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import re
 import shutil
 from pathlib import Path
 
@@ -23,7 +22,9 @@ from lxclab.buildtrack.layer_tools import extract_files, safe_path
 from lxclab.errors import UnsafeLayerEntry
 from lxclab.layers import read_entries
 from lxclab.manifest import ACCEPT
-from fixture_lessons import lesson_classroom, run_student_edition  # noqa: F401 - lesson_classroom: a seeded classroom
+from fixture_lessons import lesson_classroom, load_tool, run_student_edition  # noqa: F401 - lesson_classroom: a seeded classroom
+
+course = load_tool("course")
 
 ROOT = Path(__file__).resolve().parents[1]
 BUILD = ROOT / "notebooks/build"
@@ -286,10 +287,6 @@ LEVELS = sorted(BUILD.glob("B[0-9]-*.ipynb"))
 
 
 def test_there_are_build_levels_with_text_twins_in_step():
-    import importlib.util
-    spec = importlib.util.spec_from_file_location("course", ROOT / "tools/course.py")
-    course = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(course)
     assert course.build_levels() == LEVELS and len(LEVELS) >= 3
     assert course.stale_twins() == []
 
@@ -302,7 +299,7 @@ def test_every_level_has_the_shape_of_a_lesson_and_stored_outputs(level: Path):
         assert heading in opening, f"{level.name} does not open with {heading!r}"
     code = [cell for cell in notebook.cells if cell.cell_type == "code"]
     assert sum(cell.source.count("### BEGIN SOLUTION") for cell in code) >= 2, f"{level.name} has fewer than two exercises"
-    assert sum(bool(re.search(r"\bcheck_\w+\(", cell.source)) for cell in code) >= 2, f"{level.name} lacks check cells"
+    assert sum(bool(course.CHECK_CALL.search(cell.source)) for cell in code) >= 2, f"{level.name} lacks check cells"
     assert all(cell.execution_count is not None for cell in code), f"{level.name}: run `make notebooks LESSONS={level}`"
     assert notebook.cells[-1].cell_type == "markdown" and "Keypoints" in notebook.cells[-1].source
 
@@ -542,7 +539,7 @@ def test_each_levels_student_edition_says_not_written_yet_then_passes_once_solve
     folder = tmp_path / "student"
     folder.mkdir()
     for level in LEVELS:  # in order, in one LXCLAB_HOME: each level loads the ones the learner saved before it
-        checks = run_student_edition(level, folder, lesson_classroom.env, check_call=re.compile(r"\bcheck_\w+\("))
+        checks = run_student_edition(level, folder, lesson_classroom.env)
         assert len(checks) >= 2, f"{level.name} has fewer than two check cells"
         for index, unsolved, solved in checks:
             assert "ExerciseError: " in unsolved and "is not written yet" in unsolved, f"{level.name} cell {index}: {unsolved}"

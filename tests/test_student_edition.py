@@ -14,7 +14,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from fixture_lessons import (CHECK_CALL, LessonClassroom, lesson_classroom, lessons, load_tool,  # noqa: F401
+from fixture_lessons import (LessonClassroom, lesson_classroom, lessons, load_tool,  # noqa: F401
                              run_student_edition)
 
 course = load_tool("course")
@@ -39,7 +39,11 @@ def test_the_student_edition_holds_no_solution(lesson: Path):
     assert course.BEGIN not in text and course.END not in text
     telling = solution_lines(instructor)
     assert telling and [line for line in telling if line in text] == []
-    assert all(not cell.get("outputs") for cell in student.cells)
+    answers = [cell for cell, original in zip(student.cells, instructor.cells)
+               if cell.cell_type == "code" and course.is_answer_cell(original.source)]
+    assert answers and all(cell.outputs == [] for cell in answers)  # no recorded answer, no recorded ✓
+    shown = "\n".join(str(cell.get("outputs", "")) for cell in student.cells)
+    assert [line for line in telling if line in shown] == []
     regions = sum(len(course._SOLUTION.findall(cell.source)) for cell in instructor.cells)
     assert regions >= 2 and text.count("raise NotImplementedError(") >= regions
 
@@ -54,3 +58,25 @@ def test_each_check_fails_with_its_hint_until_solved_then_passes(lesson: Path, l
     for index, unsolved, solved in checks:
         assert "ExerciseError: " in unsolved and NOT_WRITTEN in unsolved, f"{lesson.name} cell {index}: {unsolved}"
         assert "Error" not in solved and "✓" in solved, f"{lesson.name} cell {index} with the solution: {solved}"
+
+
+def test_demos_keep_their_recorded_outputs_for_learners_without_root():
+    lesson = next(path for path in lessons() if path.name.startswith("05-"))
+    instructor, student = nbformat.read(lesson, as_version=4), course.student_edition(lesson)
+    demos = [(i, cell) for i, cell in enumerate(instructor.cells)
+             if cell.cell_type == "code" and cell.outputs and not course.is_answer_cell(cell.source)]
+    assert len(demos) >= 5
+    assert all(student.cells[i].outputs == cell.outputs for i, cell in demos)
+
+
+def test_the_classroom_edition_keeps_a_learners_own_notebooks(tmp_path: Path):
+    course.write_student(tmp_path)
+    mine = tmp_path / "03-layers.ipynb"
+    mine.write_text(mine.read_text().replace("NotImplementedError", "print('my answer')#", 1))
+    (tmp_path / "04-union-fs.ipynb").unlink()
+    kept = course.write_student(tmp_path, keep_existing=True)
+    assert "03-layers.ipynb" in kept and "04-union-fs.ipynb" not in kept
+    assert "print('my answer')" in mine.read_text()
+    assert (tmp_path / "04-union-fs.ipynb").exists() and (tmp_path / "build" / "B1-token-dance.ipynb").exists()
+    assert (tmp_path / "TROUBLESHOOTING.md").read_text() == (course.NOTEBOOKS / "TROUBLESHOOTING.md").read_text()
+    assert not (tmp_path / "INSTRUCTOR-NOTES.md").exists()

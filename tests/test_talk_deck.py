@@ -64,3 +64,25 @@ def test_recording_refuses_a_demo_that_did_not_run_live():
     deck.cells[0].outputs = [nbformat.v4.new_output("stream", name="stdout", text="This step needs root: ...")]
     with pytest.raises(RuntimeError, match="did not run live"):
         slides.recorded_demos(deck)
+
+
+def readme_slide_column() -> dict[str, set[int]]:
+    """The slides the README's lesson table gives each lesson ("1–3", "12, 14–15")."""
+    claimed = {}
+    for row in re.finditer(r"^\| \[(\d\d)-[^|]*\|.*\| ([\d–, ]+) \|$", (ROOT / "README.md").read_text(), re.M):
+        numbers = set()
+        for part in row.group(2).split(","):
+            first, _, last = part.strip().partition("–")
+            numbers |= set(range(int(first), int(last or first) + 1))
+        claimed[row.group(1)] = numbers
+    return claimed
+
+
+def test_the_readme_numbers_the_slides_of_the_deck_as_it_is():
+    headings = [cell.source.splitlines()[0] for cell in DECK.cells if cell.metadata.slideshow.slide_type == "slide"]
+    claimed = readme_slide_column()
+    assert len(claimed) == len(load_tool("course").lessons()), "every lesson has a row with its slides"
+    numbered = set().union(*claimed.values())
+    assert numbered <= set(range(1, len(headings) + 1)), f"the deck has {len(headings)} slides"
+    assert set(range(1, len(headings))) <= numbered, "every slide but the last (try it) belongs to a lesson"
+    assert "LXC" in headings[min(claimed["08"]) - 1] and "Contain" in headings[min(claimed["10"]) - 1]

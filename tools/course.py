@@ -4,6 +4,7 @@
     python tools/course.py twins [NOTEBOOK...]     write notebooks/md/<name>.md (MyST) from the notebooks
     python tools/course.py check-twins             exit 1 if a twin is out of step with its notebook
     python tools/course.py student [DIR]           write the student edition (solutions removed) to DIR
+    python tools/course.py classroom DIR           the edition `./kit classroom` serves: DIR's own notebooks kept
 
 Exercises follow nbgrader's convention: a solution region between `### BEGIN SOLUTION` and
 `### END SOLUTION` lines; the student edition replaces it with a NotImplementedError that
@@ -26,6 +27,8 @@ TWINS = NOTEBOOKS / "md"
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 _SOLUTION = re.compile(rf"^([ \t]*){re.escape(BEGIN)}\n.*?^[ \t]*{re.escape(END)}[ \t]*$", re.M | re.S)
 STUB = '{indent}raise NotImplementedError("exercise: replace this line with your code")'
+CHECK_CALL = re.compile(r"\bcheck_\w+\(")  # a check cell calls check_cases, check_against or a level's check_NAME
+GUIDES = ("GLOSSARY.md", "TROUBLESHOOTING.md")  # what learners read beside the lessons (not INSTRUCTOR-NOTES.md)
 
 
 def lessons() -> list[Path]:
@@ -76,24 +79,48 @@ def strip_solutions(source: str) -> str:
     return _SOLUTION.sub(lambda m: STUB.format(indent=m.group(1)), source)
 
 
+def is_answer_cell(source: str) -> bool:
+    """Whether a cell's output is the instructor's answer: an exercise (a solution region) or its check."""
+    return BEGIN in source or bool(CHECK_CALL.search(source))
+
+
 def student_edition(path: Path) -> nbformat.NotebookNode:
-    """The student edition of one notebook: solutions removed, outputs cleared."""
+    """The student edition of one notebook: solutions removed, and the outputs of exercises and checks.
+
+    Every other cell keeps its recorded output, so a learner without root (Binder) still sees
+    what the steps that need root showed when the lesson was recorded."""
     notebook = nbformat.read(path, as_version=4)
     for cell in notebook.cells:
         if cell.cell_type == "code":
+            if is_answer_cell(cell.source):
+                cell.outputs = []
             cell.source = strip_solutions(cell.source)
-            cell.outputs, cell.execution_count = [], None
+            cell.execution_count = None
     return notebook
 
 
-def write_student(target: Path) -> None:
-    """Write the student edition of every lesson into `target`."""
-    target.mkdir(parents=True, exist_ok=True)
-    for path in lessons():
-        nbformat.write(student_edition(path), target / path.name)
-    for path in build_levels():
-        (target / "build").mkdir(exist_ok=True)
-        nbformat.write(student_edition(path), target / "build" / path.name)
+def student_notebooks() -> dict[str, Path]:
+    """Every notebook of the student edition by its place in the edition (`05-chroot.ipynb`, `build/B1-...`)."""
+    places = {path.name: path for path in lessons()}
+    places.update({f"build/{path.name}": path for path in build_levels()})
+    return places
+
+
+def write_student(target: Path, keep_existing: bool = False) -> list[str]:
+    """Write the student edition into `target`; with `keep_existing`, a notebook already there is kept.
+
+    Returns the places of the notebooks kept (a learner's work is never overwritten by a refresh)."""
+    kept = []
+    for place, path in student_notebooks().items():
+        destination = target / place
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        if keep_existing and destination.exists():
+            kept.append(place)
+            continue
+        nbformat.write(student_edition(path), destination)
+    for guide in GUIDES:
+        (target / guide).write_text((NOTEBOOKS / guide).read_text())
+    return kept
 
 
 def main(argv: list[str]) -> int:
@@ -110,6 +137,11 @@ def main(argv: list[str]) -> int:
             return 1
     elif command == "student":
         write_student(Path(args[0]) if args else ROOT / "_build/student")
+    elif command == "classroom" and len(args) == 1:
+        kept = write_student(Path(args[0]), keep_existing=True)
+        if kept:
+            print(f"classroom: kept your own copy of {len(kept)} notebooks in {args[0]} "
+                  "(delete one to get it fresh)")
     else:
         print(__doc__)
         return 2
