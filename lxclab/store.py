@@ -86,12 +86,31 @@ class Store:
         verify_digest(data, digest, f"blob {digest}")
         target = self._blob_path(digest)
         if not target.is_file():
-            fd, temp = tempfile.mkstemp(dir=self.root / "tmp", prefix=digest[7:19], suffix=".new")
+            fd, temp = self.temporary_file(digest[7:19])
             with os.fdopen(fd, "wb") as out:
                 out.write(data)
                 os.fsync(out.fileno())
             os.replace(temp, target)
         return target
+
+    def adopt(self, source: Path, digest: str) -> Path:
+        """Move the file `source` into the store as blob `digest` after hashing it; a mismatch removes it, stores nothing."""
+        target = self._blob_path(digest)
+        hasher = hashlib.sha256()
+        with open(source, "rb") as data:
+            while chunk := data.read(1 << 20):
+                hasher.update(chunk)
+        actual = "sha256:" + hasher.hexdigest()
+        if actual != digest:
+            os.unlink(source)
+            raise DigestMismatch(f"blob {digest}: {source} has digest {actual}; nothing was stored")
+        os.replace(source, target)
+        return target
+
+    def temporary_file(self, digest_hint: str = "new") -> tuple[int, Path]:
+        """A new file in the store's tmp folder (same filesystem as the blobs), as (descriptor, path)."""
+        fd, temp = tempfile.mkstemp(dir=self.root / "tmp", prefix=digest_hint, suffix=".new")
+        return fd, Path(temp)
 
     def ingest(self, digest: str, size: int | None = None) -> Ingest:
         """A locked, resumable writer for one blob; use it as a context manager."""

@@ -11,12 +11,14 @@ ordinary empty files whose names tell an extractor to delete what the layers bel
 
 from __future__ import annotations
 
+import hashlib
 import io
 import stat
 import tarfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import BinaryIO, Protocol
 
 from .errors import LayerError
 from .manifest import sha256_digest
@@ -30,6 +32,15 @@ FILE, DIRECTORY, SYMLINK, HARDLINK = "file", "dir", "symlink", "hardlink"
 _TAR_TYPES = {FILE: tarfile.REGTYPE, DIRECTORY: tarfile.DIRTYPE, SYMLINK: tarfile.SYMTYPE, HARDLINK: tarfile.LNKTYPE}
 
 
+class Source(Protocol):
+    """Where a regular file's bytes come from when the layer is written: its size, and a way to open it."""
+
+    size: int
+
+    def open(self) -> BinaryIO:
+        """The file's bytes, opened for reading."""
+
+
 @dataclass(frozen=True)
 class Entry:
     """One member of a layer: a file, directory, symlink or hardlink at a relative path."""
@@ -37,7 +48,7 @@ class Entry:
     path: str
     kind: str
     mode: int = 0o644
-    data: bytes | Path = b""
+    data: bytes | Path | Source = b""
     target: str = ""
     uid: int = 0
     gid: int = 0
@@ -49,11 +60,19 @@ class Entry:
         if self.kind == HARDLINK:
             object.__setattr__(self, "target", clean_path(self.target))
 
-    def content(self) -> bytes:
-        """The bytes of a regular file (read from disk when the entry names a file there)."""
+    def size(self) -> int:
+        """How many bytes a regular file holds (0 for every other kind)."""
         if self.kind != FILE:
-            return b""
-        return self.data.read_bytes() if isinstance(self.data, Path) else self.data
+            return 0
+        if isinstance(self.data, bytes):
+            return len(self.data)
+        return self.data.stat().st_size if isinstance(self.data, Path) else self.data.size
+
+    def open(self) -> BinaryIO:
+        """A regular file's bytes, opened for reading (from memory, from disk, or from its Source)."""
+        if isinstance(self.data, bytes):
+            return io.BytesIO(self.data)
+        return self.data.open("rb") if isinstance(self.data, Path) else self.data.open()
 
 
 def clean_path(path: str) -> str:
@@ -64,8 +83,8 @@ def clean_path(path: str) -> str:
     return "/".join(parts)
 
 
-def regular_file(path: str, data: bytes | Path, mode: int = 0o644, uid: int = 0, gid: int = 0) -> Entry:
-    """A regular file holding `data` (bytes, or a Path read when the layer is written)."""
+def regular_file(path: str, data: bytes | Path | Source, mode: int = 0o644, uid: int = 0, gid: int = 0) -> Entry:
+    """A regular file holding `data` (bytes, or a Path or Source read when the layer is written)."""
     return Entry(path, FILE, mode, data, uid=uid, gid=gid)
 
 
@@ -113,30 +132,81 @@ class Layer:
         return len(self.blob)
 
 
+@dataclass(frozen=True)
+class Written:
+    """What `write_layer` wrote: the compressed bytes' digest and length, and the tar's DiffID."""
+
+    digest: str
+    size: int
+    diff_id: str
+
+
 def build_layer(entries: list[Entry], mtime: int = DEFAULT_MTIME, level: int = DEFAULT_GZIP_LEVEL) -> Layer:
-    """Write `entries` as a deterministic gzip tar layer and compute its DiffID."""
-    tar = write_tar(entries, mtime)
-    return Layer(blob=gzip_deterministic(tar, level), diff_id=sha256_digest(tar))
+    """Write `entries` as a deterministic gzip tar layer in memory and compute its DiffID."""
+    buffer = io.BytesIO()
+    written = write_layer(entries, buffer, mtime, level)
+    return Layer(blob=buffer.getvalue(), diff_id=written.diff_id)
 
 
-def write_tar(entries: list[Entry], mtime: int = DEFAULT_MTIME) -> bytes:
-    """The uncompressed tar: every non-hardlink sorted by path, then hardlinks sorted by path."""
+def write_layer(entries: list[Entry], out: BinaryIO, mtime: int = DEFAULT_MTIME,
+                level: int = DEFAULT_GZIP_LEVEL) -> Written:
+    """Stream `entries` as a deterministic gzip tar layer into `out`, one file at a time, hashing on the way."""
+    compressed = _Hashing(out)
+    gzip = _Gzip(compressed, level)
+    tar = _Hashing(gzip)
+    write_tar(entries, tar, mtime)
+    gzip.finish()
+    return Written(compressed.digest, compressed.count, tar.digest)
+
+
+def write_tar(entries: list[Entry], out: BinaryIO, mtime: int = DEFAULT_MTIME) -> None:
+    """Write the uncompressed tar to `out`: every non-hardlink sorted by path, then hardlinks sorted by path."""
     _check_unique(entries)
     _check_hardlink_targets(entries)
     ordered = sorted((e for e in entries if e.kind != HARDLINK), key=lambda e: e.path)
     ordered += sorted((e for e in entries if e.kind == HARDLINK), key=lambda e: e.path)
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as archive:
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as archive:
         for entry in ordered:
-            data = entry.content()
-            archive.addfile(_tar_info(entry, mtime, len(data)), io.BytesIO(data) if data else None)
-    return buffer.getvalue()
+            size = entry.size()
+            if not size:
+                archive.addfile(_tar_info(entry, mtime, 0))
+                continue
+            with entry.open() as data:
+                archive.addfile(_tar_info(entry, mtime, size), data)
 
 
-def gzip_deterministic(data: bytes, level: int = DEFAULT_GZIP_LEVEL) -> bytes:
-    """Gzip `data` with mtime 0, no file name and a fixed level, so equal input gives equal output."""
-    compressor = zlib.compressobj(level, zlib.DEFLATED, 31)  # wbits 31: gzip header, mtime 0
-    return compressor.compress(data) + compressor.flush()
+class _Hashing:
+    """A writer that passes bytes on to `out`, counting them and hashing them with sha256."""
+
+    def __init__(self, out: BinaryIO):
+        self.out, self.count, self._hasher = out, 0, hashlib.sha256()
+
+    def write(self, data: bytes) -> int:
+        self.out.write(data)
+        self._hasher.update(data)
+        self.count += len(data)
+        return len(data)
+
+    def tell(self) -> int:
+        return self.count
+
+    @property
+    def digest(self) -> str:
+        return "sha256:" + self._hasher.hexdigest()
+
+
+class _Gzip:
+    """A writer that gzips what it gets into `out`: mtime 0, no file name, a fixed level (wbits 31)."""
+
+    def __init__(self, out: _Hashing | BinaryIO, level: int):
+        self.out, self._compressor = out, zlib.compressobj(level, zlib.DEFLATED, 31)
+
+    def write(self, data: bytes) -> int:
+        self.out.write(self._compressor.compress(data))
+        return len(data)
+
+    def finish(self) -> None:
+        self.out.write(self._compressor.flush())
 
 
 def _tar_info(entry: Entry, mtime: int, size: int) -> tarfile.TarInfo:

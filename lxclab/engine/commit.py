@@ -1,9 +1,10 @@
 """`docker commit`: what a container changed, as one new layer on top of its image, stored as a new image.
 
 1. The layer: the container's overlay upper dir holds every file it created or changed,
-   and a whiteout for every path it deleted; lxclab.layers.diff_directory turns it into a
-   tar layer (overlay whiteouts become OCI `.wh.` entries) with one fixed mtime, so the
-   same changes always give the same bytes.
+   and a whiteout for every path it deleted; lxclab.layers.write_diff streams it, one file
+   at a time, into a tar layer in the store's tmp folder (overlay whiteouts become OCI `.wh.`
+   entries) with one fixed mtime, so the same changes always give the same bytes, and a
+   layer of any size needs no more memory than a small one.
 2. The config: the image's own config, with the layer's DiffID appended to
    `rootfs.diff_ids`, a history entry appended (the container's command as `created_by`),
    and `created` set. How the image runs (Env, Cmd, WorkingDir) stays as it was.
@@ -16,27 +17,44 @@ Both runtimes write to an upper dir in overlay mode. Copy mode has none (the con
 root is a whole private tree, changes and all), so commit refuses it rather than guess.
 A running container is refused too (Docker pauses it instead): while it runs it could swap
 a file for a symlink to a host file between the walk and the read, and the host file would
-go into the layer, and on push into the registry. Stop it first.
+go into the layer, and on push into the registry. Stop it first. Even so, every file is
+read from a directory descriptor opened with O_NOFOLLOW and checked with fstat.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import AlreadyRunning, ContainerError
-from ..layers import diff_directory
+from ..layers import write_diff
 from ..manifest import (DOCKER_LAYER_GZIP, DOCKER_MANIFEST, OCI_LAYER_GZIP, Descriptor, Manifest, parse_manifest,
                         sha256_digest)
 from ..reference import parse
 from ..store import Store, StoredImage
-from ..tarball import DEFAULT_MTIME, Layer
+from ..tarball import DEFAULT_MTIME
 from ..unionfs import OVERLAY
 from .containers import RUNNING, Container, find, is_alive
 from .create import find_image
+
+
+@dataclass(frozen=True)
+class CommittedLayer:
+    """The layer a commit stored: its digest and size (compressed), its DiffID, and the blob's file."""
+
+    digest: str
+    size: int
+    diff_id: str
+    path: Path
+
+    @property
+    def blob(self) -> bytes:
+        """The compressed bytes, read from the store."""
+        return self.path.read_bytes()
 
 
 @dataclass(frozen=True)
@@ -44,7 +62,7 @@ class Commit:
     """A committed image: the stored image and the layer made from the container's changes."""
 
     image: StoredImage
-    layer: Layer
+    layer: CommittedLayer
 
 
 def canonical_json(document: dict) -> bytes:
@@ -89,11 +107,10 @@ def commit(name_or_id: str, ref: str, message: str | None = None, created: str |
     container = find(name_or_id)
     upper = _upper_dir(container)
     base = find_image(container.config.image)
-    layer = diff_directory(upper, mtime)
+    store = Store()
+    layer = store_diff(store, upper, mtime)
     config = next_config(base.config.raw, layer.diff_id, shlex.join(container.config.argv), created or timestamp(),
                          message)
-    store = Store()
-    store.write(layer.blob, layer.digest)
     config_descriptor = Descriptor(base.manifest.config.media_type, sha256_digest(config), len(config))
     store.write(config, config_descriptor.digest)
     layer_type = DOCKER_LAYER_GZIP if base.manifest.media_type == DOCKER_MANIFEST else OCI_LAYER_GZIP
@@ -101,6 +118,20 @@ def commit(name_or_id: str, ref: str, message: str | None = None, created: str |
     manifest = parse_manifest(raw)
     image = store.record_image(parse(ref), manifest, base.platform, origin=base.origin or base.reference)
     return Commit(image, layer)
+
+
+def store_diff(store: Store, upper: Path, mtime: int = DEFAULT_MTIME) -> CommittedLayer:
+    """Stream the layer of `upper`'s changes into a file in the store's tmp folder, then into the store."""
+    fd, temp = store.temporary_file("commit-")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            written = write_diff(upper, out, mtime)
+            out.flush()
+            os.fsync(out.fileno())
+        path = store.adopt(temp, written.digest)
+    finally:
+        temp.unlink(missing_ok=True)
+    return CommittedLayer(written.digest, written.size, written.diff_id, path)
 
 
 def _upper_dir(container: Container) -> Path:

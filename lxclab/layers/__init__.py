@@ -4,7 +4,7 @@ Which module to use:
 - `apply_layer` (apply.py): the one entry point for extraction, into a flattened root
   (copy mode) or into one directory per layer with overlayfs markers (overlay form).
 - `read_entries` (entries.py): what a layer holds, as data, for the union-fs model.
-- `diff_directory` (diff.py): an overlay upper directory as a new layer.
+- `diff_directory` / `write_diff` (diff.py): an overlay upper directory as a new layer, in memory or streamed.
 Below them: names.py (name checks, whiteout names), stream.py (decompression, DiffID),
 stage.py (extraction into a staging area), merge.py (moving it in, with undo),
 overlayform.py (overlayfs markers), metadata.py (owner, mode, times, xattrs).
@@ -28,7 +28,7 @@ The safety policy, in one place:
 """
 
 from .apply import apply_layer
-from .diff import diff_directory
+from .diff import diff_directory, write_diff
 from .entries import LayerEntry, read_entries
 from .names import OPAQUE_MARKER, WHITEOUT_PREFIX
 from .overlayform import OPAQUE_XATTR, LowerView, is_whiteout_node
@@ -36,5 +36,5 @@ from .report import ApplyReport, LayerWarning
 
 __all__ = [
     "ApplyReport", "LayerEntry", "LayerWarning", "LowerView", "OPAQUE_MARKER", "OPAQUE_XATTR", "WHITEOUT_PREFIX",
-    "apply_layer", "diff_directory", "is_whiteout_node", "read_entries",
+    "apply_layer", "diff_directory", "is_whiteout_node", "read_entries", "write_diff",
 ]

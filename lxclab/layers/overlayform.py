@@ -28,10 +28,12 @@ def is_whiteout_node(st: os.stat_result) -> bool:
     return stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
 
 
-def is_opaque(path: Path) -> bool:
-    """True if a directory carries overlayfs's opaque xattr."""
+def is_opaque(directory: Path | int) -> bool:
+    """True if a directory (a path, or an open descriptor) carries overlayfs's opaque xattr."""
     try:
-        return os.getxattr(path, OPAQUE_XATTR, follow_symlinks=False) == b"y"
+        if isinstance(directory, int):
+            return os.getxattr(directory, OPAQUE_XATTR) == b"y"
+        return os.getxattr(directory, OPAQUE_XATTR, follow_symlinks=False) == b"y"
     except OSError:
         return False
 
