@@ -11,8 +11,10 @@ capabilities and exec. Nothing here may run in the calling process.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
+import termios
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -84,6 +86,7 @@ def run_first_process(plan: Plan, go_r: int, error_w: int) -> None:
             os._exit(1)  # the parent gave up (a cgroup it could not join); it reports why
         os.setsid()
         _attach_stdio(plan.stdio)
+        _take_terminal()
         if plan.join_pid is None:
             _build_world(plan)
         _become_user_and_exec(plan)
@@ -97,6 +100,18 @@ def _attach_stdio(stdio: tuple[int | None, int | None, int | None]) -> None:
     for target, fd in enumerate(stdio):
         if fd is not None and fd != target:
             os.dup2(fd, target)
+
+
+def _take_terminal() -> None:
+    """Make a terminal on stdin (a pty of the container's own, `-t`) this new session's controlling terminal.
+
+    The kernel refuses one that is already another session's (the caller's own terminal):
+    that is left as it is, and the container stays without a controlling terminal."""
+    if os.isatty(0):
+        try:
+            fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+        except OSError:
+            pass
 
 
 def _build_world(plan: Plan) -> None:

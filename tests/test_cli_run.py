@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import select
 import shutil
 import signal
 import subprocess
@@ -37,10 +38,73 @@ def test_run_streams_output_and_passes_the_exit_status_through(busybox):
     assert "Exited (3)" in listed[1] and listed[1].rstrip().endswith("three")
 
 
-def test_run_passes_stdin_and_rm_leaves_nothing(busybox):
-    done = lxclab("run", "--rm", busybox, "tr", "a-z", "A-Z", stdin="hello\n")
+def test_run_i_passes_stdin_and_rm_leaves_nothing(busybox):
+    done = lxclab("run", "-i", "--rm", busybox, "tr", "a-z", "A-Z", stdin="hello\n")
     assert (done.returncode, done.stdout) == (0, "HELLO\n")
     assert lxclab("ps", "-a").stdout.splitlines()[1:] == []
+
+
+def test_without_i_the_container_reads_nothing(busybox):
+    done = lxclab("run", "--rm", busybox, "sh", "-c", "cat; readlink /proc/self/fd/0", stdin="typed\n")
+    assert (done.returncode, done.stdout) == (0, "/dev/null\n")
+
+
+def on_a_terminal(*args: str, typed: bytes = b"", timeout: float = 60) -> tuple[int, bytes]:
+    """Run the CLI with a new pty as its stdin, stdout and stderr (a user at a terminal); returns (status, output)."""
+    import pty
+
+    master, terminal = pty.openpty()
+    cli = subprocess.Popen([sys.executable, "-m", "lxclab", *args], stdin=terminal, stdout=terminal, stderr=terminal,
+                           start_new_session=True)
+    os.close(terminal)
+    if typed:
+        os.write(master, typed)
+    output, deadline = b"", time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not select.select([master], [], [], 1)[0]:
+            continue
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: the CLI and everything it started closed the terminal
+            break
+        if not chunk:
+            break
+        output += chunk
+    os.close(master)
+    try:
+        return cli.wait(timeout=30), output
+    except subprocess.TimeoutExpired:
+        cli.kill()
+        raise AssertionError(f"lxclab {' '.join(args)} did not end; it wrote {output!r}") from None
+
+
+@pytest.mark.parametrize("runtime", ["namespaces", "lxc"])
+def test_the_callers_terminal_never_reaches_the_container(busybox, runtime):
+    status, output = on_a_terminal("run", "-i", "--rm", "--runtime", runtime, busybox, "sh", "-c",
+                                   "for fd in 0 1 2; do readlink /proc/self/fd/$fd; done; test -t 0 || echo no-tty")
+    lines = output.decode().split()
+    assert status == 0 and lines[-1] == "no-tty", output
+    assert [line.split(":")[0] for line in lines[:3]] == ["pipe", "pipe", "pipe"], output
+
+
+@pytest.mark.parametrize("runtime", ["namespaces", "lxc"])
+def test_run_t_gives_the_container_a_terminal_of_its_own(busybox, runtime):
+    status, output = on_a_terminal("run", "-it", "--rm", "--runtime", runtime, busybox, "sh", "-c",
+                                   "test -t 0 && test -t 1 && echo on-a-tty; read line; echo got:$line; exit 4",
+                                   typed=b"typed\n")
+    text = output.decode()
+    assert status == 4 and "on-a-tty\r\n" in text and "got:typed\r\n" in text, output
+
+
+def test_exec_i_and_t(busybox):
+    assert lxclab("run", "-d", "--name", "execs", busybox, "sleep", "60").returncode == 0
+    try:
+        piped = lxclab("exec", "-i", "execs", "tr", "a-z", "A-Z", stdin="quiet\n")
+        assert (piped.returncode, piped.stdout) == (0, "QUIET\n")
+        status, output = on_a_terminal("exec", "-t", "execs", "sh", "-c", "test -t 1 && echo tty-out; exit 5")
+        assert status == 5 and b"tty-out\r\n" in output, output
+    finally:
+        lxclab("rm", "-f", "execs")
 
 
 def test_detached_exec_ps_rm(busybox):

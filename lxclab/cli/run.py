@@ -1,10 +1,10 @@
 """`lxclab run`, `exec`, `ps`, `logs`, `start`, `stop`, `rm`, `gc`: containers from the command line, as in Docker.
 
-    lxclab run [--rm] [-d] [--pull missing|always|never] [--name N] [--memory SIZE] [--cpus N] [--pids N]
+    lxclab run [--rm] [-d] [-i] [-t] [--pull missing|always|never] [--name N] [--memory SIZE] [--cpus N] [--pids N]
                [--hostname H] [-e KEY=VALUE] [--net none|bridge] [--rootless] [--mode overlay|copy]
                [--runtime namespaces|lxc] [--privileged] [--cap-add CAP] [--cap-drop CAP] [--security-opt OPT]
                REF [CMD...]
-    lxclab exec ID CMD...      lxclab ps [-a]      lxclab logs ID
+    lxclab exec [-i] [-t] ID CMD...      lxclab ps [-a]      lxclab logs ID
     lxclab start ID            lxclab stop ID
     lxclab rm [-f] ID...       lxclab gc
 
@@ -31,6 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the run, exec, ps, logs, rm and gc subcommands."""
     _register_run(subparsers)
     command = subparsers.add_parser("exec", help="run a command inside a running container")
+    _add_terminal_options(command)
     command.add_argument("container", metavar="ID", help="a container's name, ID or unique ID prefix")
     command.add_argument("command", metavar="CMD", nargs=argparse.REMAINDER, help="the command and its arguments")
     command.set_defaults(func=run_exec)
@@ -59,6 +60,7 @@ def _register_run(subparsers: argparse._SubParsersAction) -> None:
     command = subparsers.add_parser("run", help="run a command in a new container of an image (pulled if missing)")
     command.add_argument("--rm", dest="remove", action="store_true", help="remove the container when it exits")
     command.add_argument("-d", "--detach", action="store_true", help="run in the background and print its ID")
+    _add_terminal_options(command)
     command.add_argument("--pull", choices=PULL_POLICIES, default=PULL_POLICIES[0],
                          help="pull the image first: when it is not in the store (default), always, or never")
     command.add_argument("--name", help="a name to use instead of its ID")
@@ -90,6 +92,21 @@ def _register_run(subparsers: argparse._SubParsersAction) -> None:
     command.set_defaults(func=run_run)
 
 
+def _add_terminal_options(command: argparse.ArgumentParser) -> None:
+    """-i and -t, as Docker has them: the container never gets this terminal itself, only pipes or a pty of its own."""
+    command.add_argument("-i", "--interactive", action="store_true",
+                         help="copy this process's stdin to the container (else it reads /dev/null)")
+    command.add_argument("-t", "--tty", action="store_true",
+                         help="give the container a pseudo-terminal of its own, relayed to this one")
+
+
+def _streams(args: argparse.Namespace, log_path=None):
+    """The container's stdio for a foreground command: pipes or a pty, this process's own stdin copied with -i."""
+    from ..engine.streams import Streams
+
+    return Streams(log_path, 0 if args.interactive else None, sys.stdout.buffer, sys.stderr.buffer, tty=args.tty)
+
+
 def run_run(args: argparse.Namespace) -> int:
     """Run a container in the foreground (exit with its status) or detached (print its ID)."""
     from ..engine import run
@@ -105,8 +122,8 @@ def run_run(args: argparse.Namespace) -> int:
         return 0
     signal.signal(signal.SIGTERM, _terminate)
     try:
-        result = run.run(args.ref, args.command, stdin=0, stdout=sys.stdout.buffer, stderr=sys.stderr.buffer,
-                         **options)
+        result = run.run(args.ref, args.command, stdin=0 if args.interactive else None, stdout=sys.stdout.buffer,
+                         stderr=sys.stderr.buffer, tty=args.tty, **options)
     except CommandNotFound as exc:
         print(f"lxclab: error: {exc}", file=sys.stderr)
         return COMMAND_NOT_FOUND
@@ -140,11 +157,12 @@ def _terminate(signum: int, frame: object) -> None:
 
 
 def run_exec(args: argparse.Namespace) -> int:
-    """Run a command in a running container with this terminal's stdio; exit with its status."""
+    """Run a command in a running container, its output copied here (input with -i, a pty with -t); exit with its status."""
     from ..engine import run
 
     try:
-        return run.exec_in(args.container, args.command).exit_code
+        with _streams(args) as streams:
+            return run.exec_attached(args.container, args.command, streams).exit_code
     except CommandNotFound as exc:
         print(f"lxclab: error: {exc}", file=sys.stderr)
         return COMMAND_NOT_FOUND

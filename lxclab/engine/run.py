@@ -25,6 +25,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -59,16 +60,17 @@ class RunResult:
 
 
 def run(ref: str, command: list[str] | None = None, *, stdin: int | None = None, stdout=None, stderr=None,
-        **options) -> RunResult:
+        tty: bool = False, **options) -> RunResult:
     """Run a command in a new container of pulled image `ref` and wait for it to end (`docker run`).
 
     `options` are those of `create`. Output always goes to the container's log; with
     `stdout`/`stderr` (binary streams such as sys.stdout.buffer) it is copied there too as
-    it comes, otherwise RunResult.output holds it. `stdin` is a file descriptor (default
-    /dev/null). Overlay mode, limits and a bridge network need root.
+    it comes, otherwise RunResult.output holds it. `stdin` is a file descriptor whose bytes
+    are copied in through a pipe (default /dev/null); `tty` gives the container a pty of its
+    own (`-t`). Overlay mode, limits and a bridge network need root.
     """
     container = create(ref, command, **options)
-    return supervise(container, Streams(container.log_path, stdin, stdout, stderr))
+    return supervise(container, Streams(container.log_path, stdin, stdout, stderr, tty=tty))
 
 
 def supervise(container: Container, streams: Streams, ready=None) -> RunResult:
@@ -246,3 +248,14 @@ def exec_in(name_or_id: str, command: list[str], stdin: int | None = None, stdou
     if not command:
         raise ContainerError("exec needs a command to run")
     return runtime_for(container.config.runtime).exec(container, command, (stdin, stdout, stderr))
+
+
+def exec_attached(name_or_id: str, command: list[str], streams: Streams) -> ExitStatus:
+    """`exec_in` with `streams` as the command's stdio, copied by a thread of this process while it runs."""
+    pump = threading.Thread(target=streams.pump, name="exec-streams", daemon=True)
+    pump.start()
+    try:
+        return exec_in(name_or_id, command, *streams.fds)
+    finally:
+        streams.started()
+        pump.join()
