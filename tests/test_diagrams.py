@@ -125,7 +125,7 @@ def test_image_tree_says_which_platforms_were_not_fetched(seed_image):
     assert figure.get_suptitle().endswith("2 platforms, 1 fetched")
 
 
-@pytest.mark.parametrize("size, text", [(517, "517 B"), (2048, "2 KiB"), (1_500_000, "1.43 MiB")])
+@pytest.mark.parametrize("size, text", [(517, "517 B"), (2048, "2 KiB"), (1_034_000, "1010 KiB"), (1_500_000, "1.43 MiB")])
 def test_sizes_are_short(size, text):
     assert diagrams.short_size(size) == text
 

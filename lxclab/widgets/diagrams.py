@@ -166,7 +166,7 @@ def short_size(size: int) -> str:
     """A size in bytes, KiB or MiB, three significant digits at most."""
     for unit, factor in (("MiB", 2**20), ("KiB", 2**10)):
         if size >= factor:
-            return f"{size / factor:.3g} {unit}"
+            return f"{figures.short_number(size / factor)} {unit}"
     return f"{size} B"
 
 

@@ -38,6 +38,11 @@ _NOT_INLINE = re.compile(r"<style[^>]*>.*?</style>|<metadata>.*?</metadata>\s*",
 _LOCK = threading.RLock()  # matplotlib's settings are global: one figure is styled or saved at a time
 
 
+def short_number(value: float) -> str:
+    """A number for a label: at most three significant digits, whole numbers from 1000 on."""
+    return f"{value:.3g}" if abs(value) < 1000 else f"{value:.0f}"
+
+
 @contextmanager
 def style() -> Iterator[None]:
     """matplotlib's defaults plus lxclab's STYLE, for building or saving a figure, one thread at a time."""

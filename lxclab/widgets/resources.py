@@ -124,14 +124,9 @@ def _draw_oom_kill(axes: Axes, t: float, fraction: float) -> None:
                   textcoords="offset points", ha="right" if near_right_edge else "left", color=OOM_COLOUR)
 
 
-def _number(value: float) -> str:
-    """A short label for a tick or a reading: at most three significant digits."""
-    return f"{value:.3g}" if abs(value) < 1000 else f"{value:.0f}"
-
-
 def _with_unit(value: float, panel: Panel) -> str:
     """A reading with its unit, like `64 MiB` or `50 %`; counts go bare."""
-    return _number(value) if panel.unit == "count" else f"{_number(value)} {panel.unit}"
+    return figures.short_number(value) if panel.unit == "count" else f"{figures.short_number(value)} {panel.unit}"
 
 
 def panel_svg(recording: Recording, metric: str, window_seconds: float | None = None) -> str:
@@ -151,9 +146,9 @@ def caption(recording: Recording) -> str:
 def _reading(recording: Recording, metric: str) -> str:
     """The latest value of one metric, and its limit if it has one, with the unit."""
     panel = PANELS[metric]
-    latest = _number(recording.series(metric)[-1][1] * panel.scale)
+    latest = figures.short_number(recording.series(metric)[-1][1] * panel.scale)
     limit = recording.limit(metric)
-    value = latest if limit is None else f"{latest} of {_number(limit * panel.scale)}"
+    value = latest if limit is None else f"{latest} of {figures.short_number(limit * panel.scale)}"
     return f"{panel.heading} {value}" + ("" if panel.unit == "count" else f" {panel.unit}")
 
 
