@@ -65,10 +65,10 @@ def test_exported_notebook_renders_its_widgets_with_no_network(browser: Browser,
     page = browser.page()
     page.goto(page_file.as_uri())
     page.wait_for_selector(".widget-tab", timeout=WIDGET_TIMEOUT_MS)
-    page.wait_for_selector("svg polyline.series", timeout=WIDGET_TIMEOUT_MS)
+    page.wait_for_selector("svg g[id^='series-']", timeout=WIDGET_TIMEOUT_MS)
     screenshot(page, "static-export-widgets")
     assert "efficiency" in page.inner_text(".widget-vbox >> nth=0")
-    assert page.locator("svg polyline.series").count() == 3  # memory, CPU and pids panels drawn by the browser
+    assert page.locator("svg g[id^='series-']").count() == 3  # memory, CPU and pids panels drawn by the browser
     assert "1.0 kB / 1.0 kB done" in page.inner_text("body")
     assert browser.guard.remote == [] and browser.errors == [] and browser.failed == []
     assert any(url.endswith("html-manager/dist/embed-amd.js") for url in browser.guard.requested)
@@ -118,8 +118,8 @@ def test_the_deck_runs_its_demos_and_shows_its_widgets_offline(browser: Browser,
     show_slide_of(page, ".reveal .widget-tab")
     page.wait_for_selector(".reveal section.present .widget-tab", state="visible", timeout=WIDGET_TIMEOUT_MS)
     screenshot(page, "deck-layer-explorer")
-    show_slide_of(page, ".reveal svg polyline.series")
-    assert page.locator(".reveal section.present svg polyline.series").count() == 3
+    show_slide_of(page, ".reveal svg g[id^='series-']")
+    assert page.locator(".reveal section.present svg g[id^='series-']").count() == 3
     assert "OOM kills: 1" in page.inner_text(".reveal section.present")  # the hog met its memory limit
     screenshot(page, "deck-resource-graph")
     assert browser.guard.remote == [] and browser.errors == [] and browser.failed == []

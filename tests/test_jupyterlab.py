@@ -18,7 +18,7 @@ from fixture_lessons import NOTEBOOKS, error_outputs, lesson_classroom  # noqa: 
 
 WIDGET_TIMEOUT_MS = 30_000
 RUN_ALL_TIMEOUT_MS = 120_000
-WIDGET_LESSONS = {"04": ".widget-tab", "07": "svg polyline.series"}  # the layer explorer, the resource graph
+WIDGET_LESSONS = {"04": ".widget-tab", "07": "svg g[id^='series-']"}  # the layer explorer, the resource graph
 KERNEL_READY = "Python 3 (ipykernel) | Idle"  # the status bar, once the notebook's kernel is up
 PROMPTS = """() => [...document.querySelectorAll(".jp-Notebook .jp-CodeCell .jp-InputArea-prompt")]
     .map(prompt => prompt.textContent)"""

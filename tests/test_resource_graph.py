@@ -1,5 +1,5 @@
-"""The resource graph: SVG panels checked against their own axis labels, the widget live and replayed,
-and its static HTML export rendered offline by a real chromium."""
+"""The resource graph: matplotlib figures checked through their artists against the samples, the widget
+live and replayed, the SVG a speaker saves, and its static HTML export rendered offline by a real chromium."""
 
 from __future__ import annotations
 
@@ -17,16 +17,19 @@ from pathlib import Path
 
 import pytest
 from ipywidgets.embed import dependency_state, embed_minimal_html
+from matplotlib.axes import Axes
+from matplotlib.colors import to_hex
+from matplotlib.lines import Line2D
 
 from fixture_browser import dump_dom
 
 from lxclab.errors import LxclabError, MonitorError
 from lxclab.monitor import Recording, Sample, Sampler
 from lxclab.widgets.export import save_offline_html
-from lxclab.widgets.resources import ResourceGraph, caption, nice_ceiling, render_svg
+from lxclab.widgets.resources import ResourceGraph, caption, draw, nice_ceiling, panel_svg
 
 MiB = 2**20
-SVG = "{http://www.w3.org/2000/svg}"
+RED = "#d62728"
 
 
 def known_recording() -> Recording:
@@ -37,40 +40,22 @@ def known_recording() -> Recording:
                              oom_kills=1 if i >= 8 else 0) for i in range(10)])
 
 
-class Axes:
-    """The value and time scales of a rendered panel, read back from its own tick labels."""
-
-    def __init__(self, svg: ET.Element):
-        labels = [t.text for t in by_class(svg, "tick")]
-        grid_ys = [float(line.get("y1")) for line in by_class(svg, "grid")]
-        values = list(zip([float(text) for text in labels if not text.endswith(" s")], grid_ys))
-        times = [(float(t.text[:-2]), float(t.get("x"))) for t in by_class(svg, "tick") if t.text.endswith(" s")]
-        (self.v0, self.y0), (self.v1, self.y1) = values[0], values[-1]
-        (self.t0, self.x0), (self.t1, self.x1) = times[0], times[-1]
-
-    def y(self, value: float) -> float:
-        """Where the y axis labels say `value` lies."""
-        return self.y0 + (value - self.v0) / (self.v1 - self.v0) * (self.y1 - self.y0)
-
-    def x(self, t: float) -> float:
-        """Where the time axis labels say `t` lies."""
-        return self.x0 + (t - self.t0) / (self.t1 - self.t0) * (self.x1 - self.x0)
+def panel(recording: Recording, metric: str, **options) -> Axes:
+    """The one panel of a figure drawn for `metric` alone."""
+    (axes,) = draw(recording, metric, **options).axes
+    return axes
 
 
-def parse(svg_text: str) -> ET.Element:
-    """The SVG as an element tree (which also proves it is well-formed XML)."""
-    return ET.fromstring(svg_text)
+def artist(axes: Axes, gid: str) -> Line2D | None:
+    """The line of `axes` with id `gid` (what the SVG calls it), or None."""
+    found = [line for line in axes.lines if line.get_gid() == gid]
+    assert len(found) <= 1
+    return found[0] if found else None
 
 
-def by_class(svg: ET.Element, name: str) -> list[ET.Element]:
-    """Every element with class `name`."""
-    return [e for e in svg.iter() if e.get("class") == name]
-
-
-def polyline_points(svg: ET.Element) -> list[tuple[float, float]]:
-    """The (x, y) points of the panel's series."""
-    (line,) = by_class(svg, "series")
-    return [tuple(float(n) for n in pair.split(",")) for pair in line.get("points").split()]
+def texts(axes: Axes) -> list[str]:
+    """Every text written on the panel (notes, labels), not the tick labels."""
+    return [text.get_text() for text in axes.texts]
 
 
 @pytest.mark.parametrize("metric, unit, values, limit", [
@@ -78,69 +63,79 @@ def polyline_points(svg: ET.Element) -> list[tuple[float, float]]:
     ("cpu", "%", [(0.5 * i, 50.0) for i in range(1, 10)], 50),
     ("pids", "count", [(0.5 * i, 1 + i) for i in range(10)], 10),
 ])
-def test_panel_draws_series_and_dashed_limit_where_its_axes_say(metric, unit, values, limit):
-    svg = parse(render_svg(known_recording(), metric))
-    axes = Axes(svg)
-    assert (axes.v0, axes.t0, axes.t1) == (0, 0, 4)  # round seconds, one a second
-    expected = [coordinate for t, v in values for coordinate in (axes.x(t), axes.y(v))]
-    drawn = [coordinate for point in polyline_points(svg) for coordinate in point]
-    assert drawn == pytest.approx(expected, abs=0.15)
-    (line,) = by_class(svg, "limit")
-    assert line.get("stroke-dasharray") and line.get("y1") == line.get("y2")
-    assert float(line.get("y1")) == pytest.approx(axes.y(limit), abs=0.15)
-    assert [float(line.get("x1")), float(line.get("x2"))] == pytest.approx([axes.x(0), axes.x(4.5)], abs=0.15)
-    assert [e.text for e in by_class(svg, "unit")] == [unit]
-    assert by_class(svg, "heading")[0].text.endswith(f"({unit})")
+def test_panel_draws_the_samples_in_display_units_and_a_dashed_limit(metric, unit, values, limit):
+    axes = panel(known_recording(), metric)
+    series = artist(axes, f"series-{metric}")
+    assert list(series.get_xdata()) == pytest.approx([t for t, _ in values])
+    assert list(series.get_ydata()) == pytest.approx([v for _, v in values])
+    line = artist(axes, f"limit-{metric}")
+    assert line.get_linestyle() == "--" and to_hex(line.get_color()) == RED
+    assert list(line.get_ydata()) == [limit, limit] and list(line.get_xdata()) == [0, 1]  # across the whole panel
+    assert f"limit {limit}" in " ".join(texts(axes))
+    assert axes.get_xlim() == (0, 4.5) and axes.get_ylim()[0] == 0
+    assert axes.get_ylabel() == unit and axes.get_title(loc="left").endswith(f"({unit})")
+    assert axes.get_xlabel() == "time (s)"
 
 
 def test_oom_kill_is_a_red_marker_at_its_time_on_the_memory_panel_only():
     recording = known_recording()
-    svg = parse(render_svg(recording, "memory"))
-    (marker,) = by_class(svg, "oom")
-    (line,) = marker.iter(f"{SVG}line")
-    assert float(line.get("x1")) == pytest.approx(Axes(svg).x(4.0), abs=0.15)
-    assert line.get("stroke") == "#d62728" and "OOM" in "".join(marker.itertext())
-    assert by_class(parse(render_svg(recording, "cpu")), "oom") == []
+    memory = panel(recording, "memory")
+    marker = artist(memory, "oom-4")
+    assert list(marker.get_xdata()) == [4.0, 4.0] and to_hex(marker.get_color()) == RED
+    assert "OOM kill" in texts(memory)
+    cpu = panel(recording, "cpu")
+    assert [line.get_gid() for line in cpu.lines] == ["series-cpu", "limit-cpu"] and "OOM kill" not in texts(cpu)
 
 
 def test_an_oom_label_near_the_right_edge_stays_inside_the_panel():
     samples = known_recording().samples
-    late_kill = Recording([*samples[:-1], replace(samples[-1], oom_kills=samples[-2].oom_kills + 1)])
-    labels = {float(marker.get("data-t")): next(marker.iter(f"{SVG}text"))
-              for marker in by_class(parse(render_svg(late_kill, "memory", width=560)), "oom")}
-    early, late = labels[4.0], labels[4.5]
-    assert early.get("text-anchor") == "start"
-    assert late.get("text-anchor") == "end" and float(late.get("x")) < 560
+    late_kill = Recording([*samples[:-2], replace(samples[-2], oom_kills=0), samples[-1]])
+    early = Recording([*samples[:3], *(replace(s, oom_kills=1) for s in samples[3:])])
+    alignment = {name: next(t.get_horizontalalignment() for t in panel(r, "memory").texts if t.get_text() == "OOM kill")
+                 for name, r in (("early", early), ("late", late_kill))}
+    assert alignment == {"early": "left", "late": "right"}
 
 
 def test_value_axis_leaves_room_above_the_limit_and_the_data():
-    svg = parse(render_svg(known_recording(), "memory"))
-    assert Axes(svg).v1 == 80  # 64 MiB limit plus 5 % headroom, rounded up to a round number
+    assert panel(known_recording(), "memory").get_ylim() == (0, 80)  # 64 MiB plus 5 %, rounded up to a round number
     assert [nice_ceiling(v) for v in (0.7, 1, 67.2, 105, 2600)] == [0.8, 1, 80, 120, 3000]
 
 
 def test_live_window_shows_only_the_last_seconds():
     recording = Recording([Sample(t=float(t), memory_bytes=MiB * t, memory_limit=None, cpu_seconds=0.0,
                                   cpu_quota=None, pids=1, pids_limit=None, oom_kills=0) for t in range(11)])
-    svg = parse(render_svg(recording, "memory", window_seconds=3))
-    axes = Axes(svg)
-    assert (axes.t0, axes.t1) == (7, 10)
-    assert len(polyline_points(svg)) == 4
-    assert by_class(svg, "limit") == []  # no limit, no line
-    short = Axes(parse(render_svg(Recording(recording.samples[:2]), "memory", window_seconds=30)))
-    assert (short.t0, short.t1) == (0, 30)  # a young recording grows rightwards in a fixed window
+    axes = panel(recording, "memory", window_seconds=3)
+    assert axes.get_xlim() == (7, 10)
+    assert list(artist(axes, "series-memory").get_xdata()) == [7, 8, 9, 10]
+    assert artist(axes, "limit-memory") is None  # no limit, no line
+    short = panel(Recording(recording.samples[:2]), "memory", window_seconds=30)
+    assert short.get_xlim() == (0, 30)  # a young recording grows rightwards in a fixed window
 
 
 def test_empty_recording_draws_axes_and_says_so():
-    svg = parse(render_svg(Recording(), "pids"))
-    assert by_class(svg, "series") == [] and by_class(svg, "note")[0].text == "no samples yet"
+    axes = panel(Recording(), "pids")
+    assert list(axes.lines) == [] and texts(axes) == ["no samples yet"] and axes.get_ylabel() == "count"
     assert caption(Recording()) == "no samples yet"
 
 
-def test_render_is_deterministic_and_refuses_unknown_metrics():
-    assert render_svg(known_recording(), "cpu") == render_svg(Recording.from_json(known_recording().to_json()), "cpu")
+def test_all_three_metrics_share_one_time_axis():
+    figure = draw(known_recording())
+    assert [a.get_title(loc="left") for a in figure.axes] == ["memory (MiB)", "CPU (%)", "pids (count)"]
+    assert [a.get_xlabel() for a in figure.axes] == ["", "", "time (s)"]
+    figure.axes[0].set_xlim(1, 2)
+    assert figure.axes[2].get_xlim() == (1, 2)
+
+
+def test_svg_is_deterministic_inline_markup_and_unknown_metrics_are_refused():
+    text = panel_svg(known_recording(), "cpu")
+    assert text == panel_svg(Recording.from_json(known_recording().to_json()), "cpu")
+    tree = ET.fromstring(text)  # well-formed, and an <svg> element ready to inline (no prolog, no page-wide CSS)
+    assert tree.tag == "{http://www.w3.org/2000/svg}svg" and "<style" not in text and "<metadata" not in text
+    assert sorted(e.get("id") for e in tree.iter() if (e.get("id") or "").startswith(("series", "limit"))) == \
+        ["limit-cpu", "series-cpu"]
+    assert "50 %" in "".join(tree.itertext())  # text is kept as text
     with pytest.raises(MonitorError, match="unknown metric 'io'"):
-        render_svg(known_recording(), "io")
+        draw(known_recording(), ["memory", "io"])
 
 
 def test_caption_gives_latest_values_with_limits_and_units():
@@ -152,7 +147,7 @@ def test_widget_from_recording_shows_one_panel_per_metric_and_a_caption():
     recording = known_recording()
     graph = ResourceGraph.from_recording(recording, title="a memory hog")
     assert [graph.panels[m].value for m in ("memory", "cpu", "pids")] == \
-        [render_svg(recording, m) for m in ("memory", "cpu", "pids")]
+        [panel_svg(recording, m) for m in ("memory", "cpu", "pids")]
     assert html.escape(caption(recording)) in graph.caption.value
     assert "<b>a memory hog</b>" in graph.children[0].value
     assert repr(graph) == "ResourceGraph('a memory hog', 10 samples, 4.5 s)"
@@ -167,7 +162,7 @@ def test_add_draws_every_sample_eventually_though_redraws_are_throttled():
         graph.add(s)
     assert drawn.wait(10), graph.caption.value
     assert len(redraws) < 5  # ten samples in a burst are not ten redraws
-    assert graph.panels["memory"].value == render_svg(known_recording(), "memory")
+    assert graph.panels["memory"].value == panel_svg(known_recording(), "memory")
 
 
 def test_follow_draws_a_live_process_and_the_final_state_when_sampling_stops():
@@ -185,8 +180,9 @@ def test_follow_draws_a_live_process_and_the_final_state_when_sampling_stops():
         os.kill(child.pid, signal.SIGKILL)
         child.wait()
     assert [t for t in threading.enumerate() if t.name == "lxclab-sampler"] == []
-    assert graph.panels["cpu"].value == render_svg(graph.recording, "cpu", window_seconds=30)
-    assert len(polyline_points(parse(graph.panels["memory"].value))) == len(graph.recording)
+    assert graph.panels["cpu"].value == panel_svg(graph.recording, "cpu", window_seconds=30)
+    drawn = artist(graph.figure().axes[0], "series-memory")
+    assert list(drawn.get_xdata()) == [s.t for s in graph.recording]
 
 
 def test_follow_shows_why_sampling_stopped():
@@ -209,17 +205,17 @@ def test_widget_state_embeds_the_svg_in_static_html(tmp_path):
     state = json.loads(re.search(r'widget-state\+json">(.*?)</script>', text, re.S).group(1))["state"]
     values = [m["state"].get("value", "") for m in state.values() if m["model_name"] == "HTMLModel"]
     svgs = [v for v in values if v.startswith("<svg")]
-    assert len(svgs) == 3 and all("<polyline" in v for v in svgs)
-    assert not any("<script" in v or "http://" in v.replace('xmlns="http://www.w3.org/2000/svg"', "")
-                   for v in values)
+    assert len(svgs) == 3 and all('<g id="series-' in v for v in svgs)
+    namespaces = re.compile(r'xmlns(:xlink)?="http://www\.w3\.org/[^"]*"')
+    assert not any("<script" in v or "http" in namespaces.sub("", v) for v in values)
 
 
 def test_static_html_renders_the_svg_offline_in_chromium(tmp_path):
     page = save_offline_html([ResourceGraph.from_recording(known_recording())], tmp_path / "graph.html")
     dom = dump_dom(page, tmp_path / "profile")
-    rendered = re.findall(r'<polyline class="series"[^>]*>', dom)  # real elements, not JSON-escaped state
-    assert len(rendered) == 3, dom[-2000:]
-    assert 'class="limit"' in dom and 'class="oom"' in dom
+    rendered = re.findall(r'<g id="series-(\w+)"', dom)  # real elements, not JSON-escaped state
+    assert rendered == ["memory", "cpu", "pids"], dom[-2000:]
+    assert '<g id="limit-memory"' in dom and '<g id="oom-4"' in dom
 
 
 def test_offline_export_names_the_missing_scripts_and_writes_nothing(tmp_path):
@@ -227,3 +223,12 @@ def test_offline_export_names_the_missing_scripts_and_writes_nothing(tmp_path):
     with pytest.raises(LxclabError, match=r"embed-amd\.js, .*require\.js missing; run `npm install`"):
         save_offline_html([ResourceGraph.from_recording(known_recording())], page, node_modules=tmp_path / "none")
     assert not page.exists()
+
+
+def test_a_speaker_saves_the_graphs_as_png_or_svg(tmp_path):
+    graph = ResourceGraph.from_recording(known_recording(), title="a memory hog")
+    assert graph.save(tmp_path / "hog.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    saved = ET.parse(graph.save(tmp_path / "hog.svg")).getroot()
+    assert {e.get("id") for e in saved.iter()} >= {"series-memory", "series-cpu", "series-pids", "oom-4"}
+    with pytest.raises(LxclabError, match=r"cannot save a figure as hog\.pdf: name it \.png or \.svg"):
+        graph.save(tmp_path / "hog.pdf")

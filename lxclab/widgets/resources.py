@@ -1,9 +1,10 @@
-"""Resource graphs: memory, CPU % and pids of a container as inline SVG, live or replayed.
+"""Resource graphs: memory, CPU % and pids of a container drawn with matplotlib, live or replayed.
 
-`render_svg` is a pure function from a Recording to one SVG panel: the series as a
-polyline, the limit as a dashed line, OOM kills as red markers, axes with units.
-`ResourceGraph` shows one panel per metric in plain ipywidgets.HTML (no custom JavaScript,
-no CDN), so it renders in JupyterLab and in static HTML exported with its widget state.
+`draw` is a pure function from a Recording to a matplotlib Figure with one panel per metric:
+the series as a line, the limit as a dashed line, OOM kills as red markers, axes with units.
+`ResourceGraph` shows each panel as SVG in plain ipywidgets.HTML (no custom JavaScript, no
+CDN), so it renders in JupyterLab and in static HTML exported with its widget state; its
+`figure()` and `save(path)` give a speaker the same graphs as a Figure, a PNG or an SVG.
 It draws what it is given: `add` a Sample, or `follow` a Sampler; it never samples itself.
 """
 
@@ -13,20 +14,25 @@ import html
 import math
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import ipywidgets
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 
 from ..errors import MonitorError
 from ..monitor import METRICS, Recording, Sample, Sampler
+from . import figures
 
-MIN_REDRAW_SECONDS = 0.2  # redraw at most ~5 times a second, however fast samples arrive
+MIN_REDRAW_SECONDS = 0.5  # redraw at most twice a second (a redraw of three panels takes ~0.1 s of CPU)
 LIMIT_COLOUR = "#d62728"
 OOM_COLOUR = "#d62728"
+NOTE_COLOUR = "#888888"
 VALUE_STEPS = (1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10)  # tops of the value axis
-TIME_STEPS = (1, 2, 2.5, 5, 10)  # spacing of time ticks
-MARGIN_LEFT, MARGIN_RIGHT, MARGIN_TOP, MARGIN_BOTTOM = 58, 24, 22, 30
-OOM_LABEL_WIDTH = 50  # pixels "OOM kill" takes in the panel's font
+PANEL_SIZE = (5.6, 1.5)  # inches, width and height of one metric's panel
+NEAR_RIGHT_EDGE = 0.85  # past this fraction of the time axis, an OOM label goes left of its line
 
 
 @dataclass(frozen=True)
@@ -47,40 +53,6 @@ PANELS = {
 }
 
 
-@dataclass(frozen=True)
-class Frame:
-    """The plot area of a panel and the data ranges it maps: time on x, value on y."""
-
-    width: int
-    height: int
-    start: float
-    end: float
-    top: float
-
-    @property
-    def left(self) -> float:
-        """The x of the y axis."""
-        return MARGIN_LEFT
-
-    @property
-    def right(self) -> float:
-        """The x of the plot's right edge."""
-        return self.width - MARGIN_RIGHT
-
-    @property
-    def bottom(self) -> float:
-        """The y of the time axis."""
-        return self.height - MARGIN_BOTTOM
-
-    def x(self, t: float) -> float:
-        """The x coordinate of time `t` (seconds)."""
-        return self.left + (t - self.start) / (self.end - self.start) * (self.right - self.left)
-
-    def y(self, value: float) -> float:
-        """The y coordinate of `value` (in the panel's display unit)."""
-        return self.bottom - value / self.top * (self.bottom - MARGIN_TOP)
-
-
 def nice_ceiling(value: float, steps: tuple[float, ...] = VALUE_STEPS) -> float:
     """The smallest round number (one of `steps` times a power of ten) that is at least `value` > 0."""
     power = 10 ** math.floor(math.log10(value))
@@ -99,122 +71,67 @@ def time_range(recording: Recording, window_seconds: float | None) -> tuple[floa
     return last - window_seconds, last
 
 
-def render_svg(recording: Recording, metric: str, width: int = 560, height: int = 130,
-               window_seconds: float | None = None) -> str:
-    """One panel of `metric` ("memory", "cpu" or "pids") as standalone SVG text; deterministic."""
-    if metric not in PANELS:
-        raise MonitorError(f"unknown metric {metric!r}: choose one of {', '.join(METRICS)}")
-    panel = PANELS[metric]
+def draw(recording: Recording, metrics: str | Sequence[str] = METRICS,
+         window_seconds: float | None = None) -> Figure:
+    """A Figure with one panel per metric ("memory", "cpu", "pids", or a list of them), sharing the time axis."""
+    metrics = [metrics] if isinstance(metrics, str) else list(metrics)
+    unknown = [metric for metric in metrics if metric not in PANELS]
+    if unknown or not metrics:
+        raise MonitorError(f"unknown metric {unknown[0] if unknown else None!r}: choose one of {', '.join(METRICS)}")
     start, end = time_range(recording, window_seconds)
+    with figures.style():
+        figure = Figure(figsize=(PANEL_SIZE[0], PANEL_SIZE[1] * len(metrics)), layout="constrained")
+        panels = figure.subplots(len(metrics), 1, sharex=True, squeeze=False)[:, 0]
+        for axes, metric in zip(panels, metrics):
+            _draw_panel(axes, recording, metric, start, end)
+        panels[-1].set_xlabel("time (s)")
+    return figure
+
+
+def _draw_panel(axes: Axes, recording: Recording, metric: str, start: float, end: float) -> None:
+    """One metric on `axes`: its series, its limit, OOM kills (memory only), its units, or a note."""
+    panel = PANELS[metric]
     points = [(t, v * panel.scale) for t, v in recording.series(metric) if start <= t <= end]
     limit = recording.limit(metric)
     limit = None if limit is None else limit * panel.scale
     highest = max([v for _, v in points] + [limit or 0.0])
-    frame = Frame(width, height, start, end, nice_ceiling(max(highest * 1.05, panel.floor)))
-    parts = [_axes(frame, panel), _series(frame, panel, points)]
+    axes.set(xlim=(start, end), ylim=(0, nice_ceiling(max(highest * 1.05, panel.floor))), ylabel=panel.unit)
+    axes.set_title(f"{panel.heading} ({panel.unit})", loc="left")
+    axes.grid(True, color="#e0e0e0", linewidth=0.6)
+    if points:
+        times, values = zip(*points)
+        axes.plot(times, values, color=panel.colour, linewidth=1.5, marker="o", markersize=3,
+                  markevery=[len(points) - 1], zorder=3, gid=f"series-{metric}")
+    else:
+        axes.text(0.5, 0.5, "no samples yet", transform=axes.transAxes, ha="center", va="center",
+                  color=NOTE_COLOUR, gid=f"note-{metric}")
     if limit is not None:
-        parts.append(_limit_line(frame, panel, limit))
+        axes.axhline(limit, color=LIMIT_COLOUR, linewidth=1.2, linestyle=(0, (6, 4)), gid=f"limit-{metric}")
+        axes.annotate(f"limit {_with_unit(limit, panel)}", (0, limit), xycoords=("axes fraction", "data"),
+                      xytext=(4, 2), textcoords="offset points", color=LIMIT_COLOUR, va="bottom")
     if metric == "memory":
-        parts += [_oom_marker(frame, t) for t in recording.oom_times() if start <= t <= end]
-    if not points:
-        parts.append(_note(frame, "no samples yet"))
-    return _svg_document(frame, f"{panel.heading} ({panel.unit})", parts)
+        for t in recording.oom_times():
+            if start <= t <= end:
+                _draw_oom_kill(axes, t, (t - start) / (end - start))
 
 
-def _svg_document(frame: Frame, label: str, parts: list[str]) -> str:
-    """Wrap the panel's parts in an <svg> element that says what it shows."""
-    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{frame.width}" height="{frame.height}" '
-            f'viewBox="0 0 {frame.width} {frame.height}" role="img" aria-label="{html.escape(label)}" '
-            f'font-family="sans-serif" font-size="11">'
-            f"<title>{html.escape(label)}</title>" + "".join(parts) + "</svg>")
-
-
-def _axes(frame: Frame, panel: Panel) -> str:
-    """The frame, the heading with its unit, value ticks on the left and time ticks below."""
-    middle = (MARGIN_TOP + frame.bottom) / 2
-    return (f'<rect x="{frame.left}" y="{MARGIN_TOP}" width="{frame.right - frame.left}" '
-            f'height="{frame.bottom - MARGIN_TOP}" fill="#fafafa" stroke="#999"/>'
-            f'<text class="heading" x="{frame.left}" y="{MARGIN_TOP - 7}" font-weight="bold">'
-            f"{html.escape(panel.heading)} ({html.escape(panel.unit)})</text>"
-            f'<text class="unit" x="12" y="{middle:.1f}" text-anchor="middle" '
-            f'transform="rotate(-90 12 {middle:.1f})">{html.escape(panel.unit)}</text>'
-            + _value_ticks(frame) + _time_ticks(frame))
-
-
-def _value_ticks(frame: Frame) -> str:
-    """Horizontal grid lines at 0, half and the top of the value axis, labelled on the left."""
-    parts = []
-    for value in (0.0, frame.top / 2, frame.top):
-        y = frame.y(value)
-        parts.append(f'<line class="grid" x1="{frame.left}" x2="{frame.right}" y1="{y:.1f}" y2="{y:.1f}" '
-                     f'stroke="#e0e0e0"/><text class="tick" x="{frame.left - 4}" y="{y + 4:.1f}" '
-                     f'text-anchor="end">{_number(value)}</text>')
-    return "".join(parts)
-
-
-def _time_ticks(frame: Frame) -> str:
-    """Vertical grid lines at round seconds (about five across the panel), labelled below."""
-    step = nice_ceiling((frame.end - frame.start) / 5, TIME_STEPS)
-    parts = []
-    for k in range(math.ceil(frame.start / step - 1e-9), math.floor(frame.end / step + 1e-9) + 1):
-        x = frame.x(k * step)
-        parts.append(f'<line class="time-grid" x1="{x:.1f}" x2="{x:.1f}" y1="{MARGIN_TOP}" y2="{frame.bottom}" '
-                     f'stroke="#eeeeee"/><text class="tick" x="{x:.1f}" y="{frame.bottom + 14}" '
-                     f'text-anchor="middle">{_number(k * step)} s</text>')
-    return "".join(parts)
-
-
-def _series(frame: Frame, panel: Panel, points: list[tuple[float, float]]) -> str:
-    """The samples as a polyline, with a dot on the latest one."""
-    if not points:
-        return ""
-    coordinates = " ".join(f"{frame.x(t):.1f},{frame.y(v):.1f}" for t, v in points)
-    t, v = points[-1]
-    return (f'<polyline class="series" points="{coordinates}" fill="none" stroke="{panel.colour}" '
-            f'stroke-width="1.5"/><circle class="latest" cx="{frame.x(t):.1f}" cy="{frame.y(v):.1f}" '
-            f'r="2.5" fill="{panel.colour}"/>')
-
-
-def _limit_line(frame: Frame, panel: Panel, limit: float) -> str:
-    """The limit as a dashed horizontal line, labelled with its value."""
-    y = frame.y(limit)
-    return (f'<line class="limit" x1="{frame.left}" x2="{frame.right}" y1="{y:.1f}" y2="{y:.1f}" '
-            f'stroke="{LIMIT_COLOUR}" stroke-width="1.2" stroke-dasharray="6 4"/>'
-            f'<text class="limit-label" x="{frame.left + 4}" y="{y - 3:.1f}" '
-            f'fill="{LIMIT_COLOUR}">limit {_with_unit(limit, panel)}</text>')
-
-
-def _oom_marker(frame: Frame, t: float) -> str:
-    """A red vertical line and label where the kernel's OOM killer struck."""
-    x = frame.x(t)
-    return (f'<g class="oom" data-t="{t:g}"><line x1="{x:.1f}" x2="{x:.1f}" y1="{MARGIN_TOP}" '
-            f'y2="{frame.bottom}" stroke="{OOM_COLOUR}" stroke-width="1.5"/>'
-            f'<path d="M{x - 5:.1f},{MARGIN_TOP} L{x + 5:.1f},{MARGIN_TOP} L{x:.1f},{MARGIN_TOP + 8} Z" '
-            f'fill="{OOM_COLOUR}"/>{_oom_label(frame, x)}</g>')
-
-
-def _oom_label(frame: Frame, x: float) -> str:
-    """The marker's "OOM kill" label: right of the line, or left of it when the line is near the right edge."""
-    near_right_edge = x + 7 + OOM_LABEL_WIDTH > frame.width
-    anchor, label_x = ("end", x - 7) if near_right_edge else ("start", x + 7)
-    return (f'<text x="{label_x:.1f}" y="{MARGIN_TOP + 10}" text-anchor="{anchor}" fill="{OOM_COLOUR}">'
-            f"OOM kill</text>")
-
-
-def _note(frame: Frame, text: str) -> str:
-    """A grey message in the middle of the plot area."""
-    return (f'<text class="note" x="{(frame.left + frame.right) / 2:.1f}" y="{(MARGIN_TOP + frame.bottom) / 2:.1f}" '
-            f'text-anchor="middle" fill="#888">{html.escape(text)}</text>')
-
-
-def _number(value: float) -> str:
-    """A short label for a tick or a reading: at most three significant digits."""
-    return f"{value:.3g}" if abs(value) < 1000 else f"{value:.0f}"
+def _draw_oom_kill(axes: Axes, t: float, fraction: float) -> None:
+    """A red vertical line, a triangle on top and an "OOM kill" label where the kernel's OOM killer struck."""
+    axes.axvline(t, color=OOM_COLOUR, linewidth=1.5, gid=f"oom-{t:g}")
+    axes.plot([t], [1], transform=axes.get_xaxis_transform(), marker="v", color=OOM_COLOUR, clip_on=False)
+    near_right_edge = fraction > NEAR_RIGHT_EDGE
+    axes.annotate("OOM kill", (t, 1), xycoords=("data", "axes fraction"), xytext=(-6 if near_right_edge else 6, -10),
+                  textcoords="offset points", ha="right" if near_right_edge else "left", color=OOM_COLOUR)
 
 
 def _with_unit(value: float, panel: Panel) -> str:
     """A reading with its unit, like `64 MiB` or `50 %`; counts go bare."""
-    return _number(value) if panel.unit == "count" else f"{_number(value)} {panel.unit}"
+    return figures.short_number(value) if panel.unit == "count" else f"{figures.short_number(value)} {panel.unit}"
+
+
+def panel_svg(recording: Recording, metric: str, window_seconds: float | None = None) -> str:
+    """One metric's panel as inline SVG text, the same every time for the same recording."""
+    return figures.svg(draw(recording, metric, window_seconds))
 
 
 def caption(recording: Recording) -> str:
@@ -229,9 +146,9 @@ def caption(recording: Recording) -> str:
 def _reading(recording: Recording, metric: str) -> str:
     """The latest value of one metric, and its limit if it has one, with the unit."""
     panel = PANELS[metric]
-    latest = _number(recording.series(metric)[-1][1] * panel.scale)
+    latest = figures.short_number(recording.series(metric)[-1][1] * panel.scale)
     limit = recording.limit(metric)
-    value = latest if limit is None else f"{latest} of {_number(limit * panel.scale)}"
+    value = latest if limit is None else f"{latest} of {figures.short_number(limit * panel.scale)}"
     return f"{panel.heading} {value}" + ("" if panel.unit == "count" else f" {panel.unit}")
 
 
@@ -258,7 +175,7 @@ class ResourceGraph(ipywidgets.VBox):
         return cls(recording, window_seconds=None, title=title)
 
     def add(self, sample: Sample) -> None:
-        """Append a sample and redraw, at most about five times a second (a late redraw catches up)."""
+        """Append a sample and redraw, at most about twice a second (a late redraw catches up)."""
         with self._lock:
             self.recording.append(sample)
             wait = self._last_draw + MIN_REDRAW_SECONDS - time.monotonic()
@@ -280,11 +197,23 @@ class ResourceGraph(ipywidgets.VBox):
         """Draw every panel and the caption from the recording now; `note` is added to the caption."""
         with self._lock:
             self._last_draw = time.monotonic()
-            recording = Recording(list(self.recording.samples))
+        recording = self._snapshot()
         for metric, widget in self.panels.items():
-            widget.value = render_svg(recording, metric, window_seconds=self.window_seconds)
+            widget.value = panel_svg(recording, metric, self.window_seconds)
         text = caption(recording) + (f" — {note}" if note else "")
         self.caption.value = f'<span class="lxclab-caption">{html.escape(text)}</span>'
+
+    def figure(self) -> Figure:
+        """All three panels of the recording so far as one matplotlib Figure (the widget's time window)."""
+        return draw(self._snapshot(), METRICS, self.window_seconds)
+
+    def save(self, path: str | Path) -> Path:
+        """Save the graphs as a PNG or SVG file, chosen by the suffix of `path`."""
+        return figures.save(self.figure(), path)
+
+    def _snapshot(self) -> Recording:
+        with self._lock:
+            return Recording(list(self.recording.samples))
 
     def _redraw_pending(self) -> None:
         with self._lock:
