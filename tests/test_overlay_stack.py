@@ -63,8 +63,9 @@ def test_the_tiers_say_what_each_directory_of_the_real_mount_holds(mounted, tmp_
     assert upper.names == ("etc/passwd (whiteout)", "app/log") and (upper.files, upper.dirs) == (2, 2)
     assert top.names == ("etc/motd (whiteout)", "notes/ (opaque)", "notes/final")
     assert app.names == ("app/run",) and (app.files, app.dirs) == (1, 1)
-    assert base.names == ("bin/busybox", "etc/motd", "etc/passwd", "notes/draft", "... 1 more")  # bin/sh comes last
+    assert base.names == ("bin/busybox", "etc/motd", "etc/passwd", "notes/draft", "bin/sh")  # a symlink comes last
     assert (base.files, base.dirs) == (5, 3)
+    assert tiers[2] == Tier(WORK, "workdir", "<tmp>/home/mounts/" + upper.path.split("/")[-2] + "/work", 0, 0, ())
 
 
 def test_the_figure_draws_every_tier_top_down_and_its_svg_is_the_same_every_time(mounted):
@@ -73,7 +74,7 @@ def test_the_figure_draws_every_tier_top_down_and_its_svg_is_the_same_every_time
     texts = [text.get_text() for text in figure.axes[0].texts]
     titles = [t for t in texts if t in {tier.title for tier in tiers}]
     assert titles == [tier.title for tier in tiers] and texts[0] == "an overlay"
-    assert "2 files, 2 dirs: etc/passwd (whiteout), app/log" in texts
+    assert "2 files, 2 dirs: etc/passwd (whiteout), app/log" in texts and "not listed: the kernel's own scratch files, never part of the tree" in texts
     svg = overlay_svg(figure)
     assert svg == overlay_svg(overlay_figure(overlay_tiers(mounted), "an overlay"))
     assert "<dc:date>" not in svg and "Matplotlib v" not in svg and svg.lstrip().startswith("<?xml")
@@ -81,6 +82,8 @@ def test_the_figure_draws_every_tier_top_down_and_its_svg_is_the_same_every_time
     assert re.search(r"<text [^>]*>lowerdir 3: layer 1</text>", overlay_picture(mounted).data)
 
 
-def test_an_empty_tier_says_so():
-    figure = overlay_figure([Tier(UPPER, "upperdir", "/u", 0, 0, ())])
-    assert "empty" in [text.get_text() for text in figure.axes[0].texts]
+def test_an_empty_tier_says_so_and_counts_read_well():
+    figure = overlay_figure([Tier(UPPER, "upperdir", "/u", 0, 0, ()), Tier(LOWER, "layer 1", "/l", 1, 1, ("a",)),
+                             Tier(LOWER, "layer 2", "/m", 6, 1, tuple("abcde") + ("... 2 more",))])
+    texts = [text.get_text() for text in figure.axes[0].texts]
+    assert "empty" in texts and "1 file, 1 dir: a" in texts and "6 files, 1 dir: a, b, c, d, e, ... 2 more" in texts

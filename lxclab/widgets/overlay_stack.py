@@ -28,7 +28,7 @@ MERGED, UPPER, WORK, LOWER = "merged", "upper", "work", "lower"
 COLOURS = {MERGED: "#dbe9f6", UPPER: "#fde7c8", WORK: "#eeeeee", LOWER: "#e3f1de"}
 ROLES = {MERGED: "the mount point: one tree", UPPER: "read-write: every change lands here",
          WORK: "overlayfs's scratch space", LOWER: "read-only, shared"}
-NAMES_SHOWN = 4
+NAMES_SHOWN = 5
 SVG_SALT = "lxclab-overlay-stack"
 
 
@@ -70,7 +70,9 @@ def directory_contents(root: Path) -> tuple[int, int, list[str]]:
 
 
 def tier(role: str, title: str, directory: Path, shown_path: str) -> Tier:
-    """The tier for one directory of the overlay, read from the directory itself."""
+    """The tier for one directory of the overlay, read from the directory itself (the work dir is not read)."""
+    if role == WORK:  # the kernel's scratch files, named by inode numbers: not ours to list
+        return Tier(role, title, shown_path, 0, 0, ())
     files, dirs, names = directory_contents(directory)
     shown = names[:NAMES_SHOWN] + ([f"... {len(names) - NAMES_SHOWN} more"] if len(names) > NAMES_SHOWN else [])
     return Tier(role, title, shown_path, files, dirs, tuple(shown))
@@ -90,10 +92,16 @@ def overlay_tiers(mount: OverlayMount, shorten: Callable[[str], str] = str) -> l
     return tiers
 
 
+def _counted(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 def _holds(item: Tier) -> str:
+    if item.role == WORK:
+        return "not listed: the kernel's own scratch files, never part of the tree"
     if not item.files and not item.dirs:
         return "empty"
-    return f"{item.files} files, {item.dirs} dirs: " + ", ".join(item.names)
+    return f"{_counted(item.files, 'file')}, {_counted(item.dirs, 'dir')}: " + ", ".join(item.names)
 
 
 def overlay_figure(tiers: list[Tier], title: str = "") -> Figure:
