@@ -59,13 +59,14 @@ def test_the_explorer_shows_layers_providers_shadows_whiteouts_and_efficiency():
     explorer = LayerExplorer(stack(), "lab/demo:1")
     text = all_text(explorer)
     assert "lab/demo:1" in text and "3 layers" in text and "efficiency 4.3%" in text
-    assert f"L0  {human_bytes(4180)}  +8 ~0 -0  ADD rootfs.tar /" in text and "L2  10 B  +2 ~0 -1" in text
+    assert f"layer 1  {human_bytes(4180)}  +8 ~0 -0  ADD rootfs.tar /" in text and "layer 3  10 B  +2 ~0 -1" in text
     assert "RUN useradd ann &amp;&amp; rm /etc/motd" in text
-    assert "<code>passwd</code> <small style='color:#555'>from L1, 180 B, shadows L0" in text
-    assert "<s><code>motd</code></s> <small>deleted by L1 (whiteout), was in L0" in text
-    assert "<code>notes/</code> <small style='color:#555'>from L0, opaque in L1</small>" in text
+    assert "<code>passwd</code> <small style='color:#555'>from layer 2, 180 B, shadows layer 1" in text
+    assert "<s><code>motd</code></s> <small>deleted by layer 2 (whiteout), was in layer 1" in text
+    assert "<code>notes/</code> <small style='color:#555'>from layer 1, opaque in layer 2</small>" in text
     assert "<code>bin@</code> &rarr; <code>usr/bin</code>" in text
     assert "<code>/big</code></td><td>3.9 KiB" in text
+    assert not re.search(r"\bL\d", text)  # one numbering, the lessons': layer 1 is the bottom layer
 
 
 def test_the_explorer_survives_export_to_static_html(tmp_path: Path):
@@ -73,11 +74,11 @@ def test_the_explorer_survives_export_to_static_html(tmp_path: Path):
     page = tmp_path / "explorer.html"
     embed_minimal_html(page, views=[explorer], title="layers")
     exported = page.read_text()
-    for expected in ("efficiency 4.3%", "deleted by L1 (whiteout)", "opaque in L1", "RUN rm /big", "Waste"):
+    for expected in ("efficiency 4.3%", "deleted by layer 2 (whiteout)", "opaque in layer 2", "RUN rm /big", "Waste"):
         assert expected in exported
     assert "application/vnd.jupyter.widget-state+json" in exported
     snippet = embed_snippet(views=[explorer])
-    assert "deleted by L2 (whiteout)" in snippet and "shadows L0" in snippet
+    assert "deleted by layer 3 (whiteout)" in snippet and "shadows layer 1" in snippet
 
 
 def test_the_exported_page_renders_offline_in_chromium(tmp_path: Path):
@@ -86,4 +87,4 @@ def test_the_exported_page_renders_offline_in_chromium(tmp_path: Path):
     rendered = re.sub(r"<script.*?</script>", "", dom, flags=re.S)  # real elements only, not the widget state
     assert re.search(r"<b>efficiency 4\.3%</b>", rendered), dom[-2000:]
     assert len(re.findall(r"<details", rendered)) == 5 and "<s><code>motd</code></s>" in rendered
-    assert "L0  4.1 KiB  +8 ~0 -0  ADD rootfs.tar /" in rendered
+    assert "layer 1  4.1 KiB  +8 ~0 -0  ADD rootfs.tar /" in rendered

@@ -4,18 +4,21 @@ A check cell may not print a ✓ of its own (only `check_cases` prints one, afte
 passed), and at least one `check_cases` / `check_against` call must run unconditionally:
 not under an `if`, a loop, an `except` or a `def`. A step that needs root replays recorded
 answers without it (lesson 05's kernel answers, lesson 06's recorded /proc) instead of
-skipping the check.
+skipping the check. When a check meets an unwritten stub, its hint names the function that is
+still a stub, even when that is another exercise the checked function calls.
 """
 
 from __future__ import annotations
 
 import ast
+import logging
 from pathlib import Path
 
 import nbformat
 import pytest
 
 from fixture_lessons import lessons
+from lxclab.exercises import ExerciseError, check_against, check_cases
 
 CHECKS = {"check_cases", "check_against"}
 
@@ -66,3 +69,30 @@ def test_the_rule_catches_a_check_that_only_root_runs():
     assert unconditional_checks(replayed) == 1
     assert unconditional_checks(in_try) == 1
     assert unconditional_checks(only_in_a_def) == 0
+
+
+def stub(layers: list, path: str):
+    """An exercise not written yet, as the student edition leaves it."""
+    raise NotImplementedError("exercise: replace this line with your code")
+
+
+def written(layers: list) -> int:
+    """A finished exercise that calls the unfinished one."""
+    return sum(1 for layer in layers if stub(layers, layer) is not None)
+
+
+def test_a_check_names_the_function_still_a_stub_not_the_one_it_calls():
+    with pytest.raises(ExerciseError, match=r"^stub is not written yet: replace the `raise NotImplementedError` line"):
+        check_against(written, len, [(["a layer"],)])
+    with pytest.raises(ExerciseError, match=r"^stub is not written yet"):
+        check_cases(lambda layers: written(layers), [((["a layer"],), 1)])  # a wrapper is not to blame either
+    with pytest.raises(ExerciseError, match=r"^stub is not written yet"):
+        check_cases(stub, [(([], "etc"), None)])
+
+
+def test_a_library_function_that_is_not_implemented_does_not_take_the_blame():
+    def emits(record: str) -> None:
+        logging.Handler().emit(record)  # the library's own NotImplementedError, in a frame of the logging module
+
+    with pytest.raises(ExerciseError, match=r"^emits is not written yet"):
+        check_cases(emits, [(("a record",), None)])

@@ -14,8 +14,11 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from fixture_lessons import (LessonClassroom, lesson_classroom, lessons, load_tool,  # noqa: F401
+from fixture_lessons import (NOTEBOOKS, LessonClassroom, lesson_classroom, lessons, load_tool,  # noqa: F401
                              run_student_edition)
+from lxclab.exercises import ExerciseError, check_against
+from lxclab.layers.entries import FILE, WHITEOUT, LayerEntry
+from lxclab.unionfs import LayerStack
 
 course = load_tool("course")
 NOT_WRITTEN = "is not written yet"
@@ -80,3 +83,19 @@ def test_the_classroom_edition_keeps_a_learners_own_notebooks(tmp_path: Path):
     assert (tmp_path / "04-union-fs.ipynb").exists() and (tmp_path / "build" / "B1-token-dance.ipynb").exists()
     assert (tmp_path / "TROUBLESHOOTING.md").read_text() == (course.NOTEBOOKS / "TROUBLESHOOTING.md").read_text()
     assert not (tmp_path / "INSTRUCTOR-NOTES.md").exists()
+
+
+def defining_cell(notebook: nbformat.NotebookNode, function: str) -> str:
+    """The source of the code cell of `notebook` that defines `function`."""
+    return next(cell.source for cell in notebook.cells if cell.cell_type == "code" and f"def {function}(" in cell.source)
+
+
+def test_a_check_names_the_earlier_exercise_left_a_stub():
+    """Lesson 04's second check, wasted_bytes written but provider (exercise 1) still the student edition's stub."""
+    lesson = NOTEBOOKS / "04-union-fs.ipynb"
+    learner: dict = {}
+    exec(defining_cell(course.student_edition(lesson), "provider"), learner)
+    exec(defining_cell(nbformat.read(lesson, as_version=4), "wasted_bytes"), learner)
+    layers = [[LayerEntry("etc/motd", FILE, size=5)], [LayerEntry("etc/motd", WHITEOUT)]]
+    with pytest.raises(ExerciseError, match=rf"^provider {NOT_WRITTEN}: replace the `raise NotImplementedError` line"):
+        check_against(learner["wasted_bytes"], lambda layers: LayerStack.build(layers).wasted_bytes, [(layers,)])

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ..exercises import ExerciseError
+from ..exercises import ExerciseError, not_written
 
 __all__ = ["ExerciseError", "attempt", "expect", "passed", "not_checked"]
 
@@ -19,8 +19,8 @@ def attempt(function: Callable, *args: Any, hint: str = "") -> Any:
     name = getattr(function, "__name__", "your function")
     try:
         return function(*args)
-    except NotImplementedError:
-        raise ExerciseError(f"{name} is not written yet: replace the `raise NotImplementedError` line with your code.") from None
+    except NotImplementedError as stub:
+        raise not_written(function, stub) from None
     except ExerciseError:
         raise
     except Exception as exc:  # the learner's code may fail in any way: say how, in one line

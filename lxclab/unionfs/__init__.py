@@ -4,6 +4,7 @@
   what whiteouts hide, per-layer changes, wasted bytes and efficiency);
 - cache.py: layers extracted once each, in overlayfs form, keyed by ChainID;
 - overlay.py: mounting a stack with overlayfs (`OverlayMount`, a context manager);
+- mountinfo.py: an overlay read back from the kernel's /proc/self/mountinfo (`mounted_overlay`);
 - image.py: `unpack_layers` / `unpack_image` in overlay or copy mode, `image_stack`.
 """
 

@@ -3,7 +3,8 @@
 A view of a `LayerStack` (lxclab.unionfs.model), built from plain ipywidgets (VBox, HTML,
 Accordion, Tab) and HTML `<details>` elements, so that it renders in JupyterLab and in
 static HTML exported with its widget state, with no custom JavaScript. It draws the model
-it is given and reads nothing else.
+it is given and reads nothing else. Layers are named as in the lessons, counted from the
+bottom: "layer 1" is the base (index 0 of the model).
 """
 
 from __future__ import annotations
@@ -49,11 +50,16 @@ def summary_html(stack: LayerStack, title: str) -> str:
     )
 
 
+def layer_name(index: int) -> str:
+    """How the lessons name the layer at model index `index`: "layer 1" is the bottom one."""
+    return f"layer {index + 1}"
+
+
 def layer_title(layer: LayerChanges) -> str:
-    """One accordion title: index, size, change counts and the build step that made the layer."""
+    """One accordion title: the layer's name, size, change counts and the build step that made it."""
     counts = " ".join(f"{SIGNS[k]}{layer.count(k)}" for k in (ADDED, MODIFIED, DELETED))
     step = layer.created_by if len(layer.created_by) <= 70 else layer.created_by[:67] + "..."
-    return f"L{layer.index}  {human_bytes(layer.size)}  {counts}  {step}".rstrip()
+    return f"{layer_name(layer.index)}  {human_bytes(layer.size)}  {counts}  {step}".rstrip()
 
 
 def layer_html(layer: LayerChanges) -> str:
@@ -75,22 +81,22 @@ def _node_label(node: Node, opaque_in: dict[str, list[int]]) -> str:
     label = f"<code>{html.escape(node.name)}{suffix}</code>"
     if node.entry.kind == "symlink":
         label += f" &rarr; <code>{html.escape(node.entry.target)}</code>"
-    layer = "below all layers" if node.layer < 0 else f"L{node.layer}"
+    layer = "below all layers" if node.layer < 0 else layer_name(node.layer)
     label += f" <small style='color:#555'>from {layer}"
     if node.entry.kind == "file":
         label += f", {human_bytes(node.entry.size)}"
     if node.shadows:
-        label += ", shadows " + ", ".join(f"L{v.layer}" for v in node.shadows)
+        label += ", shadows " + ", ".join(layer_name(v.layer) for v in node.shadows)
     if node.path in opaque_in:
-        label += ", opaque in " + ", ".join(f"L{i}" for i in opaque_in[node.path])
+        label += ", opaque in " + ", ".join(layer_name(i) for i in opaque_in[node.path])
     return label + "</small>"
 
 
 def _hidden_label(hidden: Hidden) -> str:
     how = {"whiteout": "whiteout", "opaque": "opaque directory", "replaced": "replaced parent"}[hidden.how]
     return (f"<div style='color:{COLOURS[DELETED]}'><s><code>{html.escape(hidden.path.rpartition('/')[2])}</code></s>"
-            f" <small>deleted by L{hidden.layer} ({how}), was in "
-            f"{', '.join(f'L{v.layer}' for v in hidden.versions)}</small></div>")
+            f" <small>deleted by {layer_name(hidden.layer)} ({how}), was in "
+            f"{', '.join(layer_name(v.layer) for v in hidden.versions)}</small></div>")
 
 
 def tree_html(stack: LayerStack, limit: int = MAX_TREE_NODES) -> str:
