@@ -63,7 +63,7 @@ def test_lifecycle_end_to_end(make_container, lxcpath):
 
     assert 0 < container.memory_usage <= container.memory_peak <= 48 * MIB
     assert container.cpu_time > 0 and 1 <= container.pids_current <= 64
-    assert container.oom_kills == 0 and container.ip_addresses == ()
+    assert container.oom_kills == 0 and container.ip_addresses() == ()
 
     container.execute(SPIN)
     container.freeze()
@@ -78,7 +78,7 @@ def test_lifecycle_end_to_end(make_container, lxcpath):
     assert container.state is State.STOPPED and lxc_cgroups(container.name) == []
 
     snapshot = container.create_snapshot()
-    assert [s.name for s in container.snapshots()] == [snapshot]
+    assert container.snapshots() == [snapshot] and snapshot.name == "snap0"
     container.start()
     container.execute(["rm", "/root/mark"])
     container.stop()
