@@ -25,7 +25,7 @@ from ..security import Profile, lxckeys
 from ._binding import liblxc_set_config_item, pylxc
 from .execute import ExecResult, run_captured, run_interactive
 from .foreground import Init, start_foreground
-from .hierarchies import monitor_pids, remove_leftovers, start_cgroup
+from .hierarchies import any_alive, monitor_pids, remove_leftovers, start_cgroup
 from .resources import ResourcesMixin
 from .runfile import SECCOMP_FILE, copy_lxclab_files, read_command, write_command
 from .snapshots import SnapshotsMixin
@@ -275,6 +275,8 @@ class Container(ResourcesMixin, SnapshotsMixin):
         while time.monotonic() < deadline:
             if self.running and self._lxc.init_pid not in (old_init, -1):
                 return
+            if monitors and not self.running and not any_alive(monitors):
+                break  # stopped for good: a reboot keeps the monitor
             time.sleep(0.1)
         if self.running:
             raise RebootFailed(f"the init of container {self.name!r} ignored the reboot signal (SIGINT unless "

@@ -159,6 +159,11 @@ def _wait_exited(pids: set[int], deadline: float) -> None:
             time.sleep(0.005)
 
 
+def any_alive(pids: set[int]) -> bool:
+    """Whether any of `pids` (monitor_pids of a container) still runs: a rebooting container keeps its monitor."""
+    return any(_alive(pid) for pid in pids)
+
+
 def _alive(pid: int) -> bool:
     """Whether `pid` exists and is not a zombie."""
     try:

@@ -41,7 +41,7 @@ class SnapshotsMixin:
         with tempfile.NamedTemporaryFile("w", suffix=".comment") as comment_file:
             comment_file.write(comment)
             comment_file.flush()
-            name = self._lxc.snapshot(comment_file.name if comment else None)
+            name = self._lxc.snapshot(comment_file.name) if comment else self._lxc.snapshot()
         if not name:
             raise LxcError(f"LXC could not snapshot container {self.name!r}: {self._log_tail()}")
         snapshot = self._snapshot(name)
