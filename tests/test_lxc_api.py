@@ -18,6 +18,7 @@ from lxclab.errors import (
 )
 from lxclab.lxc import Container, CPUStats, Snapshot, State, cgroup_version, lxc_cgroups
 from lxclab.lxc._binding import pylxc
+from lxclab.lxc.hierarchies import lxc_bases
 from lxclab.security import Profile
 
 BUSYBOX_INIT = ("/sbin/init",)  # busybox's init (no /etc/inittab: its defaults), as PID 1 of the container
@@ -84,11 +85,16 @@ def test_shutdown_of_an_init_that_ignores_the_halt_signal_times_out_and_leaves_i
         plain.stop()
 
 
-def test_reboot_starts_a_new_init(box):
+def test_reboot_starts_a_new_init_and_stop_still_leaves_nothing(box):
     old_init = running(box).init_pid
     box.reboot(timeout=10)
     assert box.state is State.RUNNING and box.init_pid not in (old_init, -1)
     assert box.execute(["cat", "/proc/1/comm"]).stdout == "init\n"
+    # The monitor rebooted the container from the lxc.pivot it had moved into: its cgroups are one level deeper.
+    assert {cgroup.parent.name for cgroup in lxc_cgroups(box.name)} == {"lxc.pivot"}
+    box.stop()
+    assert lxc_cgroups(box.name) == []
+    assert [base for base in lxc_bases(box.name) if (base / "lxc.pivot" / "lxc.pivot").exists()] == []
 
 
 def test_reboot_without_cap_sys_boot_stops_the_container_and_says_why(make_module_container):
