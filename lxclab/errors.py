@@ -155,6 +155,18 @@ class LxcUnavailable(LxcError):
     """The python-lxc binding (PyPI `lxc`, built against liblxc) is not installed."""
 
 
+class ShutdownTimeout(LxcError):
+    """A container whose init did not stop within the timeout after LXC's halt signal (it ignores the signal)."""
+
+
+class RebootFailed(LxcError):
+    """A container that did not come back with a new init after LXC's reboot signal (it stopped, or init ignored it)."""
+
+
+class UnknownConfigKey(LxcError):
+    """An LXC config key that liblxc does not know (a misspelt lxc.* key)."""
+
+
 # --- resource monitoring and graphs -----------------------------------------------------
 class MonitorError(LxclabError):
     """Resource samples that cannot be taken, recorded, replayed or drawn."""

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from fixture_lxc import unique_container_name
+from fixture_lxc import host_cgroup_file, unique_container_name
 
 from lxclab import cgroups
 from lxclab.lxc import Limits, State, cgroup_version, container_names, lxc_cgroups
@@ -18,17 +18,6 @@ from lxclab.lxc import Limits, State, cgroup_version, container_names, lxc_cgrou
 MIB = 1 << 20
 # A CPU spinner, reniced so that other load on the host cannot starve it: only its quota may hold it back.
 SPIN = ["/bin/sh", "-c", "/bin/sh -c 'renice -n -15 -p $$ >/dev/null; while :; do :; done' >/dev/null 2>&1 &"]
-
-
-def host_cgroup_file(container, controller: str, file: str) -> str:
-    """A cgroup file of the container's init read from the host's cgroupfs: an oracle beside liblxc."""
-    for line in Path(f"/proc/{container.init_pid}/cgroup").read_text().splitlines():
-        _id, controllers, path = line.split(":", 2)
-        if cgroup_version() == 2 and controllers == "":
-            return Path(f"/sys/fs/cgroup{path}/{file}").read_text()
-        if controller in controllers.split(","):
-            return Path(f"/sys/fs/cgroup/{controllers}{path}/{file}").read_text()
-    raise AssertionError(f"init of {container.name} is in no {controller} cgroup")
 
 
 def eventually(check, timeout: float = 5.0):
@@ -63,7 +52,7 @@ def test_lifecycle_end_to_end(make_container, lxcpath):
 
     assert 0 < container.memory_usage <= container.memory_peak <= 48 * MIB
     assert container.cpu_time > 0 and 1 <= container.pids_current <= 64
-    assert container.oom_kills == 0 and container.ip_addresses == ()
+    assert container.oom_kills == 0 and container.ip_addresses() == ()
 
     container.execute(SPIN)
     container.freeze()
@@ -78,7 +67,7 @@ def test_lifecycle_end_to_end(make_container, lxcpath):
     assert container.state is State.STOPPED and lxc_cgroups(container.name) == []
 
     snapshot = container.create_snapshot()
-    assert [s.name for s in container.snapshots()] == [snapshot]
+    assert container.snapshots() == [snapshot] and snapshot.name == "snap0"
     container.start()
     container.execute(["rm", "/root/mark"])
     container.stop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from types import ModuleType
+from typing import Any
 
 from ..errors import LxcUnavailable
 
@@ -17,3 +18,12 @@ def pylxc() -> ModuleType:
             "then `pip install 'lxclab[lxc]'` (PyPI `lxc`)"
         ) from error
     return lxc
+
+
+def liblxc_set_config_item(container: Any, key: str, value: str) -> bool:
+    """liblxc's own verdict on one config value, without python-lxc's read-back check on top.
+
+    python-lxc's set_config_item reads the value back and returns False (and clears the key)
+    when liblxc stores it in another form, as it stores 'dir:/path' as '/path' (lesson 08).
+    """
+    return bool(super(pylxc().Container, container).set_config_item(key, value))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -16,22 +17,21 @@ from typing import Any
 from .. import paths, validation
 from ..errors import (
     AlreadyDefined, AlreadyFrozen, AlreadyRunning, ContainerError, InvalidValue, LxcError, NotDefined, NotFrozen,
-    NotRunning,
+    NotRunning, RebootFailed, ShutdownTimeout, UnknownConfigKey,
 )
 from ..limits import Limits
 from ..manifest import ImageConfig
 from ..security import Profile, lxckeys
-from ._binding import pylxc
+from ._binding import liblxc_set_config_item, pylxc
 from .execute import ExecResult, run_captured, run_interactive
 from .foreground import Init, start_foreground
-from .hierarchies import monitor_pids, remove_leftovers, start_cgroup
+from .hierarchies import any_alive, monitor_pids, remove_leftovers, start_cgroup
 from .resources import ResourcesMixin
-from .runfile import read_command, write_command
+from .runfile import SECCOMP_FILE, copy_lxclab_files, read_command, write_command
 from .snapshots import SnapshotsMixin
 from .state import State
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
-SECCOMP_FILE = "lxclab.seccomp"  # beside the config: the profile's seccomp rules in LXC's format
 
 
 def default_lxcpath() -> Path:
@@ -55,7 +55,7 @@ def _base_config(rootfs: Path, hostname: str, working_dir: str, log_file: Path) 
     lxc.mount.auto (proc and sys) comes with the security profile (lxclab.security.lxckeys).
     """
     return [
-        ("lxc.rootfs.path", str(rootfs)),  # a plain path: a 'dir:' prefix is refused
+        ("lxc.rootfs.path", str(rootfs)),  # a plain path; liblxc reads 'dir:<path>' as the same (lesson 08)
         ("lxc.uts.name", hostname),
         ("lxc.net.0.type", "empty"),  # a network namespace with only loopback
         ("lxc.autodev", "1"),
@@ -164,8 +164,7 @@ class Container(ResourcesMixin, SnapshotsMixin):
     @property
     def env(self) -> tuple[str, ...]:
         """Env is the container's environment as KEY=value strings (the image's Env)."""
-        value = self._config("lxc.environment", missing=[])
-        return tuple([value] if isinstance(value, str) else value)
+        return self.config_item("lxc.environment")
 
     @property
     def command(self) -> tuple[str, ...]:
@@ -240,13 +239,53 @@ class Container(ResourcesMixin, SnapshotsMixin):
 
     def stop(self, timeout: int = 10) -> None:
         """Stop kills the container's processes and waits until it is STOPPED, then removes LXC's leftover cgroups."""
-        self._must_be_defined()
-        if not self.running:
-            raise NotRunning(f"container {self.name!r} is {self.state.value}, not running: nothing to stop")
+        self._must_be_up("stop")
         monitors = monitor_pids(self.name)
         if not self._lxc.stop() or not self._lxc.wait(State.STOPPED.value, timeout):
             raise LxcError(f"LXC could not stop container {self.name!r} within {timeout}s: {self._log_tail()}")
         remove_leftovers(self.name, monitors)
+
+    def shutdown(self, timeout: int = 10) -> None:
+        """Shutdown asks init to halt (LXC's halt signal, SIGPWR) and waits up to `timeout` seconds for STOPPED.
+
+        An init that handles the signal (busybox init) stops its processes and exits; one
+        that does not (sh, sleep: PID 1 ignores signals it has no handler for) keeps running,
+        and ShutdownTimeout says so; stop() kills it instead.
+        """
+        self._must_be_up("shut down")
+        monitors = monitor_pids(self.name)
+        if not self._lxc.shutdown(timeout):
+            raise ShutdownTimeout(f"container {self.name!r} still runs {timeout}s after LXC sent its init the halt "
+                                  "signal (SIGPWR unless lxc.signal.halt names another): an init like sh or sleep "
+                                  "ignores it; run one that handles it (busybox init) or stop() the container")
+        remove_leftovers(self.name, monitors)
+
+    def reboot(self, timeout: int = 10) -> None:
+        """Reboot asks init to reboot (LXC's reboot signal, SIGINT) and waits up to `timeout` seconds for a new init.
+
+        LXC starts the container again only when init ends through reboot(2), which needs
+        CAP_SYS_BOOT: Docker's defaults drop it, so give the container
+        Profile.build(cap_add=["SYS_BOOT"]) and an init that handles SIGINT (busybox init).
+        """
+        self._must_be_up("reboot")
+        old_init, monitors = self._lxc.init_pid, monitor_pids(self.name)
+        if not self._lxc.reboot():
+            raise LxcError(f"LXC could not signal the init of container {self.name!r}: {self._log_tail()}")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.running and self._lxc.init_pid not in (old_init, -1):
+                return
+            if monitors and not self.running and not any_alive(monitors):
+                break  # stopped for good: a reboot keeps the monitor
+            time.sleep(0.1)
+        if self.running:
+            raise RebootFailed(f"the init of container {self.name!r} ignored the reboot signal (SIGINT unless "
+                               f"lxc.signal.reboot names another) for {timeout}s: run one that handles it "
+                               "(busybox init), or stop() and start() the container")
+        remove_leftovers(self.name, monitors)
+        raise RebootFailed(f"container {self.name!r} stopped instead of rebooting: its init could not call "
+                           "reboot(2) without CAP_SYS_BOOT; create it with profile=Profile.build(cap_add=['SYS_BOOT'])"
+                           " or start() it again")
 
     def freeze(self) -> None:
         """Freeze freezes every process of the running container (the freezer cgroup)."""
@@ -280,6 +319,50 @@ class Container(ResourcesMixin, SnapshotsMixin):
         remove_leftovers(self.name)
         self._remove_lock_files()
 
+    def clone(self, new_name: str, lxcpath: Path | str | None = None) -> Container:
+        """Clone copies the stopped container (config, rootfs, command, profile) as stopped container `new_name`.
+
+        The copy goes to `lxcpath` (default: this container's), its rootfs at rootfs_path(new_name),
+        and keeps the original's hostname (LXC would name the host after the copy).
+        """
+        self._must_be_stopped("clone it")
+        target = Path(lxcpath or self.lxcpath).absolute()
+        self._must_be_free(new_name, f"clone {self.name!r}", target)
+        target.mkdir(parents=True, exist_ok=True)
+        if not self._lxc.clone(new_name, config_path=str(target)):
+            raise LxcError(f"LXC could not clone container {self.name!r} as {new_name!r}: {self._log_tail()}")
+        return self._adopt_copy(new_name, target, self.lxcpath / self.name)
+
+    def rename(self, new_name: str) -> None:
+        """Rename gives the stopped container a new name: a clone under it, then the original destroyed, as liblxc does.
+
+        This object then names the renamed container (python-lxc's rename returns one that
+        looks for it in the default lxcpath instead).
+        """
+        self._must_be_stopped("rename it")
+        if self.snapshots():
+            raise ContainerError(f"cannot rename container {self.name!r}: it has snapshots, which a rename would "
+                                 "lose (liblxc refuses too); restore or destroy them first")
+        renamed = self.clone(new_name)
+        self.destroy()
+        self.name, self._lxc = renamed.name, renamed._lxc
+
+    def _adopt_copy(self, new_name: str, lxcpath: Path, source_dir: Path) -> Container:
+        """Open the copy LXC just made of this container as `new_name` and give it files of its own.
+
+        LXC names the copy's host after it and leaves its log and seccomp profile pointing at
+        the original's: the copy gets the original's hostname, its own log, seccomp and run files.
+        """
+        copy = type(self)(new_name, lxcpath)
+        copy_dir = copy.lxcpath / new_name
+        copy_lxclab_files(source_dir, copy_dir)
+        copy._set_config("lxc.uts.name", self.hostname)
+        copy._set_config("lxc.log.file", str(copy_dir / "lxc.log"))
+        if copy._config("lxc.seccomp.profile"):
+            copy._set_config("lxc.seccomp.profile", str(copy_dir / SECCOMP_FILE))
+        copy._save_config()
+        return copy
+
     def __enter__(self) -> Container:
         return self
 
@@ -306,7 +389,44 @@ class Container(ResourcesMixin, SnapshotsMixin):
         self._must_be_running("attach to it")
         return run_interactive(self._lxc, argv, env, cwd or self.working_dir, stdio)
 
+    # --- configuration ---------------------------------------------------------------------
+    def config_item(self, key: str) -> tuple[str, ...]:
+        """ConfigItem returns the values of LXC config `key` (none when unset); UnknownConfigKey for a key LXC lacks."""
+        validation.plain_text(key, "LXC config key")
+        try:
+            value = self._lxc.get_config_item(key)
+        except KeyError:
+            raise UnknownConfigKey(f"LXC knows no config key {key!r}: check its spelling in "
+                                   "lxc.container.conf(5)") from None
+        if value in (False, "", []):
+            return ()
+        return (value,) if isinstance(value, str) else tuple(value)
+
+    def set_config_item(self, key: str, value: str | Sequence[str]) -> None:
+        """SetConfigItem sets LXC config `key` to `value` (a list for a key that repeats) and saves the config.
+
+        It takes liblxc's own verdict: python-lxc's set_config_item reads the value back and
+        calls a value liblxc stores in another form ('dir:/path' as '/path') a failure.
+        """
+        self._must_be_defined()
+        self.config_item(key)
+        self._set_config(key, value if isinstance(value, str) else list(value))
+        self._save_config()
+
     # --- helpers ---------------------------------------------------------------------------
+    def _must_be_up(self, action: str) -> None:
+        """Raise NotRunning unless the container's init is alive (running or frozen)."""
+        self._must_be_defined()
+        if not self.running:
+            raise NotRunning(f"container {self.name!r} is {self.state.value}, not running: nothing to {action}")
+
+    def _must_be_free(self, name: str, action: str, lxcpath: Path | None = None) -> None:
+        """Raise AlreadyDefined if a container `name` exists in `lxcpath` (default: this container's)."""
+        other = type(self)(name, lxcpath or self.lxcpath)
+        if other.defined:
+            raise AlreadyDefined(f"cannot {action} as {name!r}: that container exists in {other.lxcpath}; "
+                                 "choose another name")
+
     def _must_be_defined(self) -> None:
         """Raise NotDefined unless the container has a configuration."""
         if not self._lxc.defined:
@@ -330,19 +450,22 @@ class Container(ResourcesMixin, SnapshotsMixin):
         return missing if value in (False, "", []) else value
 
     def _set_config(self, key: str, value: str | list[str]) -> None:
-        """Set a key in the in-memory configuration; save_config() writes it.
+        """Set a key (every value of a list) in the in-memory configuration; _save_config() writes it.
 
         liblxc writes each value as a line of the config file and reads it back later: a
-        value with a newline (or any control character) would add config lines of its
-        own, like an lxc.hook.* run as root on the host, so it is refused here whatever
+        key or value with a newline (or any control character) would add config lines of
+        its own, like an lxc.hook.* run as root on the host, so it is refused here whatever
         the caller checked before.
         """
-        for item in [value] if isinstance(value, str) else value:
-            try:
+        values = [value] if isinstance(value, str) else value
+        try:
+            validation.plain_text(key, "LXC config key")
+            for item in values:
                 validation.plain_text(item, f"LXC config value of {key}")
-            except InvalidValue as exc:
-                raise LxcError(f"refused for container {self.name!r}: {exc}") from None
-        if not self._lxc.set_config_item(key, value):
+        except InvalidValue as exc:
+            raise LxcError(f"refused for container {self.name!r}: {exc}") from None
+        self._lxc.clear_config_item(key)
+        if not all(liblxc_set_config_item(self._lxc, key, item) for item in values):
             raise LxcError(f"LXC refused {key} = {value!r} for container {self.name!r}")
 
     def _save_config(self) -> None:

@@ -11,8 +11,8 @@ for its monitor, and one shared `lxc.pivot` that each monitor moves into as it e
   leaf holds no process, so LXC may enable the controllers the payload's limits need
   there; from a shell's session scope it could not ("Failed to set memory.max").
 
-LXC 5.0 removes the monitor and payload cgroups itself but leaves `lxc.pivot` (and
-sometimes a monitor cgroup) behind; `remove_leftovers` tidies them once the monitor has gone.
+LXC 5.0 removes the monitor and payload cgroups itself but leaves `lxc.pivot` (one inside
+it per reboot of a container, and sometimes a monitor cgroup) behind; `remove_leftovers` tidies them once the monitor has gone.
 """
 
 from __future__ import annotations
@@ -99,11 +99,20 @@ def lxc_cgroups(name: str | None = None) -> list[Path]:
         pattern = re.compile(r"lxc\.(monitor|payload)\..+|lxc\.pivot")
     found = []
     for base in lxc_bases(name):
-        if base.is_dir():
-            found += [entry for entry in base.iterdir() if entry.is_dir() and pattern.fullmatch(entry.name)]
-            if base.name.startswith(START_PREFIX):
-                found.append(base)
+        for place in _pivot_chain(base):
+            found += [entry for entry in place.iterdir() if entry.is_dir() and pattern.fullmatch(entry.name)]
+        if base.is_dir() and base.name.startswith(START_PREFIX):
+            found.append(base)
     return sorted(found)
+
+
+def _pivot_chain(base: Path) -> list[Path]:
+    """`base`, the lxc.pivot in it, the one in that...: a monitor that rebooted its container made its new
+    monitor and payload cgroups from the pivot it had moved into, one level deeper each time."""
+    chain = [base] if base.is_dir() else []
+    while chain and (chain[-1] / PIVOT).is_dir():
+        chain.append(chain[-1] / PIVOT)
+    return chain
 
 
 def recorded_cgroups(name: str) -> list[str]:
@@ -159,6 +168,11 @@ def _wait_exited(pids: set[int], deadline: float) -> None:
             time.sleep(0.005)
 
 
+def any_alive(pids: set[int]) -> bool:
+    """Whether any of `pids` (monitor_pids of a container) still runs: a rebooting container keeps its monitor."""
+    return any(_alive(pid) for pid in pids)
+
+
 def _alive(pid: int) -> bool:
     """Whether `pid` exists and is not a zombie."""
     try:
@@ -184,5 +198,5 @@ def remove_leftovers(name: str, monitors: set[int] = frozenset(), timeout: float
         else:  # '<name>-1' may belong to another container called that: only ever remove it empty
             _rmdir_until(cgroup, deadline=0)
     for base in lxc_bases(name):
-        _rmdir_until(base / PIVOT, deadline=0)
+        _rmdir_tree(base / PIVOT, deadline=0)  # idle only; a monitor that rebooted its container nests one more
     return [cgroup for cgroup in lxc_cgroups(name) if cgroup.exists()]

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import os
+from typing import NamedTuple
+
+from .. import validation
 from ..cgroups import Stats, limit_writes, parse_stats, stat_files
-from ..errors import CgroupError, NotRunning
+from ..cgroups.vocabulary import keyed
+from ..errors import CgroupError, ContainerError, NotRunning
 from ..limits import Limits
 from .hierarchies import cgroup_version, swap_accounting
 
@@ -18,6 +23,13 @@ def config_items(limits: Limits, version: int, swap: bool = False,
     """The LXC config keys and values that apply `limits`: cgroups.limit_writes, prefixed, in the same order."""
     return [(config_prefix(version) + file, value)
             for _controller, file, value in limit_writes(limits, version, swap, current_memory)]
+
+
+class CPUStats(NamedTuple):
+    """CPUStats is the CPU time a container's processes spent in user mode and in the kernel, in seconds."""
+
+    user: float
+    system: float
 
 
 class ResourcesMixin:
@@ -51,11 +63,21 @@ class ResourcesMixin:
         self._must_be_alive("its init PID")
         return int(self._lxc.init_pid)
 
-    @property
-    def ip_addresses(self) -> tuple[str, ...]:
-        """IPAddresses are the addresses on the container's interfaces other than loopback."""
+    def interfaces(self) -> tuple[str, ...]:
+        """Interfaces are the names of the running container's network interfaces, loopback included."""
+        self._must_be_alive("its network interfaces")
+        return tuple(self._lxc.get_interfaces() or ())
+
+    def ip_addresses(self, interface: str | None = None) -> tuple[str, ...]:
+        """IPAddresses are the addresses on `interface`, or on every interface when None (LXC leaves out loopback)."""
         self._must_be_alive("its IP addresses")
-        return tuple(self._lxc.get_ips())
+        if interface is None:
+            return tuple(self._lxc.get_ips())
+        known = self.interfaces()
+        if interface not in known:
+            raise ContainerError(f"container {self.name!r} has no network interface {interface!r} "
+                                 f"(it has: {', '.join(known) or 'none'})")
+        return tuple(self._lxc.get_ips(interface=interface))
 
     @property
     def memory_usage(self) -> int:
@@ -82,6 +104,27 @@ class ResourcesMixin:
         """OOMKills counts the processes the kernel killed for exceeding the memory limit."""
         return self._stats("oom_kills").oom_kills
 
+    def cpu_stats(self) -> CPUStats:
+        """CPUStats is the CPU time the container spent in user mode and in the kernel, in seconds.
+
+        v1 counts it in clock ticks (cpuacct.stat: user, system), v2 in microseconds
+        (cpu.stat: user_usec, system_usec).
+        """
+        if cgroup_version() == 1:
+            ticks, per_second = keyed(self._cgroup_file("cpuacct.stat")), os.sysconf("SC_CLK_TCK")
+            return CPUStats(ticks.get("user", 0) / per_second, ticks.get("system", 0) / per_second)
+        usec = keyed(self._cgroup_file("cpu.stat"))
+        return CPUStats(usec.get("user_usec", 0) / 1e6, usec.get("system_usec", 0) / 1e6)
+
+    def cgroup_item(self, key: str) -> str:
+        """CgroupItem returns the text of cgroup file `key` (like pids.current) of the running container."""
+        validation.plain_text(key, "cgroup file")
+        value = self._read_cgroup(key)
+        if value is None:
+            raise CgroupError(f"container {self.name!r} has no cgroup file {key!r} on this cgroup v{cgroup_version()} "
+                              "host: check its name and version (memory.max is v2, memory.limit_in_bytes v1)")
+        return value
+
     def stats(self) -> Stats:
         """Stats reads every counter and limit of the container's cgroups, as lxclab.cgroups.Stats."""
         return self._stats()
@@ -99,12 +142,16 @@ class ResourcesMixin:
 
     def _cgroup_file(self, key: str) -> str:
         """The content of cgroup file `key`, read through the container's monitor ("" if this kernel lacks it)."""
+        return self._read_cgroup(key) or ""
+
+    def _read_cgroup(self, key: str) -> str | None:
+        """The content of cgroup file `key`, read through the container's monitor (None if there is no such file)."""
         self._must_be_alive(key)
         for _attempt in range(10):
             try:
                 value = self._lxc.get_cgroup_item(key)
             except KeyError:
-                return ""
+                return None
             except ValueError:
                 # python-lxc reads the file twice (length, then text) and gives up if the
                 # length changed in between, as a counter like cpuacct.usage may: read again.

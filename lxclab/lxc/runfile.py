@@ -1,4 +1,4 @@
-"""lxclab's run file beside each LXC config: the image's Cmd, which lxc.init.cmd cannot hold.
+"""lxclab's files beside each LXC config: the run file (the image's Cmd, which lxc.init.cmd cannot hold) and seccomp rules.
 
 LXC 5.0 splits lxc.init.cmd on spaces and ignores quotes, so `sh -c 'a; b'` would reach
 init as four arguments. The argv is kept as JSON instead and passed to start() whole.
@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 RUN_FILE = "lxclab.json"
+SECCOMP_FILE = "lxclab.seccomp"  # the profile's seccomp rules in LXC's format, named by lxc.seccomp.profile
 
 
 def write_command(container_dir: Path, argv: Sequence[str]) -> None:
@@ -25,7 +26,8 @@ def read_command(container_dir: Path) -> tuple[str, ...]:
     return tuple(json.loads(path.read_text())["cmd"]) if path.exists() else ()
 
 
-def copy_run_file(source_dir: Path, target_dir: Path) -> None:
-    """Carry the run file along with a copy LXC made of a container (a snapshot or a restore)."""
-    if (source_dir / RUN_FILE).exists():
-        shutil.copyfile(source_dir / RUN_FILE, target_dir / RUN_FILE)
+def copy_lxclab_files(source_dir: Path, target_dir: Path) -> None:
+    """Carry lxclab's files along with a copy LXC made of a container (a snapshot, a restore or a clone)."""
+    for name in (RUN_FILE, SECCOMP_FILE):
+        if (source_dir / name).exists():
+            shutil.copyfile(source_dir / name, target_dir / name)
