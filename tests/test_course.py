@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import importlib.util
+import re
 from pathlib import Path
 
 import nbformat
 import pytest
 
 from lxclab.exercises import ExerciseError, check_against, check_cases
+from test_lessons import NOTEBOOKS, heading_anchors
 
 ROOT = Path(__file__).resolve().parents[1]
 _spec = importlib.util.spec_from_file_location("course", ROOT / "tools/course.py")
@@ -71,6 +73,57 @@ def test_every_lesson_has_the_shape_of_a_lesson(lesson: Path):
     assert sum("check_cases(" in s or "check_against(" in s for s in code) >= 2, f"{lesson.name} lacks check cells"
     closing = notebook.cells[-1]
     assert closing.cell_type == "markdown" and "Keypoints" in closing.source, f"{lesson.name} does not end with keypoints"
+
+
+EXERCISE_HEADING = re.compile(r"^##\s+(?:\d+\.\s+)?Exercise\s+\d+\b.*$", re.M)
+MINUTES = re.compile(r"\((\d+) minutes\)\s*$")
+EXERCISE_TIME = re.compile(r"\*\*Time:\*\*\s*\d+ minutes teaching, (\d+) minutes exercises")
+
+
+def form_faults(notebook) -> list[str]:
+    """What a lesson lacks of the form: questions, guide links, predictions, timed exercises, exit questions."""
+    opening = notebook.cells[0].source
+    markdown = [cell.source for cell in notebook.cells if cell.cell_type == "markdown"]
+    notes = re.search(r"\]\(INSTRUCTOR-NOTES\.md#([^)\s]+)\)", opening)
+    headings = [line for source in markdown for line in EXERCISE_HEADING.findall(source)]
+    minutes = [MINUTES.search(line) for line in headings]
+    header = EXERCISE_TIME.search(opening)
+    exits = [n for n, cell in enumerate(notebook.cells) if cell.cell_type == "markdown" and cell.source.startswith("## Exit questions")]
+    timed = all(minutes) and header is not None
+    held = {
+        "no **Questions:** list in cell 0": re.search(r"^\*\*Questions:\*\*\n- ", opening, re.M) is not None,
+        "no link to GLOSSARY.md in cell 0": "](GLOSSARY.md)" in opening,
+        "no glossary entry linked in the lesson": any("](GLOSSARY.md#" in source for source in markdown[1:]),
+        "no link in cell 0 to a heading of INSTRUCTOR-NOTES.md":
+            notes is not None and notes.group(1) in heading_anchors(NOTEBOOKS / "INSTRUCTOR-NOTES.md"),
+        "no '**Predict, then run:**' prompt": any("**Predict, then run:**" in source for source in markdown),
+        f"exercise headings without '(N minutes)': {[h for h, m in zip(headings, minutes) if not m]}": all(minutes),
+        "the exercises' minutes do not add up to the header's exercise time":
+            timed and sum(int(m.group(1)) for m in minutes) == int(header.group(1)),
+        "no '## Exit questions' cell just before the Keypoints cell": exits == [len(notebook.cells) - 2],
+    }
+    return [fault for fault, holds in held.items() if not holds]
+
+
+@pytest.mark.parametrize("lesson", course.lessons(), ids=lambda path: path.stem)
+def test_every_lesson_has_the_form_of_a_lesson(lesson: Path):
+    assert form_faults(nbformat.read(lesson, as_version=4)) == [], f"{lesson.name} lacks part of the form"
+
+
+def test_a_lesson_without_the_form_is_caught():
+    lesson = nbformat.read(NOTEBOOKS / "05-chroot.ipynb", as_version=4)
+    assert form_faults(lesson) == []
+    opening = lesson.cells[0]
+    opening.source = opening.source.replace("**Questions:**", "Questions").replace("#05-chroot", "#05-chroot-gone")
+    exercise = next(cell for cell in lesson.cells if cell.source.startswith("## Exercise 2"))
+    exercise.source = exercise.source.replace("(5 minutes)", "(6 minutes)", 1)
+    lesson.cells = [cell for cell in lesson.cells if not cell.source.startswith("## Exit questions")]
+    assert form_faults(lesson) == [
+        "no **Questions:** list in cell 0",
+        "no link in cell 0 to a heading of INSTRUCTOR-NOTES.md",
+        "the exercises' minutes do not add up to the header's exercise time",
+        "no '## Exit questions' cell just before the Keypoints cell",
+    ]
 
 
 def test_every_lesson_has_outputs_for_strict_nbval_to_compare():
