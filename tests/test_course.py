@@ -132,3 +132,12 @@ def test_every_lesson_has_outputs_for_strict_nbval_to_compare():
         code = [cell for cell in notebook.cells if cell.cell_type == "code"]
         unrun = [n for n, cell in enumerate(code) if cell.execution_count is None]
         assert not unrun, f"{lesson.name}: code cells {unrun} were never run; run `make notebooks LESSONS={lesson}`"
+
+
+@pytest.mark.parametrize("lesson", course.lessons() + course.build_levels(), ids=lambda path: path.stem)
+def test_what_you_need_points_to_the_doctor_and_the_troubleshooting_page(lesson: Path):
+    opening = nbformat.read(lesson, as_version=4).cells[0].source
+    need = opening[opening.index("What you'll need"):].split("\n\n")[0]
+    assert "`./kit doctor`" in need, f"{lesson.name}: 'What you'll need' does not point to ./kit doctor"
+    link = re.search(r"\]\(([./]*TROUBLESHOOTING\.md)\)", need)
+    assert link and (lesson.parent / link.group(1)).is_file(), f"{lesson.name}: no working troubleshooting link"

@@ -105,7 +105,6 @@ def test_kit_classroom_serves_the_student_edition_and_keeps_a_learners_work(netn
         listing = wait_for_lab(kit, netns, token, tmp_path / "kit.log")
         names = {item["name"] for item in listing["content"]}
         assert {path.name for path in course.lessons()} <= names and {"build", "TROUBLESHOOTING.md"} <= names
-        assert "INSTRUCTOR-NOTES.md" not in names
         lesson = served(netns, token, "05-chroot.ipynb")["content"]
         sources = "\n".join("".join(cell["source"]) for cell in lesson["cells"])
         assert course.BEGIN not in sources and "raise NotImplementedError(" in sources

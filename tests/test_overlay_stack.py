@@ -12,8 +12,8 @@ from fixture_layers import build_image, directory, file, opaque, symlink, whiteo
 from lxclab.errors import MountError
 from lxclab.unionfs import OVERLAY, LayerSource, unpack_layers
 from lxclab.unionfs.mountinfo import mounted_overlay, overlay_options
-from lxclab.widgets.overlay_stack import (LOWER, MERGED, UPPER, WORK, Tier, overlay_figure, overlay_picture,
-                                          overlay_svg, overlay_tiers)
+from lxclab.widgets.figures import svg as figure_svg
+from lxclab.widgets.overlay_stack import LOWER, MERGED, UPPER, WORK, Tier, overlay_figure, overlay_picture, overlay_tiers
 from test_unionfs import sources
 
 BASE = [directory("bin"), file("bin/busybox", b"\x7fELF", 0o755), symlink("bin/sh", "/bin/busybox"),
@@ -75,11 +75,13 @@ def test_the_figure_draws_every_tier_top_down_and_its_svg_is_the_same_every_time
     titles = [t for t in texts if t in {tier.title for tier in tiers}]
     assert titles == [tier.title for tier in tiers] and texts[0] == "an overlay"
     assert "2 files, 2 dirs: etc/passwd (whiteout), app/log" in texts and "not listed: the kernel's own scratch files, never part of the tree" in texts
-    svg = overlay_svg(figure)
-    assert svg == overlay_svg(overlay_figure(overlay_tiers(mounted), "an overlay"))
-    assert "<dc:date>" not in svg and "Matplotlib v" not in svg and svg.lstrip().startswith("<?xml")
+    svg = figure_svg(figure)
+    assert svg == figure_svg(overlay_figure(overlay_tiers(mounted), "an overlay"))
+    assert "<dc:date>" not in svg and "Matplotlib v" not in svg and svg.lstrip().startswith("<svg")
     assert re.search(r"<text [^>]*>lowerdir 3: layer 1</text>", svg)  # text stays text: searchable, small
-    assert re.search(r"<text [^>]*>lowerdir 3: layer 1</text>", overlay_picture(mounted).data)
+    picture = overlay_picture(mounted)
+    assert re.search(r"<text [^>]*>lowerdir 3: layer 1</text>", picture._repr_svg_())
+    assert repr(picture).startswith("overlay stack: merged") and "layer 1" in repr(picture)
 
 
 def test_an_empty_tier_says_so_and_counts_read_well():

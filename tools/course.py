@@ -28,7 +28,7 @@ BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 _SOLUTION = re.compile(rf"^([ \t]*){re.escape(BEGIN)}\n.*?^[ \t]*{re.escape(END)}[ \t]*$", re.M | re.S)
 STUB = '{indent}raise NotImplementedError("exercise: replace this line with your code")'
 CHECK_CALL = re.compile(r"\bcheck_\w+\(")  # a check cell calls check_cases, check_against or a level's check_NAME
-GUIDES = ("GLOSSARY.md", "TROUBLESHOOTING.md")  # what learners read beside the lessons (not INSTRUCTOR-NOTES.md)
+GUIDES = ("GLOSSARY.md", "TROUBLESHOOTING.md", "INSTRUCTOR-NOTES.md")  # the lessons link all three (the Carpentries publish their instructor notes too)
 
 
 def lessons() -> list[Path]:

@@ -2,26 +2,23 @@
 
 `overlay_tiers` reads a mounted overlay's directories (the OverlayMount that lxclab.unionfs
 returns, or the one `mounted_overlay` reads back from /proc/self/mountinfo); `overlay_figure`
-is a pure function of those tiers to a matplotlib Figure; `overlay_svg` renders it as SVG
-with a fixed hash salt and no date, so the same mount always gives the same bytes;
-`overlay_picture` does all three for a notebook.
+is a pure function of those tiers to a matplotlib Figure (drawn in lxclab's one figure style,
+so the same mount always gives the same SVG bytes); `overlay_picture` does both for a notebook.
 """
 
 from __future__ import annotations
 
-import io
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib
-from IPython.display import SVG
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyBboxPatch
 
 from ..layers.overlayform import is_opaque, is_whiteout_node
 from ..unionfs.overlay import OverlayMount
+from .figures import Picture, style
 from .layers import layer_name
 
 MERGED, UPPER, WORK, LOWER = "merged", "upper", "work", "lower"
@@ -29,7 +26,6 @@ COLOURS = {MERGED: "#dbe9f6", UPPER: "#fde7c8", WORK: "#eeeeee", LOWER: "#e3f1de
 ROLES = {MERGED: "the mount point: one tree", UPPER: "read-write: every change lands here",
          WORK: "overlayfs's scratch space", LOWER: "read-only, shared"}
 NAMES_SHOWN = 5
-SVG_SALT = "lxclab-overlay-stack"
 
 
 @dataclass(frozen=True)
@@ -125,14 +121,10 @@ def overlay_figure(tiers: list[Tier], title: str = "") -> Figure:
     return figure
 
 
-def overlay_svg(figure: Figure) -> str:
-    """The figure as SVG text, the same bytes for the same figure: a fixed hash salt, no date or version, text as text."""
-    buffer = io.StringIO()
-    with matplotlib.rc_context({"svg.hashsalt": SVG_SALT, "svg.fonttype": "none"}):
-        figure.savefig(buffer, format="svg", metadata={"Date": None, "Creator": None})
-    return buffer.getvalue()
-
-
-def overlay_picture(mount: OverlayMount, shorten: Callable[[str], str] = str, title: str = "") -> SVG:
-    """The mounted overlay drawn for a notebook, shown inline as SVG."""
-    return SVG(overlay_svg(overlay_figure(overlay_tiers(mount, shorten), title)))
+def overlay_picture(mount: OverlayMount, shorten: Callable[[str], str] = str, title: str = "") -> Picture:
+    """The mounted overlay drawn for a notebook, shown inline as SVG (`.save(path)` writes a PNG or SVG)."""
+    tiers = overlay_tiers(mount, shorten)
+    with style():
+        figure = overlay_figure(tiers, title)
+    summary = "overlay stack: " + ", ".join(item.title for item in tiers)
+    return Picture(figure, summary)
