@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from fixture_engine import busybox, engine_home  # noqa: F401
 
+from lxclab import procfs
 from lxclab.engine import containers, gc
 from lxclab.engine import lxcrun
 from lxclab.engine import run as engine
@@ -151,14 +152,14 @@ def test_sigkilled_supervisor_then_gc_leaves_nothing(busybox, engine_home):
     while containers.find("lxc-victim").status != containers.DEAD and time.monotonic() < deadline:
         time.sleep(0.05)
     assert containers.find("lxc-victim").status == containers.DEAD
-    assert containers.is_alive(victim.state.pid)  # the container outlived its lxclab process
+    assert procfs.is_alive(victim.state.pid)  # the container outlived its lxclab process
     held = lxc_footprint(engine_home, victim)
     assert held["lxc-ls"] and held["cgroups"] and held["mounts"] and held["dirs"]
 
     done = lxclab("gc")
     assert done.returncode == 0, done.stderr
     assert f"removed container {victim.short_id} (lxc-victim)" in done.stdout
-    assert not containers.is_alive(victim.state.pid)
+    assert not procfs.is_alive(victim.state.pid)
     assert lxc_footprint(engine_home, victim) == NOTHING
 
 

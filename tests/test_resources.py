@@ -10,7 +10,7 @@ import pytest
 
 from lxclab import cgroups, namespaces
 from lxclab.errors import LxclabError
-from lxclab.namespaces import start_time
+from lxclab.procfs import start_time
 from lxclab.resources import Resources, release
 
 

@@ -19,8 +19,9 @@ from pathlib import Path
 
 from .. import network, paths
 from ..errors import ContainerError, ContainerNotFound, NotRunning
+from ..procfs import is_alive
 from ..resources import Resources, release
-from .containers import CREATED, DEAD, EXITED, NET_BRIDGE, RUNNING, Container, bridge_name, find, is_alive, scan
+from .containers import CREATED, DEAD, EXITED, NET_BRIDGE, RUNNING, Container, bridge_name, find, scan
 
 LXC_PREFIX = "lxclab-"  # the LXC containers of the LXC runtime are named lxclab-<short id>
 
