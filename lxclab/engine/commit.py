@@ -29,13 +29,14 @@ from pathlib import Path
 
 from ..errors import AlreadyRunning, ContainerError
 from ..layers import diff_directory
-from ..manifest import (DOCKER_LAYER_GZIP, DOCKER_MANIFEST, OCI_LAYER_GZIP, Descriptor, Manifest, parse_manifest,
-                        sha256_digest)
+from ..manifest import (DOCKER_LAYER_GZIP, DOCKER_MANIFEST, OCI_LAYER_GZIP, Descriptor, Manifest, canonical_json,
+                        parse_manifest, sha256_digest)
+from ..procfs import is_alive
 from ..reference import parse
 from ..store import Store, StoredImage
 from ..tarball import DEFAULT_MTIME, Layer
 from ..unionfs import OVERLAY
-from .containers import RUNNING, Container, find, is_alive
+from .containers import RUNNING, Container, find
 from .create import find_image
 
 
@@ -45,11 +46,6 @@ class Commit:
 
     image: StoredImage
     layer: Layer
-
-
-def canonical_json(document: dict) -> bytes:
-    """JSON as lxclab writes it once and hashes: sorted keys, no spaces, UTF-8."""
-    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def timestamp(seconds: float | None = None) -> str:
