@@ -38,7 +38,7 @@ def lxc_footprint(home: Path, container: containers.Container) -> dict[str, obje
     """What an LXC-runtime container can hold on the host: LXC's own list, its cgroups, mounts, directories."""
     name = container.config.lxc_name
     listed = subprocess.run(["lxc-ls", "-1", "-P", str(default_lxcpath())], capture_output=True, text=True).stdout
-    mounts = [line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines() if str(home) in line]
+    mounts = [point for point in procfs.mount_points() if str(home) in point]
     return {
         "lxc-ls": name in listed.split(),
         "cgroups": [str(path) for path in lxc_cgroups(name)],
