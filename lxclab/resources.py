@@ -12,7 +12,6 @@ import json
 import os
 import shutil
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 from . import _linux, cgroups, network, procfs
 from .errors import KernelError, LxclabError

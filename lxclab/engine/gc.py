@@ -67,9 +67,9 @@ def stop(name_or_id: str) -> str:
 
 def _wait_until_removed(container: Container) -> None:
     """Wait while the lxclab process of a --rm container deletes its directory; finish the job if it died."""
-    deadline = time.monotonic() + OWNER_EXIT_TIMEOUT
-    while container.directory.exists() and procfs.is_alive(container.state.owner) and time.monotonic() < deadline:
-        time.sleep(0.02)
+    owner = container.state.owner
+    procfs.wait_gone(lambda: [owner[0]] if container.directory.exists() and procfs.is_alive(owner) else [],
+                     OWNER_EXIT_TIMEOUT)
     release(Resources(dirs=container.state.resources.dirs))
 
 
