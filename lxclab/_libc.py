@@ -16,7 +16,7 @@ import os
 
 from .errors import KernelError
 
-libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)  # the one handle on libc
 
 # mount(2) flags
 MS_RDONLY = 0x1
