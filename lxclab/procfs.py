@@ -25,7 +25,7 @@ from pathlib import Path
 
 _ESCAPE = re.compile(r"\\([0-7]{3})")
 _STATE, _START_TIME = 0, 19  # fields 3 and 22 of stat(5), counted after the command name
-ZOMBIE = "Z"
+ZOMBIE = "Z"  # the state of a process that has ended and waits for its parent to collect it
 
 
 @dataclass(frozen=True)
