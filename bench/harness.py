@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lxclab import _linux
+from lxclab import _linux, procfs
 from lxclab.errors import KernelError, LxclabError
 from lxclab.layers.stage import remove_tree
 
@@ -175,9 +175,7 @@ def release(directory: Path) -> None:
 def mounts_under(directory: Path) -> list[str]:
     """Mount points at or below `directory`, deepest first (read from /proc/self/mountinfo)."""
     root = os.path.realpath(directory)
-    with open("/proc/self/mountinfo") as mountinfo:
-        points = [_unescape(line.split()[4]) for line in mountinfo]
-    inside = [p for p in points if p == root or p.startswith(root + "/")]
+    inside = [p for p in procfs.mount_points() if p == root or p.startswith(root + "/")]
     return sorted(set(inside), key=lambda p: p.count("/"), reverse=True)
 
 
@@ -213,10 +211,6 @@ def _ratio_text(ratio: float) -> str:
 
 def _slug(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:40] or "contender"
-
-
-def _unescape(field_text: str) -> str:
-    return re.sub(r"\\([0-7]{3})", lambda match: chr(int(match.group(1), 8)), field_text)
 
 
 def _positive(text: str) -> int:

@@ -1,38 +1,25 @@
-"""The only module that calls libc directly (through ctypes): mounts, namespaces, pivot_root, capabilities, seccomp.
+"""The kernel column's system calls through ctypes: namespaces, pivot_root, host names, capabilities, seccomp, links.
 
-Each function raises KernelError naming the call, its arguments and errno's meaning, with
-the errno kept as `.errno`. All of them need privileges: CAP_SYS_ADMIN (CAP_NET_ADMIN for
-links) in the user namespace that owns the namespace being changed.
+It builds on `_libc` (the libc handle and its error check, with mount and umount, which the
+I/O column's overlays need too) and offers mount, umount and their flags again, so that the
+kernel column and the lessons find every system call here. Each function raises
+KernelError naming the call, its arguments and errno's meaning, with the errno kept as
+`.errno`. All of them need privileges: CAP_SYS_ADMIN (CAP_NET_ADMIN for links) in the user
+namespace that owns the namespace being changed.
 """
 
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import errno as errnos
 import fcntl
-import os
 import platform
 import socket
 import struct
 
+from ._libc import (MNT_DETACH, MS_BIND, MS_MOVE, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_PRIVATE,  # noqa: F401
+                    MS_RDONLY, MS_REC, MS_REMOUNT, MS_SLAVE, check, libc, mount, umount)  # offered again, as above
 from .errors import KernelError
-
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-
-# mount(2) flags
-MS_RDONLY = 0x1
-MS_NOSUID = 0x2
-MS_NODEV = 0x4
-MS_NOEXEC = 0x8
-MS_REMOUNT = 0x20
-MS_BIND = 0x1000
-MS_MOVE = 0x2000
-MS_REC = 0x4000
-MS_PRIVATE = 1 << 18
-MS_SLAVE = 1 << 19
-# umount2(2) flags
-MNT_DETACH = 0x2
 
 # clone(2) / unshare(2) / setns(2) flags: one per namespace kind
 CLONE_NEWTIME = 0x00000080
@@ -71,50 +58,14 @@ _CAPABILITY_VERSION_3 = 0x20080522  # 64-bit capability sets, as two 32-bit halv
 # pivot_root has no glibc wrapper: the raw system call number differs per architecture.
 _SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "arm64": 41}
 
-_HINTS = {
-    errnos.EPERM: "it needs CAP_SYS_ADMIN: run as root, or inside a user namespace you created",
-    errnos.EACCES: "permission denied: check ownership and that the caller may use this path",
-    errnos.ENOENT: "a path does not exist: create the target first",
-    errnos.EBUSY: "the target is busy: a process or mount still uses it",
-}
-
-
-def _check(result: int, call: str, hints: dict[int, str] | None = None) -> int:
-    """Return `result`, or raise KernelError describing `call` if it is -1."""
-    if result == -1:
-        number = ctypes.get_errno()
-        hint = (hints or {}).get(number) or _HINTS.get(number)
-        message = f"{call} failed: {os.strerror(number)} (errno {number})"
-        error = KernelError(f"{message}; {hint}" if hint else message)
-        error.errno = number
-        raise error
-    return result
-
-
-def mount(source: str, target: str, fstype: str | None = None, flags: int = 0, data: str | None = None) -> None:
-    """Mount `source` on `target`; needs CAP_SYS_ADMIN and an existing target."""
-    _check(
-        _libc.mount(
-            source.encode(), str(target).encode(), fstype.encode() if fstype else None,
-            ctypes.c_ulong(flags), data.encode() if data else None,
-        ),
-        f"mount({source!r}, {str(target)!r}, {fstype!r}, data={data!r})",
-    )
-
-
-def umount(target: str, flags: int = 0) -> None:
-    """Unmount `target` (umount2); MNT_DETACH detaches it now and frees it when no longer busy."""
-    _check(_libc.umount2(str(target).encode(), flags), f"umount2({str(target)!r}, {flags})")
-
-
 def unshare(flags: int) -> None:
     """Move the caller into new namespaces of the kinds in `flags` (CLONE_NEW*).
 
     CLONE_NEWUSER needs a single-threaded caller (fork first); the other kinds need
     CAP_SYS_ADMIN; CLONE_NEWPID only affects children created afterwards.
     """
-    _check(
-        _libc.unshare(ctypes.c_int(flags)), f"unshare({namespace_names(flags)})",
+    check(
+        libc.unshare(ctypes.c_int(flags)), f"unshare({namespace_names(flags)})",
         {errnos.EINVAL: "CLONE_NEWUSER needs a single-threaded process: fork a child and unshare there",
          errnos.ENOSPC: "too many namespaces of this kind: see /proc/sys/user/max_*_namespaces"},
     )
@@ -126,7 +77,7 @@ def setns(fd: int, nstype: int = 0) -> None:
     Needs CAP_SYS_ADMIN over that namespace; joining a PID namespace only affects children
     created afterwards, and a multi-threaded process cannot join a user or mount namespace.
     """
-    _check(_libc.setns(ctypes.c_int(fd), ctypes.c_int(nstype)), f"setns(fd {fd}, {namespace_names(nstype)})")
+    check(libc.setns(ctypes.c_int(fd), ctypes.c_int(nstype)), f"setns(fd {fd}, {namespace_names(nstype)})")
 
 
 def pivot_root(new_root: str, put_old: str) -> None:
@@ -138,8 +89,8 @@ def pivot_root(new_root: str, put_old: str) -> None:
     number = _SYS_PIVOT_ROOT.get(platform.machine())
     if number is None:
         raise KernelError(f"pivot_root: no system call number known for {platform.machine()}; add it to _linux")
-    _check(
-        _libc.syscall(ctypes.c_long(number), str(new_root).encode(), str(put_old).encode()),
+    check(
+        libc.syscall(ctypes.c_long(number), str(new_root).encode(), str(put_old).encode()),
         f"pivot_root({str(new_root)!r}, {str(put_old)!r})",
         dict.fromkeys((errnos.EINVAL, errnos.EBUSY), "new_root must be a mount point of its own (bind-mount it "
                       "onto itself) in a private, non-shared mount namespace"),
@@ -149,13 +100,13 @@ def pivot_root(new_root: str, put_old: str) -> None:
 def sethostname(name: str) -> None:
     """Set the host name of the caller's UTS namespace; needs CAP_SYS_ADMIN over it, at most 64 bytes."""
     raw = name.encode()
-    _check(_libc.sethostname(raw, ctypes.c_size_t(len(raw))), f"sethostname({name!r})")
+    check(libc.sethostname(raw, ctypes.c_size_t(len(raw))), f"sethostname({name!r})")
 
 
 def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int:
     """Call prctl(2) with integer arguments, e.g. PR_SET_DUMPABLE after setuid, before writing uid_map."""
     args = [ctypes.c_ulong(a) for a in (arg2, arg3, arg4, arg5)]
-    return _check(_libc.prctl(ctypes.c_int(option), *args), f"prctl({option}, {arg2}, {arg3}, {arg4}, {arg5})")
+    return check(libc.prctl(ctypes.c_int(option), *args), f"prctl({option}, {arg2}, {arg3}, {arg4}, {arg5})")
 
 
 def capset(effective: int, permitted: int, inheritable: int) -> None:
@@ -173,14 +124,14 @@ def capset(effective: int, permitted: int, inheritable: int) -> None:
     halves = (Data * 2)(*[Data(*((mask >> shift) & 0xFFFFFFFF for mask in (effective, permitted, inheritable)))
                           for shift in (0, 32)])
     header = Header(_CAPABILITY_VERSION_3, 0)
-    _check(_libc.capset(ctypes.byref(header), halves),
+    check(libc.capset(ctypes.byref(header), halves),
            f"capset(effective={effective:#x}, permitted={permitted:#x}, inheritable={inheritable:#x})",
            {errnos.EPERM: "a capability set may only shrink: raise nothing that is not in the permitted set"})
 
 
 def drop_bounding(capability: int) -> None:
     """Remove one capability from the bounding set, for good (PR_CAPBSET_DROP); needs CAP_SETPCAP."""
-    _check(_libc.prctl(ctypes.c_int(PR_CAPBSET_DROP), ctypes.c_ulong(capability), ctypes.c_ulong(0),
+    check(libc.prctl(ctypes.c_int(PR_CAPBSET_DROP), ctypes.c_ulong(capability), ctypes.c_ulong(0),
                        ctypes.c_ulong(0), ctypes.c_ulong(0)), f"prctl(PR_CAPBSET_DROP, {capability})")
 
 
@@ -197,7 +148,7 @@ def set_seccomp_filter(program: bytes) -> None:
         raise KernelError(f"a seccomp program is whole 8-byte instructions, not {len(program)} bytes")
     code = ctypes.create_string_buffer(program, len(program))
     fprog = Program(len(program) // 8, ctypes.cast(code, ctypes.c_void_p))
-    _check(_libc.prctl(ctypes.c_int(PR_SET_SECCOMP), ctypes.c_ulong(SECCOMP_MODE_FILTER),
+    check(libc.prctl(ctypes.c_int(PR_SET_SECCOMP), ctypes.c_ulong(SECCOMP_MODE_FILTER),
                        ctypes.c_ulong(ctypes.addressof(fprog)), ctypes.c_ulong(0), ctypes.c_ulong(0)),
            f"prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, {len(program) // 8} instructions)",
            {errnos.EACCES: "set no_new_privs first (PR_SET_NO_NEW_PRIVS), or keep CAP_SYS_ADMIN until the filter "

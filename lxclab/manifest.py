@@ -46,6 +46,11 @@ def sha256_digest(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
+def canonical_json(document: dict) -> bytes:
+    """JSON as lxclab writes it once, then hashes and sends those exact bytes: sorted keys, no spaces, UTF-8."""
+    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
 def verify_digest(data: bytes, expected: str, what: str) -> None:
     """Raise DigestMismatch unless `data` hashes to `expected`; `what` names the content."""
     actual = sha256_digest(data)

@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import _linux
+from . import _linux, procfs
 from .chroot import DEFAULT_PATH, Completed, ExitStatus
 from .container_init import (DEFAULT_NAMESPACES, KINDS, Mount, Plan, namespace_flags, report_error,
                              run_first_process)
@@ -59,14 +59,11 @@ class Process:
     def kill(self, signum: int = signal.SIGKILL) -> None:
         """Send a signal; SIGKILL to PID 1 ends every process of its PID namespace."""
         if self.status is None:
-            try:
-                os.kill(self.pid, signum)
-            except ProcessLookupError:
-                pass
+            procfs.send([self.pid], signum)
 
     def identity(self) -> list[int]:
         """[PID, start time] of the container process, for a Resources record; its waiter ends with it."""
-        return [self.pid, start_time(self.pid)]
+        return procfs.identity(self.pid)
 
     def namespace_ids(self) -> dict[str, str]:
         """The namespaces the process is in, like {'pid': 'pid:[4026532301]'}, while it runs."""
@@ -133,15 +130,6 @@ def enter(pid: int, argv: list[str], env: dict[str, str] | None = None, cwd: str
                 join_pid=pid, stdio=(stdin, stdout, stderr), profile=profile,
                 seccomp_filter=lockdown.seccomp_filter(profile))
     return _start(plan, cgroup)
-
-
-def start_time(pid: int) -> int:
-    """When process `pid` started, in clock ticks since boot: with the PID it names one process for good."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):  # gone before the open, or between the open and the read
-        return -1
-    return int(stat.rsplit(")", 1)[1].split()[19])
 
 
 def _check_namespace_request(kinds: frozenset[str], rootless: bool, netns: str | None, mounts: bool) -> None:

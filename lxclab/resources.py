@@ -10,16 +10,11 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
-import signal
-import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
-from . import _linux, cgroups, network
+from . import _linux, cgroups, network, procfs
 from .errors import KernelError, LxclabError
-from .namespaces import start_time
 
 
 @dataclass
@@ -68,37 +63,15 @@ def release(resources: Resources) -> None:
 
 def _kill_recorded(identities: list[list[int]], timeout: float = 5.0) -> None:
     """SIGKILL each recorded process that is still the same process, and wait until it is gone."""
-    alive = [pid for pid, started in identities if start_time(pid) == started]
-    for pid in alive:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    deadline = time.monotonic() + timeout
-    while any(_running(pid) for pid in alive):
-        if time.monotonic() > deadline:
-            raise KernelError(f"processes {alive} survived SIGKILL for {timeout} s")
-        time.sleep(0.01)
-
-
-def _running(pid: int) -> bool:
-    """Whether `pid` exists and is not a zombie (dead, waiting only for its parent to collect it)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-
-
-def _mount_points() -> list[str]:
-    """The mount points of this mount namespace, from /proc/self/mountinfo (octal escapes undone)."""
-    fields = (line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines())
-    return [re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), point) for point in fields]
+    survivors = procfs.kill_and_wait(lambda: [pid for pid, _ in filter(procfs.is_alive, identities)], timeout)
+    if survivors:
+        raise KernelError(f"processes {survivors} survived SIGKILL for {timeout} s")
 
 
 def _unmount(mounts: list[str]) -> None:
     """Detach each recorded mount that is still mounted, the last made first."""
     for target in reversed(mounts):
-        while target in _mount_points():
+        while target in procfs.mount_points():
             _linux.umount(target, _linux.MNT_DETACH)
 
 
@@ -142,7 +115,7 @@ def _delete_netns(names: list[str]) -> None:
 
 def _remove_dirs(dirs: list[str]) -> None:
     """Delete each recorded directory tree, refusing (and reporting) any that still has a mount inside."""
-    points, refused = _mount_points(), []
+    points, refused = procfs.mount_points(), []
     for directory in map(os.path.abspath, dirs):
         busy = [p for p in points if p == directory or p.startswith(directory + "/")]
         if busy:

@@ -23,7 +23,7 @@ from typing import BinaryIO, Protocol
 from .errors import LayerError
 from .manifest import sha256_digest
 
-WHITEOUT_PREFIX = ".wh."
+WHITEOUT_PREFIX = ".wh."  # the OCI whiteout names, defined here once (lxclab.layers.names reads them)
 OPAQUE_MARKER = ".wh..wh..opq"
 DEFAULT_MTIME = 1704067200  # 2024-01-01T00:00:00Z: any fixed time will do; this one is ours
 DEFAULT_GZIP_LEVEL = 6

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from fixture_engine import busybox, engine_home, host_footprint, mentioning  # noqa: F401
 
-from lxclab import network
+from lxclab import network, procfs
 from lxclab.engine import containers, gc
 from lxclab.engine import run as engine
 
@@ -61,12 +61,12 @@ def test_sigkilled_run_then_gc_leaves_nothing(busybox, engine_home):
     assert held["cgroups"] and held["netns"] and held["dirs"]
     assert sorted(_veth_aliases()) == sorted([keeper.short_id, victim.short_id])
     assert containers.find("victim").status == containers.DEAD
-    assert containers.is_alive(victim.state.pid)  # the container outlived its lxclab process
+    assert procfs.is_alive(victim.state.pid)  # the container outlived its lxclab process
 
     done = subprocess.run([sys.executable, "-m", "lxclab", "gc"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert f"removed container {victim.short_id} (victim)" in done.stdout
-    assert not containers.is_alive(victim.state.pid)
+    assert not procfs.is_alive(victim.state.pid)
     assert mentioning(host_footprint(engine_home), {victim.short_id}) == {k: set() for k in held}
     assert _veth_aliases() == [keeper.short_id]  # the victim's veth is gone, the keeper's stays
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from fixture_engine import busybox, engine_home  # noqa: F401
 
+from lxclab import procfs
 from lxclab.engine import containers, gc
 from lxclab.engine import lxcrun
 from lxclab.engine import run as engine
@@ -37,7 +38,7 @@ def lxc_footprint(home: Path, container: containers.Container) -> dict[str, obje
     """What an LXC-runtime container can hold on the host: LXC's own list, its cgroups, mounts, directories."""
     name = container.config.lxc_name
     listed = subprocess.run(["lxc-ls", "-1", "-P", str(default_lxcpath())], capture_output=True, text=True).stdout
-    mounts = [line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines() if str(home) in line]
+    mounts = [point for point in procfs.mount_points() if str(home) in point]
     return {
         "lxc-ls": name in listed.split(),
         "cgroups": [str(path) for path in lxc_cgroups(name)],
@@ -151,14 +152,14 @@ def test_sigkilled_supervisor_then_gc_leaves_nothing(busybox, engine_home):
     while containers.find("lxc-victim").status != containers.DEAD and time.monotonic() < deadline:
         time.sleep(0.05)
     assert containers.find("lxc-victim").status == containers.DEAD
-    assert containers.is_alive(victim.state.pid)  # the container outlived its lxclab process
+    assert procfs.is_alive(victim.state.pid)  # the container outlived its lxclab process
     held = lxc_footprint(engine_home, victim)
     assert held["lxc-ls"] and held["cgroups"] and held["mounts"] and held["dirs"]
 
     done = lxclab("gc")
     assert done.returncode == 0, done.stderr
     assert f"removed container {victim.short_id} (lxc-victim)" in done.stdout
-    assert not containers.is_alive(victim.state.pid)
+    assert not procfs.is_alive(victim.state.pid)
     assert lxc_footprint(engine_home, victim) == NOTHING
 
 

@@ -10,12 +10,8 @@ import pytest
 
 from lxclab import cgroups, namespaces
 from lxclab.errors import LxclabError
-from lxclab.namespaces import start_time
+from lxclab.procfs import mount_points, start_time
 from lxclab.resources import Resources, release
-
-
-def mount_points() -> list[str]:
-    return [line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()]
 
 
 def test_resources_round_trip_through_json():

@@ -17,9 +17,10 @@ from ..engine import pull
 from ..exercises import check_against
 from ..lessons import has_root
 from ..manifest import Platform, chain_ids
+from ..procfs import mounts
 from ..unionfs.cache import ensure_layer
 from ..unionfs.image import image_layers, unpack_layers
-from ..unionfs.overlay import OverlayMount, _options
+from ..unionfs import overlay
 from .feedback import ExerciseError, attempt, expect, not_checked, passed
 
 
@@ -39,7 +40,7 @@ def check_overlay_options(overlay_options: Callable) -> None:
     lowers = [Path("/layers/1-base"), Path("/layers/2-app"), Path("/layers/3-notes")]
     cases = [(lowers, Path("/c/upper"), Path("/c/work")), (lowers[:1], Path("/u"), Path("/w"))]
     check_against(overlay_options,
-                  lambda lower, upper, work: _options(OverlayMount(Path("/t"), list(reversed(lower)), upper, work)), cases,
+                  lambda lower, upper, work: overlay.overlay_options(list(reversed(lower)), upper, work), cases,
                   hint="overlayfs wants lowerdir=TOP:...:BOTTOM (the reverse of the manifest's order), then "
                        "upperdir=... and workdir=..., separated by commas.")
 
@@ -51,8 +52,7 @@ def _mount_and_list(mount_overlay: Callable, lowers: list[Path], work: Path) -> 
     for directory in (upper, scratch, target):
         directory.mkdir()
     attempt(mount_overlay, lowers, upper, scratch, target, hint="Call mount('overlay', str(target), 'overlay', 0, options).")
-    with open("/proc/self/mountinfo") as mountinfo:
-        kinds = [line.split(" - ")[1].split()[0] for line in mountinfo if f" {target} " in line]
+    kinds = [mount.fstype for mount in mounts() if mount.point == str(target)]
     if kinds != ["overlay"]:
         raise ExerciseError(f"after mount_overlay, {target} is {'not a mount point' if not kinds else kinds[-1]}. "
                             "Call mount('overlay', target, 'overlay', 0, overlay_options(...)).")

@@ -7,12 +7,11 @@ needs root (or a delegated cgroup). A directory can be removed only once no proc
 
 from __future__ import annotations
 
-import os
-import signal
 import time
 from pathlib import Path
 
 from ..errors import CgroupError
+from ..procfs import kill_and_wait
 from ..limits import Limits
 from .vocabulary import SWAP_LIMIT_FILE, Stats, limit_writes, parse_stats, stat_files
 
@@ -104,16 +103,9 @@ def processes_in(paths: list[str]) -> list[int]:
 
 def kill_all(paths: list[str], timeout: float = 5.0) -> None:
     """SIGKILL the processes in the cgroups at `paths` until none is left (new ones may appear while killing)."""
-    deadline = time.monotonic() + timeout
-    while pids := processes_in(paths):
-        if time.monotonic() > deadline:
-            raise CgroupError(f"cgroup {paths[0]}: processes {pids} survived SIGKILL for {timeout} s")
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        time.sleep(0.01)
+    survivors = kill_and_wait(lambda: processes_in(paths), timeout)
+    if survivors:
+        raise CgroupError(f"cgroup {paths[0]}: processes {survivors} survived SIGKILL for {timeout} s")
 
 
 def remove_dirs(paths: list[str], timeout: float = 5.0) -> None:

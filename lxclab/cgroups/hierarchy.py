@@ -6,11 +6,11 @@ Read from /proc/self/mountinfo and /proc/self/cgroup (or their text, for tests).
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import CgroupError
+from ..procfs import parse_cgroup, parse_mountinfo
 from ..limits import Limits
 from .delegation import delegated_parent, systemd_running
 from .group import Cgroup, remove_dirs
@@ -77,29 +77,10 @@ def _make_dirs(name: str, parents: list[Path]) -> dict[Path, Path]:
     return made
 
 
-def _unescape(text: str) -> str:
-    """Undo mountinfo's octal escapes (a space is \\040)."""
-    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), text)
-
-
 def _cgroup_mounts(mountinfo: str) -> list[tuple[str, Path, str, set[str]]]:
     """(fstype, mount point, mount root, super options) for each cgroup mount in mountinfo."""
-    mounts = []
-    for line in mountinfo.splitlines():
-        before, _, after = line.partition(" - ")
-        fields, tail = before.split(), after.split()
-        if len(tail) >= 3 and tail[0] in ("cgroup", "cgroup2"):
-            mounts.append((tail[0], Path(_unescape(fields[4])), _unescape(fields[3]), set(tail[2].split(","))))
-    return mounts
-
-
-def _own_paths(proc_cgroup: str) -> dict[frozenset[str], str]:
-    """{controllers of a hierarchy: the caller's cgroup path} from /proc/self/cgroup; frozenset() keys v2."""
-    own = {}
-    for line in proc_cgroup.splitlines():
-        _, controllers, path = line.split(":", 2)
-        own[frozenset(controllers.split(",")) if controllers else frozenset()] = path
-    return own
+    return [(mount.fstype, Path(mount.point), mount.root, set(mount.super_options.split(",")))
+            for mount in parse_mountinfo(mountinfo) if mount.fstype in ("cgroup", "cgroup2")]
 
 
 def _inside(mount_point: Path, mount_root: str, own_path: str) -> Path:
@@ -123,7 +104,7 @@ def detect(mountinfo: str | None = None, proc_cgroup: str | None = None, systemd
     """
     mountinfo = Path("/proc/self/mountinfo").read_text() if mountinfo is None else mountinfo
     proc_cgroup = Path("/proc/self/cgroup").read_text() if proc_cgroup is None else proc_cgroup
-    own, mounts = _own_paths(proc_cgroup), _cgroup_mounts(mountinfo)
+    own, mounts = parse_cgroup(proc_cgroup), _cgroup_mounts(mountinfo)
     dirs = [(fstype, options, _own_dir(own, fstype, point, root, options)) for fstype, point, root, options in mounts]
     everywhere = tuple(sorted({d for _, _, d in dirs if d is not None}))
     v1 = {c: d for fstype, options, d in dirs if fstype == "cgroup" and d is not None

@@ -13,11 +13,11 @@ import os
 import signal
 import socket
 import subprocess
-import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import procfs
 from ..errors import ClassroomError
 
 _STARTED: dict[int, subprocess.Popen] = {}  # children of this process, reaped when they end
@@ -71,10 +71,12 @@ class Daemon:
         """Stop the server by its recorded PID (SIGTERM, then SIGKILL) and remove the PID file."""
         pid = self.pid()
         if pid is not None:
-            _signal(pid, signal.SIGTERM)
-            if not _wait_gone(pid, self.marker, timeout):
-                _signal(pid, signal.SIGKILL)
-                _wait_gone(pid, self.marker, timeout)
+            def server() -> list[int]:
+                return [pid] if is_alive(pid, self.marker) else []
+
+            procfs.send([pid], signal.SIGTERM)
+            if procfs.wait_gone(server, timeout):
+                procfs.kill_and_wait(server, timeout)
         self.pid_file.unlink(missing_ok=True)
 
     def how_it_ended(self) -> str:
@@ -108,10 +110,9 @@ def is_alive(pid: int, marker: str) -> bool:
         return False
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
-    except (OSError, IndexError):
+    except OSError:
         return False
-    return state != "Z" and marker.encode() in cmdline
+    return marker.encode() in cmdline and procfs.running(pid)
 
 
 def check_port_free(host: str, port: int, what: str, flag: str) -> None:
@@ -135,11 +136,11 @@ def port_holder(port: int) -> str:
     if pid is None:
         return "another program"
     try:
-        cgroups = Path(f"/proc/{pid}/cgroup").read_text()
+        cgroups = procfs.cgroup_paths(pid).values()
         command = Path(f"/proc/{pid}/comm").read_text().strip()
     except OSError:
         return "another program"
-    if DEBIAN_REGISTRY_UNIT in cgroups:
+    if any(DEBIAN_REGISTRY_UNIT in path for path in cgroups):
         return f"Debian's docker-registry service (PID {pid}; stop it for good: systemctl disable --now docker-registry)"
     return f"{command} (PID {pid})"
 
@@ -178,21 +179,3 @@ def _private(path: Path, flags: int) -> int:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | flags, 0o600)
     os.fchmod(fd, 0o600)
     return fd
-
-
-def _signal(pid: int, signum: int) -> None:
-    """Send `signum` to `pid`, ignoring a process that has just gone away."""
-    try:
-        os.kill(pid, signum)
-    except ProcessLookupError:
-        pass
-
-
-def _wait_gone(pid: int, marker: str, timeout: float) -> bool:
-    """Wait up to `timeout` seconds for `pid` to end; True when it has."""
-    deadline = time.monotonic() + timeout
-    while is_alive(pid, marker):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True

@@ -15,15 +15,10 @@ import tempfile
 from pathlib import Path
 
 from ..errors import SeedError
-from ..manifest import OCI_INDEX, Descriptor, sha256_digest
+from ..manifest import OCI_INDEX, Descriptor, canonical_json, sha256_digest
 
 REF_NAME = "org.opencontainers.image.ref.name"
 LAYOUT_FILE = b'{"imageLayoutVersion":"1.0.0"}'
-
-
-def canonical_json(obj: dict) -> bytes:
-    """Serialise JSON once, compactly with sorted keys: these exact bytes are hashed and sent."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 class OciLayout:

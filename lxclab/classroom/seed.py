@@ -26,11 +26,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from .. import paths
-from ..manifest import OCI_CONFIG, OCI_INDEX, OCI_LAYER_GZIP, OCI_MANIFEST, Descriptor, Platform
+from ..manifest import OCI_CONFIG, OCI_INDEX, OCI_LAYER_GZIP, OCI_MANIFEST, Descriptor, Platform, canonical_json
 from ..tarball import DEFAULT_MTIME, Entry, Layer, build_layer, directory, hardlink, opaque, regular_file, symlink
 from ..tarball import whiteout
 from .debian import deb_version, fetch_debs, read_member
-from .ocilayout import OciLayout, canonical_json
+from .ocilayout import OciLayout
 
 PACKAGE = "busybox-static"
 BUSYBOX_REPOSITORY = "lab/busybox"

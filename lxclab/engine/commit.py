@@ -32,13 +32,14 @@ from pathlib import Path
 
 from ..errors import AlreadyRunning, ContainerError
 from ..layers import write_diff
-from ..manifest import (DOCKER_LAYER_GZIP, DOCKER_MANIFEST, OCI_LAYER_GZIP, Descriptor, Manifest, parse_manifest,
-                        sha256_digest)
+from ..manifest import (DOCKER_LAYER_GZIP, DOCKER_MANIFEST, OCI_LAYER_GZIP, Descriptor, Manifest, canonical_json,
+                        parse_manifest, sha256_digest)
+from ..procfs import is_alive
 from ..reference import parse
 from ..store import Store, StoredImage
 from ..tarball import DEFAULT_MTIME
 from ..unionfs import OVERLAY
-from .containers import RUNNING, Container, find, is_alive
+from .containers import RUNNING, Container, find
 from .create import find_image
 
 
@@ -63,11 +64,6 @@ class Commit:
 
     image: StoredImage
     layer: CommittedLayer
-
-
-def canonical_json(document: dict) -> bytes:
-    """JSON as lxclab writes it once and hashes: sorted keys, no spaces, UTF-8."""
-    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def timestamp(seconds: float | None = None) -> str:

@@ -41,7 +41,7 @@ from .. import cgroups, paths
 from ..limits import Limits
 from ..chroot import ExitStatus
 from ..errors import ContainerError, ContainerNotFound, NotRunning
-from ..namespaces import start_time
+from ..procfs import identity, is_alive
 from ..resources import Resources
 from ..security import Profile
 
@@ -85,22 +85,6 @@ def creation_lock() -> Iterator[None]:
 def new_id() -> str:
     """A new container ID: 64 random hex digits, the first 12 of which name it in short."""
     return secrets.token_hex(32)
-
-
-def identity(pid: int) -> list[int]:
-    """[PID, start time] of a live process: names that process and no later one with the same PID."""
-    return [pid, start_time(pid)]
-
-
-def is_alive(recorded: list[int] | None) -> bool:
-    """True if the process recorded as [PID, start time] still runs (a zombie counts as ended)."""
-    if not recorded or start_time(recorded[0]) != recorded[1]:
-        return False
-    try:
-        state = Path(f"/proc/{recorded[0]}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    return state != "Z"
 
 
 def bridge_name() -> str:

@@ -11,16 +11,14 @@ names, and, when no container of this home needs it any more, the home's bridge.
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
 import time
 from pathlib import Path
 
-from .. import network, paths
+from .. import network, paths, procfs
 from ..errors import ContainerError, ContainerNotFound, NotRunning
 from ..resources import Resources, release
-from .containers import CREATED, DEAD, EXITED, NET_BRIDGE, RUNNING, Container, bridge_name, find, is_alive, scan
+from .containers import CREATED, DEAD, EXITED, NET_BRIDGE, RUNNING, Container, bridge_name, find, scan
 
 LXC_PREFIX = "lxclab-"  # the LXC containers of the LXC runtime are named lxclab-<short id>
 
@@ -69,22 +67,27 @@ def stop(name_or_id: str) -> str:
 
 def _wait_until_removed(container: Container) -> None:
     """Wait while the lxclab process of a --rm container deletes its directory; finish the job if it died."""
-    deadline = time.monotonic() + OWNER_EXIT_TIMEOUT
-    while container.directory.exists() and is_alive(container.state.owner) and time.monotonic() < deadline:
-        time.sleep(0.02)
+    owner = container.state.owner
+    procfs.wait_gone(lambda: [owner[0]] if container.directory.exists() and procfs.is_alive(owner) else [],
+                     OWNER_EXIT_TIMEOUT)
     release(Resources(dirs=container.state.resources.dirs))
 
 
 def _kill_and_wait(container: Container) -> None:
     """SIGKILL PID 1 of a running (or starting) container until the lxclab process running it has recorded its end."""
-    deadline = time.monotonic() + OWNER_EXIT_TIMEOUT
-    while container.refresh().status in (RUNNING, CREATED):
-        if is_alive(container.state.pid):
-            os.kill(container.state.pid[0], signal.SIGKILL)
-        if time.monotonic() > deadline:
-            raise ContainerError(f"container {container.name} still runs {OWNER_EXIT_TIMEOUT:.0f} s after SIGKILL; "
-                                 f"its lxclab process is PID {container.state.owner[0]}")
-        time.sleep(0.02)
+    left = procfs.wait_gone(lambda: _unrecorded_end(container), OWNER_EXIT_TIMEOUT)
+    if left:
+        raise ContainerError(f"container {container.name} still runs {OWNER_EXIT_TIMEOUT:.0f} s after SIGKILL; "
+                             f"its lxclab process is PID {left[0]}")
+
+
+def _unrecorded_end(container: Container) -> list[int]:
+    """SIGKILL PID 1 if it still lives; [the lxclab process running the container] until that has recorded the end."""
+    if container.refresh().status not in (RUNNING, CREATED):
+        return []
+    if procfs.is_alive(container.state.pid):
+        procfs.send([container.state.pid[0]])
+    return [container.state.owner[0]]
 
 
 def gc() -> list[str]:

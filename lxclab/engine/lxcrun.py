@@ -28,9 +28,10 @@ from ..chroot import DEFAULT_PATH, ExitStatus
 from ..lxc import Container as LxcContainer
 from ..lxc import Init, default_lxcpath, rootfs_path
 from ..lxc.hierarchies import recorded_cgroups, remove_leftovers
+from ..procfs import identity
 from ..store import StoredImage
 from ..unionfs import COPY
-from .containers import Container, identity
+from .containers import Container
 from .rootfs import copy_layers, overlay_dirs
 
 

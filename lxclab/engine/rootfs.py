@@ -21,7 +21,7 @@ from ..layers.overlayform import dir_metadata
 from ..store import StoredImage
 from ..unionfs import COPY, image_layers, unpack_layers
 from ..unionfs.cache import ensure_layer
-from ..unionfs.overlay import MAX_MOUNT_DATA
+from ..unionfs.overlay import overlay_options
 from .containers import Container
 
 
@@ -62,15 +62,3 @@ def cached_layers(image: StoredImage) -> list[Path]:
         directory, _ = ensure_layer(layer.path, chain_id, layer.media_type, layer.diff_id, lower, layer.name)
         lower.insert(0, directory)
     return lower
-
-
-def overlay_options(lower: list[Path], upper: Path, work: Path) -> str:
-    """overlayfs mount data: lowerdir=TOP:...:BOTTOM,upperdir=UPPER,workdir=WORK (at most one page)."""
-    every = [str(p) for p in [*lower, upper, work]]
-    if any("," in p or ":" in p for p in every):
-        raise MountError(f"overlayfs cannot take paths containing ',' or ':' ({every}); set LXCLAB_HOME elsewhere")
-    data = f"lowerdir={':'.join(every[:-2])},upperdir={upper},workdir={work}"
-    if len(data) > MAX_MOUNT_DATA:
-        raise MountError(f"{len(lower)} layers make the overlay options {len(data)} bytes, more than a page; "
-                         "use a shorter LXCLAB_HOME or --mode copy")
-    return data

@@ -33,8 +33,9 @@ from pathlib import Path
 from .. import errors
 from ..chroot import ExitStatus
 from ..errors import AlreadyRunning, ContainerError, LxclabError, NotRunning
+from ..procfs import identity, is_alive
 from ..resources import Resources, release
-from .containers import DEAD, EXITED, RUNNING, Container, find, identity, is_alive, secure_home
+from .containers import DEAD, EXITED, RUNNING, Container, find, secure_home
 from .create import create, find_image
 from .runtimes import Started, runtime_for
 from .streams import Streams

@@ -19,9 +19,10 @@ from typing import Protocol
 from .. import cgroups, namespaces, network
 from ..chroot import ExitStatus
 from ..errors import ContainerError, NetworkError
+from ..procfs import identity
 from ..store import StoredImage
 from . import lxcrun
-from .containers import LXC, NAMESPACES, NET_NONE, Container, ContainerConfig, bridge_name, identity
+from .containers import LXC, NAMESPACES, NET_NONE, Container, ContainerConfig, bridge_name
 from .rootfs import root_filesystem
 
 Stdio = tuple[int | None, int | None, int | None]

@@ -15,10 +15,9 @@ from __future__ import annotations
 import os
 
 from ..errors import UnsafeLayerEntry
+from ..tarball import OPAQUE_MARKER, WHITEOUT_PREFIX  # defined where layers are written, below this package
 
-WHITEOUT_PREFIX = ".wh."
-OPAQUE_MARKER = ".wh..wh..opq"
-AUFS_META_PREFIX = ".wh..wh."
+AUFS_META_PREFIX = WHITEOUT_PREFIX * 2  # .wh..wh.: aufs's own bookkeeping, like the opaque marker
 STAGING_PREFIX = ".lxclab-staging-"
 MAX_COMPONENT_BYTES = 255
 MAX_PATH_BYTES = 4095

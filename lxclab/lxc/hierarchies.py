@@ -24,7 +24,7 @@ import re
 import time
 from pathlib import Path
 
-from .. import cgroups
+from .. import cgroups, procfs
 from ..errors import CgroupError
 
 PIVOT = "lxc.pivot"
@@ -160,26 +160,9 @@ def monitor_pids(name: str) -> set[int]:
     return pids
 
 
-def _wait_exited(pids: set[int], deadline: float) -> None:
-    """Wait until none of `pids` is alive (gone, or a zombie waiting for its parent)."""
-    while pids and time.monotonic() < deadline:
-        pids = {pid for pid in pids if _alive(pid)}
-        if pids:
-            time.sleep(0.005)
-
-
 def any_alive(pids: set[int]) -> bool:
     """Whether any of `pids` (monitor_pids of a container) still runs: a rebooting container keeps its monitor."""
-    return any(_alive(pid) for pid in pids)
-
-
-def _alive(pid: int) -> bool:
-    """Whether `pid` exists and is not a zombie."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+    return any(procfs.running(pid) for pid in pids)
 
 
 def remove_leftovers(name: str, monitors: set[int] = frozenset(), timeout: float = 2.0) -> list[Path]:
@@ -190,7 +173,7 @@ def remove_leftovers(name: str, monitors: set[int] = frozenset(), timeout: float
     On v2 the container's whole start leaf goes.
     """
     deadline = time.monotonic() + timeout
-    _wait_exited(set(monitors), deadline)
+    procfs.wait_gone(lambda: filter(procfs.running, monitors), timeout)
     exact = {MONITOR_PREFIX + name, PAYLOAD_PREFIX + name}
     for cgroup in lxc_cgroups(name):
         if cgroup.name in exact or cgroup.name.startswith(START_PREFIX):

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .. import procfs
 from ..errors import MountError
-from .overlay import OverlayMount, _unescape
+from .overlay import OverlayMount
 
 MOUNTINFO = Path("/proc/self/mountinfo")
 
@@ -18,13 +19,12 @@ MOUNTINFO = Path("/proc/self/mountinfo")
 def overlay_options(target: Path, mountinfo: Path = MOUNTINFO) -> dict[str, str]:
     """The filesystem options of the overlay mounted at `target` (name -> value), as the kernel lists them."""
     wanted = str(Path(target).resolve())
-    for line in mountinfo.read_text().splitlines():
-        before, _, after = line.partition(" - ")
-        if _unescape(before.split()[4]) == wanted:
-            fstype, _, options = after.split(" ", 2)
-            if fstype != "overlay":
-                raise MountError(f"{target} is a {fstype} mount, not an overlay")
-            return dict((name, _unescape(value)) for name, _, value in (o.partition("=") for o in options.split(",")))
+    for mount in reversed(procfs.parse_mountinfo(mountinfo.read_text())):  # the last one mounted there is seen
+        if mount.point == wanted:
+            if mount.fstype != "overlay":
+                raise MountError(f"{target} is a {mount.fstype} mount, not an overlay")
+            return {name: procfs.unescape(value) for name, _, value in
+                    (option.partition("=") for option in mount.super_options.split(","))}
     raise MountError(f"nothing is mounted at {target} (not in {mountinfo})")
 
 

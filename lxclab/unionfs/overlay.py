@@ -13,15 +13,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import _linux, paths
+from .. import _libc, paths
 from ..errors import KernelError, MountError
 from ..layers.metadata import apply_metadata
 from ..layers.overlayform import dir_metadata
 from ..layers.stage import remove_tree
+from ..procfs import is_mountpoint
 
 MAX_MOUNT_DATA = 4095
 RECORD = "mount.json"
@@ -36,17 +36,6 @@ def state_dir(target: Path) -> Path:
     """The state directory of the overlay mounted (or to be mounted) at `target`."""
     key = hashlib.sha256(str(Path(target).resolve()).encode()).hexdigest()[:16]
     return mounts_dir() / key
-
-
-def is_mountpoint(target: Path) -> bool:
-    """True if something is mounted exactly at `target` (read from /proc/self/mountinfo)."""
-    wanted = str(Path(target).resolve())
-    with open("/proc/self/mountinfo") as mountinfo:
-        return any(_unescape(line.split()[4]) == wanted for line in mountinfo)
-
-
-def _unescape(field: str) -> str:
-    return re.sub(r"\\([0-7]{3})", lambda match: chr(int(match.group(1), 8)), field)
 
 
 @dataclass
@@ -73,7 +62,7 @@ class OverlayMount:
         """Unmount, then delete the upper and work directories and the record."""
         if self.mounted:
             try:
-                _linux.umount(str(self.target))
+                _libc.umount(str(self.target))
             except KernelError as exc:
                 raise MountError(f"cannot unmount the overlay at {self.target}: {exc}; is a process using it?") from exc
         state = self.upper.parent
@@ -94,7 +83,7 @@ def mount_overlay(lower: list[Path], target: Path) -> OverlayMount:
     apply_metadata(upper, dir_metadata(lower[0]))
     mount = OverlayMount(target, [Path(p) for p in lower], upper, work)
     try:
-        _linux.mount("overlay", str(target), "overlay", 0, _options(mount))
+        _libc.mount("overlay", str(target), "overlay", 0, overlay_options(mount.lower, upper, work))
     except KernelError as exc:
         remove_tree(state)
         raise MountError(f"cannot mount the overlay at {target}: {exc}; overlay mode needs root "
@@ -112,14 +101,15 @@ def _check_target(target: Path) -> None:
         raise MountError(f"{target} is not empty: overlay mounts go on an empty directory")
 
 
-def _options(mount: OverlayMount) -> str:
-    all_paths = [str(p) for p in mount.lower + [mount.upper, mount.work]]
-    if any(("," in p or ":" in p) for p in all_paths):
-        raise MountError(f"overlayfs cannot take paths containing ',' or ':' ({all_paths}); set LXCLAB_HOME elsewhere")
-    data = f"lowerdir={':'.join(all_paths[:-2])},upperdir={mount.upper},workdir={mount.work}"
+def overlay_options(lower: list[Path], upper: Path, work: Path) -> str:
+    """overlayfs mount data: lowerdir=TOP:...:BOTTOM,upperdir=UPPER,workdir=WORK (at most one page)."""
+    every = [str(p) for p in [*lower, upper, work]]
+    if any("," in p or ":" in p for p in every):
+        raise MountError(f"overlayfs cannot take paths containing ',' or ':' ({every}); set LXCLAB_HOME elsewhere")
+    data = f"lowerdir={':'.join(every[:-2])},upperdir={upper},workdir={work}"
     if len(data) > MAX_MOUNT_DATA:
-        raise MountError(f"{len(mount.lower)} layers make the overlay options longer than one page "
-                         f"({len(data)} bytes); use a shorter LXCLAB_HOME or copy mode")
+        raise MountError(f"{len(lower)} layers make the overlay options {len(data)} bytes, more than a page; "
+                         "use a shorter LXCLAB_HOME or copy mode (--mode copy)")
     return data
 
 
