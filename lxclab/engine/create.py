@@ -17,14 +17,14 @@ from ..manifest import Platform
 from ..security import Profile
 from ..store import Store, StoredImage
 from ..unionfs import COPY, OVERLAY
-from .containers import NAMESPACES, NET_BRIDGE, NET_NONE, Container, ContainerConfig, containers, creation_lock, new_id
+from .containers import NAMESPACES, NET_BRIDGE, NET_NONE, ContainerRecord, ContainerConfig, containers, creation_lock, new_id
 from .runtimes import runtime_for
 
 
 def create(ref: str, command: list[str] | None = None, *, name: str | None = None, limits: Limits | None = None,
            hostname: str | None = None, net: str = NET_NONE, rootless: bool | None = None, mode: str | None = None,
            remove: bool = False, runtime: str = NAMESPACES, env: list[str] | tuple[str, ...] = (),
-           profile: Profile | None = None) -> Container:
+           profile: Profile | None = None) -> ContainerRecord:
     """Record a new container of pulled image `ref`; nothing is created on the host yet.
 
     `command` replaces the image's Cmd (its Entrypoint stays in front). Rootless mode
@@ -54,7 +54,7 @@ def create(ref: str, command: list[str] | None = None, *, name: str | None = Non
         hostname=hostname, limits=asdict(limits or Limits()), net=net, mode=mode, rootless=rootless,
         remove=remove, created=time.time(), runtime=runtime, security=(profile or Profile()).to_dict())
     with creation_lock():  # two runs given one --name: the second sees the first's record and is refused
-        return Container.create(replace(config, name=_check_name(name)) if name else config)
+        return ContainerRecord.create(replace(config, name=_check_name(name)) if name else config)
 
 
 def find_image(ref: str) -> StoredImage:

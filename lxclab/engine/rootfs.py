@@ -22,10 +22,10 @@ from ..store import StoredImage
 from ..unionfs import COPY, image_layers, unpack_layers
 from ..unionfs.cache import ensure_layer
 from ..unionfs.overlay import overlay_options
-from .containers import Container
+from .containers import ContainerRecord
 
 
-def root_filesystem(container: Container, image: StoredImage) -> list[Mount]:
+def root_filesystem(container: ContainerRecord, image: StoredImage) -> list[Mount]:
     """Make the container's root in its directory; return the mounts its mount namespace needs (overlay mode)."""
     if container.config.mode == COPY:
         copy_layers(image, container.rootfs)
@@ -41,7 +41,7 @@ def copy_layers(image: StoredImage, target: Path) -> None:
     unpack_layers(image_layers(image), target, COPY)
 
 
-def overlay_dirs(container: Container, image: StoredImage) -> str:
+def overlay_dirs(container: ContainerRecord, image: StoredImage) -> str:
     """Make the container's upper and work directories (kept on a restart); return the overlay mount data."""
     lower = cached_layers(image)
     work = container.directory / "work"

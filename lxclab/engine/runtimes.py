@@ -22,7 +22,7 @@ from ..errors import ContainerError, NetworkError
 from ..procfs import identity
 from ..store import StoredImage
 from . import lxcrun
-from .containers import LXC, NAMESPACES, NET_NONE, Container, ContainerConfig, bridge_name
+from .containers import LXC, NAMESPACES, NET_NONE, ContainerRecord, ContainerConfig, bridge_name
 from .rootfs import root_filesystem
 
 Stdio = tuple[int | None, int | None, int | None]
@@ -44,13 +44,13 @@ class Runtime(Protocol):
     def check(self, net: str, rootless: bool, image: StoredImage) -> None:
         """Refuse what this runtime cannot do, before anything is recorded."""
 
-    def launch(self, container: Container, image: StoredImage, stdio: Stdio) -> Started:
+    def launch(self, container: ContainerRecord, image: StoredImage, stdio: Stdio) -> Started:
         """Make the container's root, cgroup and network (each recorded first) and start its PID 1."""
 
-    def after_exit(self, container: Container) -> list[str]:
+    def after_exit(self, container: ContainerRecord) -> list[str]:
         """Tidy what PID 1's end leaves to this runtime; the mounts the engine must now release."""
 
-    def exec(self, container: Container, command: list[str], stdio: Stdio) -> ExitStatus:
+    def exec(self, container: ContainerRecord, command: list[str], stdio: Stdio) -> ExitStatus:
         """Run `command` inside the running container, under its profile, and wait for it."""
 
 
@@ -62,7 +62,7 @@ class NamespacesRuntime:
     def check(self, net: str, rootless: bool, image: StoredImage) -> None:
         """Everything create already checks is possible here."""
 
-    def launch(self, container: Container, image: StoredImage, stdio: Stdio) -> namespaces.Process:
+    def launch(self, container: ContainerRecord, image: StoredImage, stdio: Stdio) -> namespaces.Process:
         """Mount the root inside PID 1's mount namespace, make its cgroup and network, spawn it."""
         config = container.config
         mounts = root_filesystem(container, image)
@@ -76,11 +76,11 @@ class NamespacesRuntime:
         container.record(pids=[container.state.pid, identity(process.waiter_pid)])
         return process
 
-    def after_exit(self, container: Container) -> list[str]:
+    def after_exit(self, container: ContainerRecord) -> list[str]:
         """Nothing: the overlay was mounted in PID 1's mount namespace and went with it."""
         return []
 
-    def exec(self, container: Container, command: list[str], stdio: Stdio) -> ExitStatus:
+    def exec(self, container: ContainerRecord, command: list[str], stdio: Stdio) -> ExitStatus:
         """Join PID 1's namespaces and cgroup (namespaces.enter) with its environment, user and profile."""
         config = container.config
         process = namespaces.enter(container.state.pid[0], command, env=config.env, cwd=config.cwd, user=config.user,
@@ -106,15 +106,15 @@ class LxcRuntime:
             raise ContainerError(f"image {image.reference} runs as User {image.config.user!r}, which the LXC "
                                  "runtime does not set up; use --runtime namespaces")
 
-    def launch(self, container: Container, image: StoredImage, stdio: Stdio) -> lxcrun.Init:
+    def launch(self, container: ContainerRecord, image: StoredImage, stdio: Stdio) -> lxcrun.Init:
         """Define (once) and start the LXC container in the foreground."""
         return lxcrun.launch(container, image, stdio)
 
-    def after_exit(self, container: Container) -> list[str]:
+    def after_exit(self, container: ContainerRecord) -> list[str]:
         """Remove LXC's idle cgroups; its root's mount on the host is the engine's to release."""
         return lxcrun.after_exit(container)
 
-    def exec(self, container: Container, command: list[str], stdio: Stdio) -> ExitStatus:
+    def exec(self, container: ContainerRecord, command: list[str], stdio: Stdio) -> ExitStatus:
         """LXC's attach, with the container's environment and working directory."""
         return lxcrun.exec_lxc(container, command, stdio)
 
@@ -140,7 +140,7 @@ def _namespace_kinds(config: ContainerConfig) -> set[str]:
     return kinds
 
 
-def _cgroup(container: Container) -> cgroups.Cgroup | None:
+def _cgroup(container: ContainerRecord) -> cgroups.Cgroup | None:
     """Create the container's cgroup with its limits (None when rootless), recorded before it exists."""
     if container.config.rootless:
         return None
@@ -152,7 +152,7 @@ def _cgroup(container: Container) -> cgroups.Cgroup | None:
     return group
 
 
-def _network(container: Container) -> str | None:
+def _network(container: ContainerRecord) -> str | None:
     """With --net bridge, a network namespace on this home's bridge (recorded first); its file to join."""
     if container.config.net == NET_NONE:
         return None
