@@ -105,7 +105,7 @@ class ContainerConfig:
     cwd: str = "/"
     user: str | None = None
     hostname: str = ""
-    limits: dict[str, float | int | None] = field(default_factory=dict)
+    limits: Limits = field(default_factory=Limits)
     net: str = NET_NONE
     mode: str = "overlay"
     rootless: bool = False
@@ -113,6 +113,12 @@ class ContainerConfig:
     created: float = 0.0
     runtime: str = NAMESPACES
     security: dict = field(default_factory=dict)  # lxclab.security.Profile.to_dict(); {} is the default profile
+
+    @classmethod
+    def from_json(cls, text: str) -> "ContainerConfig":
+        """A config read back from its JSON (as `asdict` wrote it): the limits typed again."""
+        data = json.loads(text)
+        return cls(**{**data, "limits": Limits(**data.get("limits", {}))})
 
     @property
     def cgroup_name(self) -> str:
@@ -123,10 +129,6 @@ class ContainerConfig:
     def lxc_name(self) -> str:
         """The name of its LXC container (LXC runtime): unique on the host, since LXC's cgroups are named after it."""
         return f"lxclab-{self.id[:SHORT]}"
-
-    def cgroup_limits(self) -> Limits:
-        """Its limits as a Limits."""
-        return Limits(**self.limits)
 
     @property
     def profile(self) -> Profile:
@@ -189,7 +191,7 @@ class ContainerRecord:
     def load(cls, directory: Path) -> "ContainerRecord":
         """Read a container's record; ContainerError if it is missing or unreadable."""
         try:
-            config = ContainerConfig(**json.loads((directory / CONFIG).read_text()))
+            config = ContainerConfig.from_json((directory / CONFIG).read_text())
             state = ContainerState.from_json((directory / STATE).read_text())
         except (OSError, ValueError, TypeError, KeyError) as exc:
             raise ContainerError(f"the record of container {directory.name} is unreadable ({exc}); "

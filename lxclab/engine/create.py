@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import asdict, replace
+from dataclasses import replace
 
 from .. import validation
 from ..errors import ContainerError, ImageNotFound
@@ -51,7 +51,7 @@ def create(ref: str, command: list[str] | None = None, *, name: str | None = Non
         id=container_id, name=container_id[:12], image=ref, image_digest=image.digest, argv=argv,
         env={**environment, "HOSTNAME": hostname}, cwd=validation.working_dir(image.config.working_dir),
         user=validation.user(image.config.user) or None,
-        hostname=hostname, limits=asdict(limits or Limits()), net=net, mode=mode, rootless=rootless,
+        hostname=hostname, limits=limits or Limits(), net=net, mode=mode, rootless=rootless,
         remove=remove, created=time.time(), runtime=runtime, security=(profile or Profile()).to_dict())
     with creation_lock():  # two runs given one --name: the second sees the first's record and is refused
         return ContainerRecord.create(replace(config, name=_check_name(name)) if name else config)

@@ -50,7 +50,7 @@ def launch(container: ContainerRecord, image: StoredImage, stdio: tuple[int, int
     if not box.defined:
         env = {"PATH": DEFAULT_PATH, **config.env}
         box = LxcContainer.create(box.name, rootfs, cmd=config.argv, env=env, working_dir=config.cwd,
-                                  hostname=config.hostname, limits=config.cgroup_limits(), lxcpath=box.lxcpath,
+                                  hostname=config.hostname, limits=config.limits, lxcpath=box.lxcpath,
                                   profile=config.profile)
     container.record(cgroups=recorded_cgroups(box.name))
     init = box.run(config.argv, *stdio)

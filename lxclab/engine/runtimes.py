@@ -147,7 +147,7 @@ def _cgroup(container: ContainerRecord) -> cgroups.Cgroup | None:
     hierarchy = cgroups.detect()
     name = container.config.cgroup_name
     container.record(cgroups=sorted({str(parent / name) for parent in hierarchy.parent_dirs().values()}))
-    group = hierarchy.create(name, container.config.cgroup_limits())
+    group = hierarchy.create(name, container.config.limits)
     container.state.cgroup = {"version": group.version, "dirs": {c: str(p) for c, p in group.dirs.items()}}
     return group
 
