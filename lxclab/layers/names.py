@@ -79,3 +79,10 @@ def is_under(path: str, ancestor: str) -> bool:
 def depth(path: str) -> int:
     """How many components a relative path has (the root has 0)."""
     return 0 if path == "" else path.count("/") + 1
+
+
+def rebase(path: str, old: str, new: str) -> str:
+    """`path`, which is under `old`, moved under `new` instead: rebase('a/b/c', 'a', 'x/y') -> 'x/y/b/c'."""
+    rest = path[len(old):].lstrip("/") if old else path
+    return "/".join(part for part in (new, rest) if part)
+
