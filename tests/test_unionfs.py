@@ -19,7 +19,7 @@ from fixture_layers import (
     snapshot, symlink, whiteout, write_oci_layout, zst,
 )
 from lxclab import paths
-from lxclab.errors import LayerError
+from lxclab.errors import LayerError, UnsafeLayerEntry
 from lxclab.layers import diff_directory, is_whiteout_node, read_entries
 from lxclab.layers.entries import DIRECTORY, FILE, OPAQUE, WHITEOUT
 from lxclab.classroom.ocilayout import OciLayout
@@ -141,14 +141,23 @@ def random_member(rng: random.Random, path: str, linkable: list[str]):
 
 
 def test_random_stacks_agree_in_overlay_mode_copy_mode_and_the_model(tmp_path: Path):
-    rng = random.Random(20240101)
+    rng, refused = random.Random(20240101), []
     for number in range(25):
         layers = sources(build_image([random_layer(rng, 12) for _ in range(rng.randint(1, 4))]), tmp_path / f"{number}")
-        unpack_layers(layers, tmp_path / f"{number}/copy", COPY)
+        try:
+            unpack_layers(layers, tmp_path / f"{number}/copy", COPY)
+        except UnsafeLayerEntry:  # a symlink loop below a path of a later layer: refused everywhere
+            refused.append(number)
+            with pytest.raises(UnsafeLayerEntry):
+                unpack_layers(layers, tmp_path / f"{number}/merged", OVERLAY)
+            with pytest.raises(UnsafeLayerEntry):
+                layers_stack(layers)
+            continue
         with unpack_layers(layers, tmp_path / f"{number}/merged", OVERLAY):
             copied = snapshot(tmp_path / f"{number}/copy")
             assert differences(copied, snapshot(tmp_path / f"{number}/merged")) == [], f"stack {number}"
         assert set(layers_stack(layers).tree) == {p if p != "." else "" for p in copied["entries"]}, f"stack {number}"
+    assert len(refused) <= 5, f"most random stacks must apply: refused {refused}"
 
 
 def test_the_layer_cache_holds_overlay_markers_and_is_shared(tmp_path: Path):

@@ -29,9 +29,6 @@ from .overlayform import dir_metadata
 from .metadata import apply_metadata
 from .stage import Stager, describe, lstat_or_none
 
-MAX_SYMLINKS = 40  # as Linux's path walk (ELOOP)
-
-
 class Below(Protocol):
     """What the layers below a layer hold, by relative path, never following a link."""
 
@@ -66,32 +63,20 @@ def settle(stager: Stager, below: Below, copy_up: bool) -> None:
 
 def resolve(stager: Stager, below: Below, rel: str, raw: str, follow_final: bool = True) -> str:
     """`rel` with every symlink of the layers below on its way resolved inside the root (the last one if asked)."""
-    pending, done, followed = (rel.split("/") if rel else []), [], 0
-    while pending:
-        part = pending.pop(0)
-        if part == "..":
-            done = done[:-1]
-            continue
-        here, crossed = join("/".join(done), part), bool(pending) or follow_final
+    def link_at(here: str, via_link: bool) -> str | None:
         st, found, own = _view(stager, below, here)
-        if crossed and st is not None and stat.S_ISLNK(st.st_mode):
-            if own:
-                raise names.refuse(stager.name, raw, f"{rel!r} passes through {here!r}, a symlink of this layer, "
-                                   "and lxclab never follows a link the layer itself made")
-            followed += 1
-            if followed > MAX_SYMLINKS:
-                raise names.refuse(stager.name, raw, f"more than {MAX_SYMLINKS} symlinks on its way (a loop?)")
-            target = os.readlink(found)
-            done = [] if target.startswith("/") else done
-            pending = [p for p in target.split("/") if p not in ("", ".")] + pending
-            continue
-        if crossed and st is not None and not stat.S_ISDIR(st.st_mode) and (own or followed):
+        if st is None or stat.S_ISDIR(st.st_mode):
+            return None
+        if own and stat.S_ISLNK(st.st_mode):
+            raise names.refuse(stager.name, raw, f"{rel!r} passes through {here!r}, a symlink of this layer, "
+                               "and lxclab never follows a link the layer itself made")
+        if stat.S_ISLNK(st.st_mode):
+            return os.readlink(found)
+        if own or via_link:
             where = "in this layer" if own else "below, reached through a symlink"
             raise names.refuse(stager.name, raw, f"{rel!r} passes through {here!r}, a {describe(st)} {where}")
-        if not done and part.startswith(names.STAGING_PREFIX):
-            raise names.refuse(stager.name, raw, f"a symlink leads it into {part!r}, lxclab's staging area")
-        done.append(part)
-    return "/".join(done)
+        return None
+    return names.resolve_links(rel, link_at, stager.name, raw, follow_final)
 
 
 def _view(stager: Stager, below: Below, rel: str) -> tuple[os.stat_result | None, Path | None, bool]:
