@@ -15,15 +15,14 @@ from pathlib import Path
 import pytest
 
 from fixture_layers import (
-    MTIME, BuiltImage, build_image, device, diff_id, differences, directory, fifo, file, hardlink, opaque, sha256,
-    snapshot, symlink, whiteout, write_oci_layout, zst,
+    MTIME, BuiltImage, build_image, device, diff_id, differences, directory, fifo, file, hardlink, layout_layers,
+    opaque, sha256, snapshot, symlink, whiteout, write_oci_layout, zst,
 )
 from lxclab import paths
 from lxclab.errors import LayerError, UnsafeLayerEntry
 from lxclab.layers import diff_directory, is_whiteout_node, read_entries
 from lxclab.layers.entries import DIRECTORY, FILE, OPAQUE, WHITEOUT
-from lxclab.classroom.ocilayout import OciLayout
-from lxclab.manifest import OCI_LAYER_ZSTD, ImageConfig, Platform, chain_ids, parse_manifest
+from lxclab.manifest import OCI_LAYER_ZSTD, Platform, chain_ids, parse_manifest
 from lxclab.reference import parse
 from lxclab.store import Store
 from lxclab.unionfs import COPY, OVERLAY, LayerSource, image_layers, layers_stack, unpack_image, unpack_layers
@@ -224,19 +223,11 @@ def test_umoci_unpack_of_the_same_image_gives_the_same_tree(tmp_path: Path):
     assert differences(without_root_mtime(theirs), without_root_mtime(ours)) == []
 
 
-def seed_layers(layout_dir: Path, ref: str) -> list[LayerSource]:
-    layout = OciLayout(layout_dir)
-    manifest = parse_manifest(layout.read_blob(layout.refs()[ref].digest))
-    config = ImageConfig.parse(layout.read_blob(manifest.config.digest))
-    return [LayerSource(layout.blob_path(d.digest), d.media_type, diff, d.digest[:19])
-            for d, diff in zip(manifest.layers, config.diff_ids)]
-
-
 def test_umoci_overlay_and_copy_agree_on_the_seed_image(tmp_path: Path, seed_layout: Path):
     ref = "lab/busybox:latest-amd64"
     subprocess.run(["umoci", "unpack", "--image", f"{seed_layout}:{ref}", str(tmp_path / "bundle")],
                    check=True, capture_output=True)
-    layers = seed_layers(seed_layout, ref)
+    layers = layout_layers(seed_layout, ref)
     unpack_layers(layers, tmp_path / "copy", COPY)
     theirs, ours = snapshot(tmp_path / "bundle/rootfs"), snapshot(tmp_path / "copy")
     assert differences(without_root_mtime(theirs), without_root_mtime(ours)) == []
