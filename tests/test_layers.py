@@ -189,6 +189,12 @@ def test_an_entry_under_a_lower_symlink_is_written_through_it_and_the_link_stays
     assert sorted(os.listdir(target)) == ["bin", "lib", "lib64", "usr"]
 
 
+def test_a_hardlink_to_a_link_to_a_lower_file_may_come_first(root: Path):
+    apply(root, [hardlink("bin/second", "bin/first"), hardlink("bin/first", "etc/passwd")])
+    inodes = {os.lstat(root / p).st_ino for p in ("bin/second", "bin/first", "etc/passwd")}
+    assert len(inodes) == 1 and os.lstat(root / "etc/passwd").st_nlink == 3
+
+
 @pytest.mark.parametrize("replacement", [directory("lib"), whiteout("lib")], ids=["directory", "whiteout"])
 def test_a_layer_that_lists_the_directory_or_deletes_the_link_writes_into_a_real_directory(tmp_path: Path,
                                                                                            replacement):

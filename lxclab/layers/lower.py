@@ -25,9 +25,10 @@ from typing import Protocol
 
 from . import names
 from .merge import is_real_dir, join
-from .overlayform import dir_metadata
 from .metadata import apply_metadata
+from .overlayform import dir_metadata
 from .stage import Stager, describe, lstat_or_none
+
 
 class Below(Protocol):
     """What the layers below a layer hold, by relative path, never following a link."""
@@ -53,12 +54,14 @@ def settle(stager: Stager, below: Below, copy_up: bool) -> None:
     """After the whole stream: resolve implied directories through lower symlinks, then link the last hardlinks."""
     stager.link_staged()
     _relocate(stager, below)
-    for path, (target, raw) in list(stager.deferred.items()):
+    while stager.deferred:  # a link to another waiting link comes after it
+        waiting = stager.deferred
+        path = next((p for p, (target, _) in waiting.items() if target not in waiting), next(iter(waiting)))
+        target, raw = waiting.pop(path)
         if any(names.is_under(target, skipped) for skipped in stager.skipped):
             stager.report.skipped.append(path)
         else:
             _link_below(stager, below, path, target, raw, copy_up)
-        del stager.deferred[path]
 
 
 def resolve(stager: Stager, below: Below, rel: str, raw: str, follow_final: bool = True) -> str:
