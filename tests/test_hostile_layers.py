@@ -126,7 +126,7 @@ CASES = [
     refused("unknown_tar_type", r"tar type b'Z'", lambda h: [raw("weird", b"Z")]),
     refused("symlink_with_empty_target", r"target, and this one is empty", lambda h: [symlink("s", "")]),
     refused("staging_area_name", r"reserved", lambda h: [file(".lxclab-staging-abc/f", b"x")]),
-    # contained: absolute names land inside, lower-layer symlinks are never followed
+    # contained: absolute names land inside; a lower layer's symlink is followed only inside the root
     contained("absolute_name_of_a_host_path", lambda h: [file(f"{h}/pwned", b"x")],
               lambda root, h: (root / str(h).lstrip("/") / "pwned").is_file()),
     contained("absolute_name", lambda h: [file("/etc/pwned", b"x")], lambda root, h: (root / "etc/pwned").is_file()),
