@@ -230,6 +230,16 @@ def write_oci_layout(image: BuiltImage, layout: Path, tag: str) -> Path:
     return layout
 
 
+def sources(image: BuiltImage, where: Path, media_type: str | None = None) -> list[LayerSource]:
+    """The layers of `image` written as blob files under `where`, as lxclab.unionfs takes them."""
+    where.mkdir(parents=True, exist_ok=True)
+    result = []
+    for n, (blob, tar) in enumerate(zip(image.blobs, image.tars)):
+        (where / f"layer{n}").write_bytes(blob)
+        result.append(LayerSource(where / f"layer{n}", media_type, diff_id(tar), f"layer{n}"))
+    return result
+
+
 def layout_layers(layout_dir: Path, ref: str) -> list[LayerSource]:
     """The layers of the image `ref` in an OCI layout, bottom first, as lxclab.unionfs takes them."""
     layout = OciLayout(layout_dir)

@@ -21,12 +21,14 @@ from pathlib import Path
 import pytest
 
 from fixture_layers import (
-    build_tar, differences, file, gz, hardlink, image_of, layout_layers, snapshot, write_oci_layout,
+    build_image, build_tar, differences, file, gz, hardlink, image_of, layout_layers, snapshot, sources, symlink,
+    write_oci_layout,
 )
 from lxclab import tarball
+from lxclab.errors import UnsafeLayerEntry
+from lxclab.manifest import chain_ids
 from lxclab.unionfs import COPY, OVERLAY, unpack_layers
 from lxclab.unionfs.cache import diff_dir
-from lxclab.manifest import chain_ids
 
 TAG = "merged-usr"
 LAYER_2 = [file("lib/x86_64-linux-gnu/libbar.so", b"bar\n", 0o755), hardlink("usr/bin/b", "usr/bin/a")]
@@ -126,3 +128,18 @@ def test_overlay_mode_read_through_the_mount_gives_umocis_tree(image, tmp_path: 
     assert stat.S_ISREG(a.st_mode) and (a.st_ino, a.st_nlink) == (b.st_ino, 2), "a copy of a, b linked to it"
     assert (linking / "usr/bin/a").read_bytes() == (first / "usr/bin/a").read_bytes()
     assert os.lstat(first / "usr/bin/a").st_nlink == 1, "the lower layer's file is never linked to"
+
+
+def test_overlay_form_keeps_hostile_links_inside_the_layer(tmp_path: Path):
+    host = tmp_path / "host"
+    host.mkdir()
+    (host / "secret").write_bytes(b"do not touch")
+    lower = [symlink("out", str(host)), symlink("up", "../../.."), file("etc/passwd", b"root\n")]
+    written = sources(build_image([lower, [file("out/pwned", b"x"), file("up/etc/more", b"y")]]), tmp_path / "a")
+    with unpack_layers(written, tmp_path / "merged", OVERLAY):
+        assert (tmp_path / "merged" / str(host).lstrip("/") / "pwned").read_bytes() == b"x"
+        assert (tmp_path / "merged/etc/more").read_bytes() == b"y" and os.readlink(tmp_path / "merged/up") == "../../.."
+    linked = sources(build_image([lower, [hardlink("hl", "out/secret")]]), tmp_path / "b")
+    with pytest.raises(UnsafeLayerEntry, match="'out/secret' is not a file.*nor a regular file of the layers below"):
+        unpack_layers(linked, tmp_path / "merged2", OVERLAY)
+    assert sorted(os.listdir(host)) == ["secret"] and os.stat(host / "secret").st_nlink == 1

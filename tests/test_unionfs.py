@@ -16,7 +16,7 @@ import pytest
 
 from fixture_layers import (
     MTIME, BuiltImage, build_image, device, diff_id, differences, directory, fifo, file, hardlink, layout_layers,
-    opaque, sha256, snapshot, symlink, whiteout, write_oci_layout, zst,
+    opaque, sha256, snapshot, sources, symlink, whiteout, write_oci_layout, zst,
 )
 from lxclab import paths
 from lxclab.errors import LayerError, UnsafeLayerEntry
@@ -70,15 +70,6 @@ STACKS = {
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("LXCLAB_HOME", str(tmp_path / "home"))
     return tmp_path / "home"
-
-
-def sources(image: BuiltImage, where: Path, media_type: str | None = None) -> list[LayerSource]:
-    where.mkdir(parents=True, exist_ok=True)
-    result = []
-    for n, (blob, tar) in enumerate(zip(image.blobs, image.tars)):
-        (where / f"layer{n}").write_bytes(blob)
-        result.append(LayerSource(where / f"layer{n}", media_type, diff_id(tar), f"layer{n}"))
-    return result
 
 
 def without_root_mtime(tree: dict) -> dict:
