@@ -14,6 +14,10 @@ from pathlib import Path
 
 import zstandard
 
+from lxclab.classroom.ocilayout import OciLayout
+from lxclab.manifest import ImageConfig, parse_manifest
+from lxclab.unionfs import LayerSource
+
 MTIME = 1_700_000_000
 
 
@@ -187,7 +191,12 @@ def build_image(layers: list[list[Member]], created_by: list[str] | None = None,
                 media_type: str = "application/vnd.oci.image.layer.v1.tar+gzip") -> BuiltImage:
     """An OCI image (config, manifest, layer blobs) from each layer's members, bottom first."""
     tars = [build_tar(members) for members in layers]
-    blobs = [compress(tar) for tar in tars]
+    return image_of(tars, [compress(tar) for tar in tars], created_by, media_type)
+
+
+def image_of(tars: list[bytes], blobs: list[bytes], created_by: list[str] | None = None,
+             media_type: str = "application/vnd.oci.image.layer.v1.tar+gzip") -> BuiltImage:
+    """An OCI image (config, manifest) around layer tars and their blobs, bottom first."""
     history = [{"created_by": line} for line in (created_by or [f"layer {n}" for n in range(len(tars))])]
     config = json.dumps({
         "architecture": "amd64", "os": "linux", "config": {"Cmd": ["sh"]},
@@ -219,3 +228,22 @@ def write_oci_layout(image: BuiltImage, layout: Path, tag: str) -> Path:
         "size": len(image.manifest), "annotations": {"org.opencontainers.image.ref.name": tag}}]}
     (layout / "index.json").write_text(json.dumps(index))
     return layout
+
+
+def sources(image: BuiltImage, where: Path, media_type: str | None = None) -> list[LayerSource]:
+    """The layers of `image` written as blob files under `where`, as lxclab.unionfs takes them."""
+    where.mkdir(parents=True, exist_ok=True)
+    result = []
+    for n, (blob, tar) in enumerate(zip(image.blobs, image.tars)):
+        (where / f"layer{n}").write_bytes(blob)
+        result.append(LayerSource(where / f"layer{n}", media_type, diff_id(tar), f"layer{n}"))
+    return result
+
+
+def layout_layers(layout_dir: Path, ref: str) -> list[LayerSource]:
+    """The layers of the image `ref` in an OCI layout, bottom first, as lxclab.unionfs takes them."""
+    layout = OciLayout(layout_dir)
+    manifest = parse_manifest(layout.read_blob(layout.refs()[ref].digest))
+    config = ImageConfig.parse(layout.read_blob(manifest.config.digest))
+    return [LayerSource(layout.blob_path(d.digest), d.media_type, diff, d.digest[:19])
+            for d, diff in zip(manifest.layers, config.diff_ids)]

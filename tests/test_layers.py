@@ -170,3 +170,36 @@ def test_read_entries_lists_markers_as_what_they_delete():
     assert [(e.path, e.kind) for e in entries] == [
         ("etc/motd", WHITEOUT), ("opt/notes", OPAQUE), ("opt/notes/f", "file"), ("opt/g", HARDLINK)]
     assert entries[2].size == 3 and entries[3].target == "opt/notes/f"
+
+
+MERGED_USR = [directory("usr"), directory("usr/lib"), file("usr/lib/libfoo.so", b"foo"), symlink("lib", "usr/lib"),
+              symlink("lib64", "/usr/lib")]
+
+
+def test_an_entry_under_a_lower_symlink_is_written_through_it_and_the_link_stays(tmp_path: Path):
+    target = tmp_path / "rootfs"
+    apply(target, MERGED_USR)
+    apply(target, [directory("lib/x86_64-linux-gnu", 0o750), file("lib/x86_64-linux-gnu/libbar.so", b"bar"),
+                   file("lib64/ld.so", b"ld"), hardlink("bin/foo", "lib/libfoo.so")])
+    assert os.readlink(target / "lib") == "usr/lib" and os.readlink(target / "lib64") == "/usr/lib"
+    assert (target / "usr/lib/x86_64-linux-gnu/libbar.so").read_bytes() == b"bar"
+    assert stat.S_IMODE(os.lstat(target / "usr/lib/x86_64-linux-gnu").st_mode) == 0o750, "its metadata goes along"
+    assert (target / "usr/lib/ld.so").read_bytes() == b"ld", "an absolute link resolves against the root"
+    assert os.lstat(target / "bin/foo").st_ino == os.lstat(target / "usr/lib/libfoo.so").st_ino
+    assert sorted(os.listdir(target)) == ["bin", "lib", "lib64", "usr"]
+
+
+def test_a_hardlink_to_a_link_to_a_lower_file_may_come_first(root: Path):
+    apply(root, [hardlink("bin/second", "bin/first"), hardlink("bin/first", "etc/passwd")])
+    inodes = {os.lstat(root / p).st_ino for p in ("bin/second", "bin/first", "etc/passwd")}
+    assert len(inodes) == 1 and os.lstat(root / "etc/passwd").st_nlink == 3
+
+
+@pytest.mark.parametrize("replacement", [directory("lib"), whiteout("lib")], ids=["directory", "whiteout"])
+def test_a_layer_that_lists_the_directory_or_deletes_the_link_writes_into_a_real_directory(tmp_path: Path,
+                                                                                           replacement):
+    target = tmp_path / "rootfs"
+    apply(target, MERGED_USR)
+    apply(target, [file("lib/x/libbar.so", b"bar"), replacement])
+    assert (target / "lib").is_dir() and not (target / "lib").is_symlink()
+    assert os.listdir(target / "lib") == ["x"] and os.listdir(target / "usr/lib") == ["libfoo.so"]

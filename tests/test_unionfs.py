@@ -15,15 +15,14 @@ from pathlib import Path
 import pytest
 
 from fixture_layers import (
-    MTIME, BuiltImage, build_image, device, diff_id, differences, directory, fifo, file, hardlink, opaque, sha256,
-    snapshot, symlink, whiteout, write_oci_layout, zst,
+    MTIME, BuiltImage, build_image, device, diff_id, differences, directory, fifo, file, hardlink, layout_layers,
+    opaque, sha256, snapshot, sources, symlink, whiteout, write_oci_layout, zst,
 )
 from lxclab import paths
-from lxclab.errors import LayerError
+from lxclab.errors import LayerError, UnsafeLayerEntry
 from lxclab.layers import diff_directory, is_whiteout_node, read_entries
 from lxclab.layers.entries import DIRECTORY, FILE, OPAQUE, WHITEOUT
-from lxclab.classroom.ocilayout import OciLayout
-from lxclab.manifest import OCI_LAYER_ZSTD, ImageConfig, Platform, chain_ids, parse_manifest
+from lxclab.manifest import OCI_LAYER_ZSTD, Platform, chain_ids, parse_manifest
 from lxclab.reference import parse
 from lxclab.store import Store
 from lxclab.unionfs import COPY, OVERLAY, LayerSource, image_layers, layers_stack, unpack_image, unpack_layers
@@ -71,15 +70,6 @@ STACKS = {
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("LXCLAB_HOME", str(tmp_path / "home"))
     return tmp_path / "home"
-
-
-def sources(image: BuiltImage, where: Path, media_type: str | None = None) -> list[LayerSource]:
-    where.mkdir(parents=True, exist_ok=True)
-    result = []
-    for n, (blob, tar) in enumerate(zip(image.blobs, image.tars)):
-        (where / f"layer{n}").write_bytes(blob)
-        result.append(LayerSource(where / f"layer{n}", media_type, diff_id(tar), f"layer{n}"))
-    return result
 
 
 def without_root_mtime(tree: dict) -> dict:
@@ -141,14 +131,23 @@ def random_member(rng: random.Random, path: str, linkable: list[str]):
 
 
 def test_random_stacks_agree_in_overlay_mode_copy_mode_and_the_model(tmp_path: Path):
-    rng = random.Random(20240101)
+    rng, refused = random.Random(20240101), []
     for number in range(25):
         layers = sources(build_image([random_layer(rng, 12) for _ in range(rng.randint(1, 4))]), tmp_path / f"{number}")
-        unpack_layers(layers, tmp_path / f"{number}/copy", COPY)
+        try:
+            unpack_layers(layers, tmp_path / f"{number}/copy", COPY)
+        except UnsafeLayerEntry:  # a symlink loop below a path of a later layer: refused everywhere
+            refused.append(number)
+            with pytest.raises(UnsafeLayerEntry):
+                unpack_layers(layers, tmp_path / f"{number}/merged", OVERLAY)
+            with pytest.raises(UnsafeLayerEntry):
+                layers_stack(layers)
+            continue
         with unpack_layers(layers, tmp_path / f"{number}/merged", OVERLAY):
             copied = snapshot(tmp_path / f"{number}/copy")
             assert differences(copied, snapshot(tmp_path / f"{number}/merged")) == [], f"stack {number}"
         assert set(layers_stack(layers).tree) == {p if p != "." else "" for p in copied["entries"]}, f"stack {number}"
+    assert len(refused) <= 5, f"most random stacks must apply: refused {refused}"
 
 
 def test_the_layer_cache_holds_overlay_markers_and_is_shared(tmp_path: Path):
@@ -215,19 +214,11 @@ def test_umoci_unpack_of_the_same_image_gives_the_same_tree(tmp_path: Path):
     assert differences(without_root_mtime(theirs), without_root_mtime(ours)) == []
 
 
-def seed_layers(layout_dir: Path, ref: str) -> list[LayerSource]:
-    layout = OciLayout(layout_dir)
-    manifest = parse_manifest(layout.read_blob(layout.refs()[ref].digest))
-    config = ImageConfig.parse(layout.read_blob(manifest.config.digest))
-    return [LayerSource(layout.blob_path(d.digest), d.media_type, diff, d.digest[:19])
-            for d, diff in zip(manifest.layers, config.diff_ids)]
-
-
 def test_umoci_overlay_and_copy_agree_on_the_seed_image(tmp_path: Path, seed_layout: Path):
     ref = "lab/busybox:latest-amd64"
     subprocess.run(["umoci", "unpack", "--image", f"{seed_layout}:{ref}", str(tmp_path / "bundle")],
                    check=True, capture_output=True)
-    layers = seed_layers(seed_layout, ref)
+    layers = layout_layers(seed_layout, ref)
     unpack_layers(layers, tmp_path / "copy", COPY)
     theirs, ours = snapshot(tmp_path / "bundle/rootfs"), snapshot(tmp_path / "copy")
     assert differences(without_root_mtime(theirs), without_root_mtime(ours)) == []

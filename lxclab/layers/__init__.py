@@ -6,17 +6,21 @@ Which module to use:
 - `read_entries` (entries.py): what a layer holds, as data, for the union-fs model.
 - `diff_directory` / `write_diff` (diff.py): an overlay upper directory as a new layer, in memory or streamed.
 Below them: names.py (name checks, whiteout names), stream.py (decompression, DiffID),
-stage.py (extraction into a staging area), merge.py (moving it in, with undo),
+stage.py (extraction into a staging area), lower.py (paths through the symlinks of the layers
+below, hardlinks to their files), merge.py (moving it in, with undo),
 overlayform.py (overlayfs markers), metadata.py (owner, mode, times, xattrs).
 
 The safety policy, in one place:
 - A leading `/` is dropped, so absolute names land inside the root (contained, as GNU tar
   does); a `..` component anywhere refuses the layer.
-- Symlinks are created as written (absolute targets too) and never followed while
-  extracting: an entry whose parent this layer made a symlink or file is refused; a
-  parent that a lower layer made a symlink is replaced by a directory, as overlayfs does.
-- Hardlinks link only to a non-directory of the same layer (before or after the link in
-  the stream), by name, never through a symlink.
+- Symlinks are created as written (absolute targets too). An entry whose parent this
+  layer made a symlink or file is refused. A parent that a lower layer made a symlink
+  (merged /usr: `lib -> usr/lib`) is written through, resolved inside the root as chroot
+  would (`/` and `..` stop at the root), and the link stays; a layer that lists the
+  directory itself replaces the link.
+- A hardlink links to a non-directory of the same layer (before or after it in the
+  stream), else to a regular file of the layers below: in copy mode that very file, in
+  overlay form a copy of it in the layer's own directory. Never to anything outside the root.
 - Whiteouts are judged against the layers below and never followed through a symlink;
   `.wh.`, `.wh..`, `.wh...` and `.wh.` in a parent component are refused.
 - A 0/0 character device (overlayfs's own whiteout) and unknown tar types are refused;

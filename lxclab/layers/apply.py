@@ -18,6 +18,7 @@ from ..errors import LayerError, LxclabError
 from . import names
 from .merge import Journal, apply_deletions, directory_plan, is_real_dir, move_entries, open_for_writing
 from .metadata import DEFAULT_DIRECTORY, Metadata, apply_metadata, clear_foreign_xattrs, read_metadata
+from .lower import RootView, settle
 from .overlayform import LowerView, to_overlay_form
 from .report import ApplyReport
 from .stage import Stager, remove_tree
@@ -42,9 +43,11 @@ def apply_layer(source: Path | BinaryIO, root: Path, media_type: str | None = No
     container = Path(tempfile.mkdtemp(prefix=names.STAGING_PREFIX, dir=root))
     try:
         stager = Stager(_mkdir(container / "tree"), report)
+        below = RootView(root) if overlay_lower is None else LowerView(overlay_lower)
         _stage(source, media_type, expected_diff_id, stager, max_bytes)
+        _guarded(settle, name, "(links)", stager, below, overlay_lower is not None)
         if overlay_lower is not None:
-            to_overlay_form(stager, LowerView(overlay_lower))
+            to_overlay_form(stager, below)
         journal = Journal(root, _mkdir(container / "trash"))
         journal.remember("", original_root)
         _commit(stager, journal, container, deletions=overlay_lower is None)
@@ -78,7 +81,6 @@ def _stage(source: Path | BinaryIO, media_type: str | None, expected_diff_id: st
         with tar_stream(reader, name) as archive:
             for info in archive:
                 _guarded(stager.add, name, info.name, info, archive)
-        _guarded(stager.finish, name, "(hardlinks)")
         stager.report.diff_id = verify_diff_id(reader, expected_diff_id, name)
 
 

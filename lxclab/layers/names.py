@@ -13,6 +13,7 @@ Pure functions, no I/O. The policy they carry out:
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 from ..errors import UnsafeLayerEntry
 from ..tarball import OPAQUE_MARKER, WHITEOUT_PREFIX  # defined where layers are written, below this package
@@ -21,6 +22,7 @@ AUFS_META_PREFIX = WHITEOUT_PREFIX * 2  # .wh..wh.: aufs's own bookkeeping, like
 STAGING_PREFIX = ".lxclab-staging-"
 MAX_COMPONENT_BYTES = 255
 MAX_PATH_BYTES = 4095
+MAX_SYMLINKS = 40  # as Linux's path walk (ELOOP)
 
 ENTRY, WHITEOUT, OPAQUE, AUFS_META = "entry", "whiteout", "opaque", "aufs-meta"
 
@@ -79,3 +81,40 @@ def is_under(path: str, ancestor: str) -> bool:
 def depth(path: str) -> int:
     """How many components a relative path has (the root has 0)."""
     return 0 if path == "" else path.count("/") + 1
+
+
+def rebase(path: str, old: str, new: str) -> str:
+    """`path`, which is under `old`, moved under `new` instead: rebase('a/b/c', 'a', 'x/y') -> 'x/y/b/c'."""
+    rest = path[len(old):].lstrip("/") if old else path
+    return "/".join(part for part in (new, rest) if part)
+
+
+
+def resolve_links(rel: str, link_at: Callable[[str, bool], str | None], layer: str, raw: str,
+                  follow_final: bool = True) -> str:
+    """`rel` with each symlink on its way replaced by its target, inside the root as chroot would.
+
+    `link_at(path, via_link)` gives the target of a symlink to follow at `path` (None for
+    anything else; it may refuse); `via_link` says whether a symlink was followed already.
+    An absolute target restarts from the root and `..` stops there; the last component is
+    followed only with `follow_final`.
+    """
+    pending, done, followed = (rel.split("/") if rel else []), [], 0
+    while pending:
+        part = pending.pop(0)
+        if part == "..":
+            done = done[:-1]
+            continue
+        here = "/".join([*done, part])
+        target = link_at(here, followed > 0) if pending or follow_final else None
+        if target is not None:
+            followed += 1
+            if followed > MAX_SYMLINKS:
+                raise refuse(layer, raw, f"more than {MAX_SYMLINKS} symlinks on its way (a loop?)")
+            done = [] if target.startswith("/") else done
+            pending = [p for p in target.split("/") if p not in ("", ".")] + pending
+            continue
+        if not done and part.startswith(STAGING_PREFIX):
+            raise refuse(layer, raw, f"a symlink leads it into {part!r}, lxclab's staging area")
+        done.append(part)
+    return "/".join(done)

@@ -39,7 +39,7 @@ def is_opaque(directory: Path | int) -> bool:
 
 
 def dir_metadata(path: Path) -> Metadata:
-    """A directory's metadata including its xattrs (overlayfs's own left out)."""
+    """A directory's (or file's) metadata including its xattrs (overlayfs's own left out)."""
     st = os.lstat(path)
     xattrs = tuple(
         (name, os.getxattr(path, name, follow_symlinks=False))
@@ -86,17 +86,11 @@ def to_overlay_form(stager: Stager, lower: LowerView) -> None:
     """Write the staged layer's whiteouts and opaque markers as overlayfs markers; fill implied metadata."""
     for rel in sorted(set(stager.whiteouts), key=names.depth):
         in_opaque = any(names.is_under(rel, o) and rel != o for o in stager.opaques)
-        if not in_opaque and not any(_hidden_by_layer(stager, parent) for parent in names.parents(rel)):
+        if not in_opaque and not any(stager.hides_below(parent) for parent in names.parents(rel)):
             _whiteout(stager, lower, rel)
     for rel in stager.opaques:
         _opaque(stager, lower, rel)
     _fill_implied_metadata(stager, lower)
-
-
-def _hidden_by_layer(stager: Stager, rel: str) -> bool:
-    """True if this layer's own markers already hide whatever the layers below hold at `rel`."""
-    return any(names.is_under(rel, w) for w in stager.whiteouts) or any(
-        names.is_under(rel, o) and rel != o for o in stager.opaques)
 
 
 def _staged_state(stager: Stager, rel: str) -> os.stat_result | str | None:
@@ -112,7 +106,7 @@ def _whiteout(stager: Stager, lower: LowerView, rel: str) -> None:
     if isinstance(state, os.stat_result) and stat.S_ISDIR(state.st_mode):
         os.setxattr(stager.root / rel, OPAQUE_XATTR, b"y", follow_symlinks=False)
     elif state is None and lower.lookup(rel) is not None:
-        _ensure_directories(stager, names.parents(rel))
+        stager.make_implied(names.parents(rel))
         os.mknod(stager.root / rel, stat.S_IFCHR, os.makedev(0, 0))
 
 
@@ -127,29 +121,22 @@ def _opaque(stager: Stager, lower: LowerView, rel: str) -> None:
         return
     state = _staged_state(stager, rel)
     if state is None:
-        if _hidden_by_layer(stager, rel):
+        if stager.hides_below(rel):
             return
         below = lower.lookup(rel)
         if below is None or not stat.S_ISDIR(os.lstat(below).st_mode):
             return
-        _ensure_directories(stager, names.parents(rel) + [rel])
+        stager.make_implied(names.parents(rel) + [rel])
         state = os.lstat(stager.root / rel)
     if isinstance(state, os.stat_result) and stat.S_ISDIR(state.st_mode):
         os.setxattr(stager.root / rel, OPAQUE_XATTR, b"y", follow_symlinks=False)
-
-
-def _ensure_directories(stager: Stager, rels: list[str]) -> None:
-    for rel in rels:
-        if lstat_or_none(stager.root / rel) is None:
-            os.mkdir(stager.root / rel, 0o700)
-            stager.implied.add(rel)
 
 
 def _fill_implied_metadata(stager: Stager, lower: LowerView) -> None:
     for rel in stager.implied | {""}:
         if rel in stager.directories:
             continue
-        below = None if _hidden_by_layer(stager, rel) else lower.lookup(rel)
+        below = None if stager.hides_below(rel) else lower.lookup(rel)
         if below is not None and stat.S_ISDIR(os.lstat(below).st_mode):
             stager.implied_meta[rel] = dir_metadata(below)
         else:

@@ -6,8 +6,9 @@ component under the staging root, so a symlink in the layer is never followed. R
 - a parent that this layer made a symlink, file or hardlink is never written through:
   such an entry is refused (a layer may replace a symlink by a directory, and then fill it);
 - a later entry for the same path replaces the earlier one (two directories merge);
-- a hardlink must name a non-directory of the same layer, before or after it in the
-  stream, and is linked to that entry itself (a link to a symlink links the symlink);
+- a hardlink to a non-directory of the same layer, before or after it in the stream, is
+  linked to that entry itself (a link to a symlink links the symlink); the others wait
+  for lower.py, which links them to a regular file of the layers below;
 - a 0/0 character device is refused: overlayfs reads it as a whiteout;
 - device nodes need CAP_MKNOD: without it they are skipped with a warning.
 Directory metadata is applied later, once their contents stop changing.
@@ -111,8 +112,8 @@ class Stager:
             self._clear(path, kind)
             _CREATORS[kind](self, path, info, archive)
 
-    def finish(self) -> None:
-        """Link the hardlinks that came before their targets; refuse those whose target never came."""
+    def link_staged(self) -> None:
+        """Link the hardlinks that came before their targets in this layer; the rest stay deferred."""
         progress = True
         while self.deferred and progress:
             progress = False
@@ -120,12 +121,18 @@ class Stager:
                 if self._try_link(path, target, raw):
                     del self.deferred[path]
                     progress = True
-        for path, (target, raw) in self.deferred.items():
-            if any(names.is_under(target, skipped) for skipped in self.skipped):
-                self.report.skipped.append(path)
-                continue
-            raise names.refuse(self.name, raw, f"the hardlink target {target!r} is not a file, symlink or node "
-                               "of this layer (lxclab links only within one layer, never through a symlink)")
+
+    def hides_below(self, rel: str) -> bool:
+        """True if this layer's own markers hide whatever the layers below hold at `rel`."""
+        return any(names.is_under(rel, w) for w in self.whiteouts) or any(
+            names.is_under(rel, o) and rel != o for o in self.opaques)
+
+    def make_implied(self, rels: list[str]) -> None:
+        """Create the missing directories among `rels` (outermost first) as directories the layer implies."""
+        for rel in rels:
+            if lstat_or_none(self.root / rel) is None:
+                os.mkdir(self.root / rel, 0o700)
+                self.implied.add(rel)
 
     def staged_stat(self, path: str) -> os.stat_result | None:
         """lstat of a staged path if every parent is a real directory, else None (never follows links)."""

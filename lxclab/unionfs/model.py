@@ -12,11 +12,11 @@ the efficiency score is visible bytes / stored bytes (1.0 for an image that wast
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ..errors import UnsafeLayerEntry
-from ..layers.entries import DIRECTORY, FILE, OPAQUE, WHITEOUT, LayerEntry
-from ..layers.names import depth, parents
+from ..layers.entries import DIRECTORY, FILE, HARDLINK, OPAQUE, SYMLINK, WHITEOUT, LayerEntry
+from ..layers.names import depth, is_under, parents, rebase, resolve_links
 
 ADDED, MODIFIED, DELETED = "added", "modified", "deleted"
 ROOT_ENTRY = LayerEntry("", DIRECTORY, mode=0o755)
@@ -114,6 +114,7 @@ class LayerStack:
         for rel in sorted(set(changes.whiteouts), key=depth):
             if rel in self.tree:
                 self._remove(rel, changes, WHITEOUT)
+        self._follow_lower_symlinks(own, implied, changes)
         for rel in sorted(own, key=lambda p: (depth(p), p)):
             self._place(own[rel], rel in implied, changes)
         return changes
@@ -156,6 +157,29 @@ class LayerStack:
         for h in self.hidden.values():
             wasted[h.path] = wasted.get(h.path, 0) + sum(_size(v.entry) for v in h.versions)
         return sorted(((p, b) for p, b in wasted.items() if b), key=lambda item: (-item[1], item[0]))
+
+    def _follow_lower_symlinks(self, own: dict[str, LayerEntry], implied: set[str], changes: LayerChanges) -> None:
+        """Move the entries under an implied directory that is a symlink below to where it leads (as extraction)."""
+        pending = sorted(implied, key=depth, reverse=True)
+        while pending:
+            rel = pending.pop()
+            if rel not in implied or self._link_at(rel, own, implied) is None:
+                continue
+            dest = resolve_links(rel, lambda here, _: self._link_at(here, own, implied), str(changes.index), rel)
+            for path in sorted((p for p in own if is_under(p, rel)), key=depth):
+                _move_entry(own, implied, path, rebase(path, rel, dest))
+            for parent in [p for p in parents(dest) if p not in own]:
+                own[parent] = LayerEntry(parent, DIRECTORY, mode=0o755)
+                implied.add(parent)
+            pending.extend(p for p in implied if is_under(p, dest) and p != dest)
+
+    def _link_at(self, path: str, own: dict[str, LayerEntry], implied: set[str]) -> str | None:
+        """The target of the symlink the merged tree shows at `path` once this layer is on top, else None."""
+        entry = own.get(path) if path not in implied else None
+        entry = entry or (self.tree[path].entry if path in self.tree else None)
+        if entry is not None and entry.kind == HARDLINK and entry.target in self.tree:
+            entry = self.tree[entry.target].entry  # a hardlink to a symlink is that symlink
+        return entry.target if entry is not None and entry.kind == SYMLINK else None
 
     def _remove(self, path: str, changes: LayerChanges, how: str) -> None:
         for rel in self._subtree(path):
@@ -220,3 +244,16 @@ def _own_view(entries: list[LayerEntry], changes: LayerChanges) -> tuple[dict[st
         implied.discard(entry.path)
     own.pop("", None)
     return own, implied
+
+
+def _move_entry(own: dict[str, LayerEntry], implied: set[str], old: str, new: str) -> None:
+    """Re-path one of a layer's entries; an implied directory gives way to what the layer lists there."""
+    entry, was_implied = own.pop(old), old in implied
+    implied.discard(old)
+    if new == "" or (new in own and (was_implied or new not in implied)):
+        return
+    own[new] = replace(entry, path=new)
+    if was_implied:
+        implied.add(new)
+    else:
+        implied.discard(new)
