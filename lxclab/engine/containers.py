@@ -40,6 +40,7 @@ from pathlib import Path
 from .. import cgroups, paths
 from ..limits import Limits
 from ..chroot import ExitStatus
+from ..container_init import IdMap
 from ..errors import ContainerError, ContainerNotFound, NotRunning
 from ..procfs import identity, is_alive
 from ..resources import Resources
@@ -113,6 +114,7 @@ class ContainerConfig:
     created: float = 0.0
     runtime: str = NAMESPACES
     security: dict = field(default_factory=dict)  # lxclab.security.Profile.to_dict(); {} is the default profile
+    userns: dict = field(default_factory=dict)  # --userns: the IdMap as a dict, fixed at create; {} means none
 
     @property
     def cgroup_name(self) -> str:
@@ -127,6 +129,11 @@ class ContainerConfig:
     def cgroup_limits(self) -> Limits:
         """Its limits as a Limits."""
         return Limits(**self.limits)
+
+    @property
+    def idmap(self) -> IdMap | None:
+        """With --userns, the host ids its root and users are (its files on the host are owned by them)."""
+        return IdMap(**self.userns) if self.userns else None
 
     @property
     def profile(self) -> Profile:

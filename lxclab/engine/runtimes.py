@@ -41,7 +41,7 @@ class Runtime(Protocol):
 
     name: str
 
-    def check(self, net: str, rootless: bool, image: StoredImage) -> None:
+    def check(self, net: str, rootless: bool, image: StoredImage, userns: bool) -> None:
         """Refuse what this runtime cannot do, before anything is recorded."""
 
     def launch(self, container: Container, image: StoredImage, stdio: Stdio) -> Started:
@@ -59,7 +59,7 @@ class NamespacesRuntime:
 
     name = NAMESPACES
 
-    def check(self, net: str, rootless: bool, image: StoredImage) -> None:
+    def check(self, net: str, rootless: bool, image: StoredImage, userns: bool) -> None:
         """Everything create already checks is possible here."""
 
     def launch(self, container: Container, image: StoredImage, stdio: Stdio) -> namespaces.Process:
@@ -71,7 +71,8 @@ class NamespacesRuntime:
         process = namespaces.spawn(
             container.rootfs, config.argv, namespaces=_namespace_kinds(config), hostname=config.hostname,
             env=config.env, cwd=config.cwd, user=config.user, cgroup=group, netns=netns, rootless=config.rootless,
-            stdin=stdio[0], stdout=stdio[1], stderr=stdio[2], mounts=mounts, profile=config.profile)
+            stdin=stdio[0], stdout=stdio[1], stderr=stdio[2], mounts=mounts, profile=config.profile,
+            userns=config.idmap)
         container.state.pid = identity(process.pid)
         container.record(pids=[container.state.pid, identity(process.waiter_pid)])
         return process
@@ -94,8 +95,11 @@ class LxcRuntime:
 
     name = LXC
 
-    def check(self, net: str, rootless: bool, image: StoredImage) -> None:
-        """Root, only lo, and no image User: what lxclab's LXC containers support."""
+    def check(self, net: str, rootless: bool, image: StoredImage, userns: bool) -> None:
+        """Root, only lo, no image User and no --userns: what lxclab's LXC containers support."""
+        if userns:
+            raise ContainerError("--userns is for the namespaces runtime: lxclab's LXC containers are privileged "
+                                 "(no lxc.idmap); drop --runtime lxc")
         if rootless:
             raise ContainerError("the LXC runtime needs root here (lxclab defines privileged LXC containers); "
                                  "drop --runtime lxc to run rootless")
