@@ -20,6 +20,7 @@ from .. import cgroups, namespaces, network
 from ..chroot import ExitStatus
 from ..errors import ContainerError, NetworkError
 from ..procfs import identity
+from ..security import DEVICES_ALLOWED
 from ..store import StoredImage
 from . import lxcrun
 from .containers import LXC, NAMESPACES, NET_NONE, Container, ContainerConfig, bridge_name
@@ -145,13 +146,15 @@ def _namespace_kinds(config: ContainerConfig) -> set[str]:
 
 
 def _cgroup(container: Container) -> cgroups.Cgroup | None:
-    """Create the container's cgroup with its limits (None when rootless), recorded before it exists."""
+    """Create the container's cgroup with its limits and, unless its profile lets devices through, Docker's device
+    allow-list where the host has a v1 devices controller (None when rootless); recorded before it exists."""
     if container.config.rootless:
         return None
     hierarchy = cgroups.detect()
     name = container.config.cgroup_name
     container.record(cgroups=sorted({str(parent / name) for parent in hierarchy.parent_dirs().values()}))
-    group = hierarchy.create(name, container.config.cgroup_limits())
+    devices = DEVICES_ALLOWED if container.config.profile.nodev else None
+    group = hierarchy.create(name, container.config.cgroup_limits(), devices)
     container.state.cgroup = {"version": group.version, "dirs": {c: str(p) for c, p in group.dirs.items()}}
     return group
 
