@@ -105,7 +105,7 @@ def pivot_root(new_root: str, put_old: str) -> None:
 
 
 def bind_idmapped(source: str, target: str, userns_fd: int) -> None:
-    """Bind `source` (and the mounts below it) onto `target`, its owners shifted by the maps of user namespace `userns_fd`.
+    """Bind `source` (and mounts below it) onto `target`, its owners shifted by user namespace `userns_fd`'s maps.
 
     A file owned by uid N on disk shows as the namespace's N (like 100000 + N on the host);
     open_tree clones the tree, mount_setattr(MOUNT_ATTR_IDMAP) shifts it, move_mount

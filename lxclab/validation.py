@@ -90,7 +90,7 @@ def argv(words: object, field: str) -> tuple[str, ...]:
 
 
 def subordinate_start(text: str, user: str, size: int, field: str = "/etc/subuid") -> int:
-    """The first id of `user`'s first range of at least `size` ids in /etc/subuid (or subgid) text ("name:start:count")."""
+    """The first id of `user`'s first range of `size` ids or more in /etc/subuid (or subgid) text (name:start:count)."""
     for line in text.splitlines():
         parts = line.strip().split(":")
         if len(parts) == 3 and parts[0] == user and parts[1].isdigit() and parts[2].isdigit() \

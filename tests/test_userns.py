@@ -17,7 +17,7 @@ from fixture_engine import busybox, engine_home  # noqa: F401
 
 from lxclab import namespaces, validation
 from lxclab.container_init import IdMap, Mount
-from lxclab.engine import containers
+from lxclab.engine import containers, gc
 from lxclab.engine import run as engine
 from lxclab.errors import ContainerError, InvalidValue, SpawnError
 from lxclab.security import Profile
@@ -122,3 +122,24 @@ def test_the_cli_refuses_userns_with_privileged_in_one_line(busybox):
 def test_spawn_refuses_userns_without_a_mount_namespace(busybox_rootfs):
     with pytest.raises(SpawnError, match="needs a mount namespace"):
         namespaces.spawn(busybox_rootfs, ["true"], namespaces={"pid"}, userns=IdMap(100000, 100000))
+
+
+def test_exec_joins_the_remapped_namespace_and_a_restart_keeps_the_owners(busybox, tmp_path):
+    idmap = namespaces.remap_range()
+    container = engine.start(busybox, ["sh", "-c", "touch /first; exec sleep 60"], userns=True)
+    output = tmp_path / "exec.out"
+    with open(output, "wb") as out:
+        status = engine.exec_in(container.id, ["sh", "-c", "cat /proc/self/uid_map; touch /second"], stdout=out.fileno())
+    assert status.exit_code == 0 and output.read_text().split() == ["0", str(idmap.uid), "65536"]
+    gc.stop(container.id)
+    engine.restart(container.id)
+    gc.stop(container.id)
+    assert {os.stat(container.upper / name).st_uid for name in ("first", "second")} == {idmap.uid}
+
+
+def test_a_bridge_network_gives_eth0_under_userns_but_no_raw_sockets(busybox):
+    # the network namespace is root's (made on the bridge before the container): CAP_NET_RAW inside the
+    # container's user namespace does not reach it, so ping's raw socket is refused
+    script = "grep -o 'eth0' /proc/net/dev; ping -c 1 -W 3 10.213.0.1 >/dev/null 2>&1 || echo no ping; id -u"
+    result = engine.run(busybox, ["sh", "-c", script], userns=True, net="bridge", remove=True)
+    assert result.output.splitlines() == ["eth0", "no ping", "0"]
