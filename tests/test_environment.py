@@ -14,8 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # Every program the kit, its tests and LXC run on the host, and the Debian package that brings it.
 PROGRAMS = {"docker-registry": "docker-registry", "skopeo": "skopeo", "umoci": "umoci", "crun": "crun",
             "lxc-ls": "lxc", "lxc-attach": "lxc", "rsync": "rsync", "ip": "iproute2", "unshare": "util-linux",
-            "setpriv": "util-linux", "newuidmap": "uidmap", "useradd": "passwd", "usermod": "passwd",
-            "chattr": "e2fsprogs",
+            "setpriv": "util-linux", "newuidmap": "uidmap", "chattr": "e2fsprogs",
             "zstd": "zstd", "chromium": "chromium", "gcc": "gcc", "pkg-config": "pkg-config"}
 
 
