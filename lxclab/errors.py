@@ -168,7 +168,7 @@ class UnknownConfigKey(LxcError):
 
 
 # --- resource monitoring and graphs -----------------------------------------------------
-class MonitorError(LxclabError):
+class SamplingError(LxclabError):
     """Resource samples that cannot be taken, recorded, replayed or drawn."""
 
 

@@ -72,7 +72,7 @@ class Process:
             procfs.send([self.pid], signum)
 
     def identity(self) -> list[int]:
-        """[PID, start time] of the container process, for a Resources record; its waiter ends with it."""
+        """[PID, start time] of the container process, for a Footprint record; its waiter ends with it."""
         return procfs.identity(self.pid)
 
     def namespace_ids(self) -> dict[str, str]:

@@ -78,7 +78,7 @@ class Endpoint:
         return netns_path(self.netns)
 
     def to_dict(self) -> dict[str, str]:
-        """The endpoint as plain data, for a Resources record or the engine's state file."""
+        """The endpoint as plain data, for a Footprint record or the engine's state file."""
         return asdict(self)
 
     def remove(self) -> None:

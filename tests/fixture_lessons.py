@@ -46,8 +46,8 @@ def load_tool(name: str) -> ModuleType:
 
 
 def lessons() -> list[Path]:
-    """Every lesson notebook, in order."""
-    return sorted(NOTEBOOKS.glob("[0-9][0-9]-*.ipynb"))
+    """Every lesson notebook, in order (as tools/course.py lists them)."""
+    return load_tool("course").lessons()
 
 
 @dataclass(frozen=True)

@@ -37,8 +37,8 @@ def layer(files):
 stack = LayerStack.build([layer({"etc/motd": b"hello\\n", "big": b"B" * 4000}),
                           layer({".wh.big": b"", "etc/motd": b"bye\\n"})], created_by=["ADD base", "RUN rm /big"])
 LayerExplorer(stack, title="two layers")''',
-    '''from lxclab.monitor import Recording, Sample
-from lxclab.widgets.resources import ResourceGraph
+    '''from lxclab.sampling import Recording, Sample
+from lxclab.widgets.graphs import ResourceGraph
 ResourceGraph.from_recording(Recording([Sample(t=i / 2, memory_bytes=(10 + 5 * i) << 20, memory_limit=64 << 20,
     cpu_seconds=i / 4, cpu_quota=0.5, pids=1 + i, pids_limit=10, oom_kills=0) for i in range(10)]))''',
     '''from lxclab.widgets.progress import WidgetProgress

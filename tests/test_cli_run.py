@@ -133,7 +133,7 @@ def test_sigterm_to_a_foreground_run_kills_the_container_and_records_it(busybox)
     cli.send_signal(signal.SIGTERM)
     assert cli.wait(timeout=30) == 130
     assert containers.find("stopped").describe().startswith("Exited (137)")
-    assert not any(Path(path).exists() for path in container.state.resources.cgroups)
+    assert not any(Path(path).exists() for path in container.state.footprint.cgroups)
 
 
 def test_missing_image_is_pulled_first_with_its_progress_as_docker_run_does(seeded_classroom, engine_home):

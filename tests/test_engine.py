@@ -206,3 +206,11 @@ def test_bad_limit_and_bad_options_are_refused(busybox):
     engine.run(busybox, ["true"], name="taken")
     with pytest.raises(ContainerError, match="the name 'taken' is in use"):
         engine.run(busybox, ["true"], name="taken")
+
+
+def test_a_containers_limits_stay_typed_through_its_record(busybox):
+    limits = Limits(memory_bytes=64 << 20, cpus=0.5, pids=20)
+    assert engine.run(busybox, ["true"], name="typed", limits=limits).exit_code == 0
+    assert containers.find("typed").config.limits == limits
+    assert isinstance(containers.find("typed").config.limits, Limits)
+    gc.rm("typed")

@@ -78,7 +78,7 @@ def test_sigkilled_run_then_gc_leaves_nothing(busybox, engine_home):
     assert (after["mounts"], after["dirs"]) == (before["mounts"], before["dirs"])
 
 
-def _wait_for_running_named(name: str, deadline_s: float = 30) -> containers.Container:
+def _wait_for_running_named(name: str, deadline_s: float = 30) -> containers.ContainerRecord:
     deadline = time.monotonic() + deadline_s
     while time.monotonic() < deadline:
         found = [c for c in containers.containers() if c.name == name and c.state.status == containers.RUNNING]

@@ -64,7 +64,7 @@ def test_a_directory_swapped_for_a_symlink_after_the_walk_is_never_entered(upper
 
 def test_a_file_replaced_by_another_after_the_walk_is_refused(upper):
     entries = diff_entries(upper)
-    (upper / "etc/motd").unlink()
+    (upper / "etc/motd").rename(upper / "motd.kept")  # still alive: the new file cannot reuse its inode
     (upper / "etc/motd").write_bytes(b"changed in the container\n")  # same size, another inode
     with pytest.raises(UnsafeLayerEntry, match="changed while its layer was written"):
         tarball.write_layer(entries, io.BytesIO())

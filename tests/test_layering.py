@@ -113,4 +113,4 @@ def test_relative_imports_are_resolved_against_the_importing_package():
     assert {"lxclab._libc", "lxclab.procfs", "lxclab.paths", "lxclab.errors", "lxclab.layers.stage"} <= imported(
         PACKAGE / "unionfs" / "overlay.py")
     assert "lxclab.engine.lxcrun" in imported(PACKAGE / "engine" / "runtimes.py")  # from . import lxcrun
-    assert "lxclab.lxc" in imported(PACKAGE / "resources.py")  # imported inside a function
+    assert "lxclab.lxc" in imported(PACKAGE / "footprint.py")  # imported inside a function

@@ -23,7 +23,7 @@ from lxclab.limits import Limits
 from lxclab.lxc import State, container_names, default_lxcpath, lxc_cgroups
 from lxclab.lxc.foreground import RunLog, read_run_log
 from lxclab.lxc.hierarchies import PIVOT, cgroup_version, lxc_bases, swap_accounting
-from lxclab.lxc.resources import config_items
+from lxclab.lxc.usage import config_items
 
 MIB = 1 << 20
 
@@ -34,7 +34,7 @@ def lxclab(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
                           stdin=subprocess.DEVNULL)
 
 
-def lxc_footprint(home: Path, container: containers.Container) -> dict[str, object]:
+def lxc_footprint(home: Path, container: containers.ContainerRecord) -> dict[str, object]:
     """What an LXC-runtime container can hold on the host: LXC's own list, its cgroups, mounts, directories."""
     name = container.config.lxc_name
     listed = subprocess.run(["lxc-ls", "-1", "-P", str(default_lxcpath())], capture_output=True, text=True).stdout

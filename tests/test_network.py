@@ -20,7 +20,7 @@ from fixture_kernel import mounts_under
 from lxclab import cgroups, namespaces, network
 from lxclab.chroot import ExitStatus
 from lxclab.errors import NetworkError
-from lxclab.resources import Resources, release
+from lxclab.footprint import Footprint, release
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -163,9 +163,9 @@ def test_nothing_leaks_after_50_runs_with_cgroup_and_network(busybox_rootfs):
 CRASHING_RUN = """
 import sys
 from lxclab import cgroups, namespaces, network
-from lxclab.resources import Resources
+from lxclab.footprint import Footprint
 rootfs, name = sys.argv[1], sys.argv[2]
-record = Resources()
+record = Footprint()
 bridge = network.Bridge.create(name)
 record.netns.append(bridge.netns)
 group = cgroups.create("lxclab-test-" + name, cgroups.Limits(pids=10))
@@ -184,7 +184,7 @@ def test_release_removes_what_a_sigkilled_run_left(busybox_rootfs):
     before = host_view()
     crashing = subprocess.Popen([sys.executable, "-c", CRASHING_RUN, str(busybox_rootfs), f"t{token()}"],
                                 stdout=subprocess.PIPE, text=True, cwd=REPO)
-    record = Resources.from_json(crashing.stdout.readline())
+    record = Footprint.from_json(crashing.stdout.readline())
     crashing.send_signal(signal.SIGKILL)
     crashing.wait()
     crashing.stdout.close()

@@ -23,10 +23,10 @@ from matplotlib.lines import Line2D
 
 from fixture_browser import dump_dom
 
-from lxclab.errors import LxclabError, MonitorError
-from lxclab.monitor import Recording, Sample, Sampler
+from lxclab.errors import LxclabError, SamplingError
+from lxclab.sampling import Recording, Sample, Sampler
 from lxclab.widgets.export import save_offline_html
-from lxclab.widgets.resources import ResourceGraph, caption, draw, nice_ceiling, panel_svg
+from lxclab.widgets.graphs import ResourceGraph, caption, draw, nice_ceiling, panel_svg
 
 MiB = 2**20
 RED = "#d62728"
@@ -134,7 +134,7 @@ def test_svg_is_deterministic_inline_markup_and_unknown_metrics_are_refused():
     assert sorted(e.get("id") for e in tree.iter() if (e.get("id") or "").startswith(("series", "limit"))) == \
         ["limit-cpu", "series-cpu"]
     assert "50 %" in "".join(tree.itertext())  # text is kept as text
-    with pytest.raises(MonitorError, match="unknown metric 'io'"):
+    with pytest.raises(SamplingError, match="unknown metric 'io'"):
         draw(known_recording(), ["memory", "io"])
 
 

@@ -165,7 +165,7 @@ def test_two_runs_given_one_name_never_both_get_it(busybox, engine_home):
 
     from lxclab.engine.create import create
     from lxclab.errors import ContainerError
-    from lxclab.resources import release
+    from lxclab.footprint import release
 
     barrier, results = threading.Barrier(6), []
 
@@ -185,4 +185,4 @@ def test_two_runs_given_one_name_never_both_get_it(busybox, engine_home):
         thread.join()
     assert sorted(results) == ["created"] + ["refused"] * 5
     [twin] = [c for c in containers.containers() if c.name == "twin"]
-    release(twin.state.resources)  # created, never started: its record is all there is
+    release(twin.state.footprint)  # created, never started: its record is all there is

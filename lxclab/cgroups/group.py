@@ -36,7 +36,7 @@ class Cgroup:
 
     @property
     def paths(self) -> list[str]:
-        """The group's distinct directories, for a Resources record and `remove_dirs`."""
+        """The group's distinct directories, for a Footprint record and `remove_dirs`."""
         return sorted({str(d) for d in self.dirs.values()})
 
     def add(self, pid: int) -> None:

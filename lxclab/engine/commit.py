@@ -39,7 +39,7 @@ from ..reference import parse
 from ..store import Store, StoredImage
 from ..tarball import DEFAULT_MTIME
 from ..unionfs import OVERLAY
-from .containers import RUNNING, Container, find
+from .containers import RUNNING, ContainerRecord, find
 from .create import find_image
 
 
@@ -130,7 +130,7 @@ def store_diff(store: Store, upper: Path, mtime: int = DEFAULT_MTIME) -> Committ
     return CommittedLayer(written.digest, written.size, written.diff_id, path)
 
 
-def _upper_dir(container: Container) -> Path:
+def _upper_dir(container: ContainerRecord) -> Path:
     """The container's overlay upper dir; ContainerError in copy mode, while it runs, or once it is gone."""
     if container.status == RUNNING or is_alive(container.state.pid):
         raise AlreadyRunning(f"container {container.name} is running: stop it first (lxclab stop {container.name}); "

@@ -5,7 +5,7 @@ Layout under lxclab.paths.containers_dir():
     <id>/config.json    how it was asked to run (image, command, limits...), written once
     <id>/state.json     status; the lxclab process that owns the run and PID 1, each as
                         [PID, start time] so a reused PID is never mistaken for them; the
-                        exit status; every host resource the run created (resources.Resources)
+                        exit status; every host resource the run created (footprint.Footprint)
     <id>/container.log  what the container wrote to stdout and stderr
     <id>/rootfs/        its root: an overlay mount point (overlay mode) or a copy (copy mode)
     <id>/upper/ work/   its overlay upper and work directories: where its writes land
@@ -43,7 +43,7 @@ from ..chroot import ExitStatus
 from ..container_init import IdMap
 from ..errors import ContainerError, ContainerNotFound, NotRunning
 from ..procfs import identity, is_alive
-from ..resources import Resources
+from ..footprint import Footprint
 from ..security import Profile
 
 CREATED, RUNNING, EXITED, DEAD = "created", "running", "exited", "dead"
@@ -106,7 +106,7 @@ class ContainerConfig:
     cwd: str = "/"
     user: str | None = None
     hostname: str = ""
-    limits: dict[str, float | int | None] = field(default_factory=dict)
+    limits: Limits = field(default_factory=Limits)
     net: str = NET_NONE
     mode: str = "overlay"
     rootless: bool = False
@@ -114,7 +114,14 @@ class ContainerConfig:
     created: float = 0.0
     runtime: str = NAMESPACES
     security: dict = field(default_factory=dict)  # lxclab.security.Profile.to_dict(); {} is the default profile
-    userns: dict = field(default_factory=dict)  # --userns: the IdMap as a dict, fixed at create; {} means none
+    userns: IdMap | None = None  # --userns: the host ids its root and users are, fixed at create
+
+    @classmethod
+    def from_json(cls, text: str) -> "ContainerConfig":
+        """A config read back from its JSON (as `asdict` wrote it): the limits and the --userns map typed again."""
+        data = json.loads(text)
+        userns = IdMap(**data["userns"]) if data.get("userns") else None
+        return cls(**{**data, "limits": Limits(**data.get("limits", {})), "userns": userns})
 
     @property
     def cgroup_name(self) -> str:
@@ -126,15 +133,6 @@ class ContainerConfig:
         """The name of its LXC container (LXC runtime): unique on the host, since LXC's cgroups are named after it."""
         return f"lxclab-{self.id[:SHORT]}"
 
-    def cgroup_limits(self) -> Limits:
-        """Its limits as a Limits."""
-        return Limits(**self.limits)
-
-    @property
-    def idmap(self) -> IdMap | None:
-        """With --userns, the host ids its root and users are (its files on the host are owned by them)."""
-        return IdMap(**self.userns) if self.userns else None
-
     @property
     def profile(self) -> Profile:
         """Its security profile (lxclab.security): what its root may still do."""
@@ -143,7 +141,7 @@ class ContainerConfig:
 
 @dataclass
 class ContainerState:
-    """What happened to a container so far; resources lists everything on the host it may still hold."""
+    """What happened to a container so far; footprint lists everything on the host it may still hold."""
 
     status: str = CREATED
     owner: list[int] | None = None  # the lxclab process that runs and waits for it
@@ -154,7 +152,7 @@ class ContainerState:
     started: float | None = None
     finished: float | None = None
     cgroup: dict | None = None  # {"version": 1, "dirs": {controller: path}}
-    resources: Resources = field(default_factory=Resources)
+    footprint: Footprint = field(default_factory=Footprint)
 
     def to_json(self) -> str:
         """The state as a JSON object."""
@@ -164,10 +162,10 @@ class ContainerState:
     def from_json(cls, text: str) -> "ContainerState":
         """A state read back from `to_json` output."""
         data = json.loads(text)
-        return cls(**{**data, "resources": Resources(**data["resources"])})
+        return cls(**{**data, "footprint": Footprint(**data["footprint"])})
 
 
-class Container:
+class ContainerRecord:
     """A container's record: its directory, config and state, and what can be read of it live."""
 
     def __init__(self, directory: Path, config: ContainerConfig, state: ContainerState):
@@ -176,7 +174,7 @@ class Container:
         self.state = state
 
     @classmethod
-    def create(cls, config: ContainerConfig) -> "Container":
+    def create(cls, config: ContainerConfig) -> "ContainerRecord":
         """Write a new container's record atomically, owned by this process until a supervisor takes over.
 
         The directory appears complete or not at all.
@@ -185,7 +183,7 @@ class Container:
         root = paths.containers_dir()
         staging = Path(tempfile.mkdtemp(prefix=".tmp-", dir=root))
         directory = root / config.id
-        state = ContainerState(owner=identity(os.getpid()), resources=Resources(dirs=[str(directory)]))
+        state = ContainerState(owner=identity(os.getpid()), footprint=Footprint(dirs=[str(directory)]))
         (staging / CONFIG).write_text(json.dumps(asdict(config), indent=1, sort_keys=True))
         (staging / STATE).write_text(state.to_json())
         staging.chmod(PRIVATE)
@@ -193,10 +191,10 @@ class Container:
         return cls(directory, config, state)
 
     @classmethod
-    def load(cls, directory: Path) -> "Container":
+    def load(cls, directory: Path) -> "ContainerRecord":
         """Read a container's record; ContainerError if it is missing or unreadable."""
         try:
-            config = ContainerConfig(**json.loads((directory / CONFIG).read_text()))
+            config = ContainerConfig.from_json((directory / CONFIG).read_text())
             state = ContainerState.from_json((directory / STATE).read_text())
         except (OSError, ValueError, TypeError, KeyError) as exc:
             raise ContainerError(f"the record of container {directory.name} is unreadable ({exc}); "
@@ -243,11 +241,11 @@ class Container:
     def record(self, **resources: list) -> None:
         """Add resources (like cgroups=[...], netns=[...]) to the record and save it, before creating them."""
         for kind, items in resources.items():
-            recorded = getattr(self.state.resources, kind)
+            recorded = getattr(self.state.footprint, kind)
             recorded.extend(item for item in items if item not in recorded)
         self.save()
 
-    def refresh(self) -> "Container":
+    def refresh(self) -> "ContainerRecord":
         """Read the state again from disk (another process may have changed it); ContainerNotFound once removed."""
         try:
             self.state = ContainerState.from_json((self.directory / STATE).read_text())
@@ -310,7 +308,7 @@ class Container:
         shutil.rmtree(self.directory, ignore_errors=True)
 
     def __repr__(self) -> str:
-        return f"<Container {self.short_id} {self.name!r} {self.state.status}>"
+        return f"<ContainerRecord {self.short_id} {self.name!r} {self.state.status}>"
 
 
 def ago(seconds: float) -> str:
@@ -322,7 +320,7 @@ def ago(seconds: float) -> str:
     return f"{seconds}s"
 
 
-def scan() -> tuple[list[Container], list[Path]]:
+def scan() -> tuple[list[ContainerRecord], list[Path]]:
     """Every container record in this home, newest first, and the directories whose record is unreadable."""
     found, broken = [], []
     root = paths.containers_dir()
@@ -330,18 +328,18 @@ def scan() -> tuple[list[Container], list[Path]]:
         if directory.name.startswith("."):
             continue
         try:
-            found.append(Container.load(directory))
+            found.append(ContainerRecord.load(directory))
         except ContainerError:
             broken.append(directory)
     return sorted(found, key=lambda c: c.config.created, reverse=True), broken
 
 
-def containers() -> list[Container]:
+def containers() -> list[ContainerRecord]:
     """Every readable container record in this home, newest first."""
     return scan()[0]
 
 
-def find(name_or_id: str) -> Container:
+def find(name_or_id: str) -> ContainerRecord:
     """The container with this name, full ID or unique ID prefix; ContainerNotFound otherwise."""
     everything = containers()
     for container in everything:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import asdict, replace
+from dataclasses import replace
 
 from .. import namespaces, validation
 from ..errors import ContainerError, ImageNotFound
@@ -17,14 +17,14 @@ from ..manifest import Platform
 from ..security import Profile
 from ..store import Store, StoredImage
 from ..unionfs import COPY, OVERLAY
-from .containers import NAMESPACES, NET_BRIDGE, NET_NONE, Container, ContainerConfig, containers, creation_lock, new_id
+from .containers import NAMESPACES, NET_BRIDGE, NET_NONE, ContainerRecord, ContainerConfig, containers, creation_lock, new_id
 from .runtimes import runtime_for
 
 
 def create(ref: str, command: list[str] | None = None, *, name: str | None = None, limits: Limits | None = None,
            hostname: str | None = None, net: str = NET_NONE, rootless: bool | None = None, mode: str | None = None,
            remove: bool = False, runtime: str = NAMESPACES, env: list[str] | tuple[str, ...] = (),
-           profile: Profile | None = None, userns: bool = False) -> Container:
+           profile: Profile | None = None, userns: bool = False) -> ContainerRecord:
     """Record a new container of pulled image `ref`; nothing is created on the host yet.
 
     `command` replaces the image's Cmd (its Entrypoint stays in front). Rootless mode
@@ -56,11 +56,11 @@ def create(ref: str, command: list[str] | None = None, *, name: str | None = Non
         id=container_id, name=container_id[:12], image=ref, image_digest=image.digest, argv=argv,
         env={**environment, "HOSTNAME": hostname}, cwd=validation.working_dir(image.config.working_dir),
         user=validation.user(image.config.user) or None,
-        hostname=hostname, limits=asdict(limits or Limits()), net=net, mode=mode, rootless=rootless,
+        hostname=hostname, limits=limits or Limits(), net=net, mode=mode, rootless=rootless,
         remove=remove, created=time.time(), runtime=runtime, security=profile.to_dict(),
-        userns=asdict(namespaces.remap_range()) if userns else {})
+        userns=namespaces.remap_range() if userns else None)
     with creation_lock():  # two runs given one --name: the second sees the first's record and is refused
-        return Container.create(replace(config, name=_check_name(name)) if name else config)
+        return ContainerRecord.create(replace(config, name=_check_name(name)) if name else config)
 
 
 def find_image(ref: str) -> StoredImage:

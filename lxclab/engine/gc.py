@@ -1,7 +1,7 @@
 """Stopping and removing containers: `stop` and `rm` for one, `gc` for whatever crashed or SIGKILLed runs left.
 
 All read the container's record (lxclab.engine.containers), which names every host
-resource the run created, and hand it to lxclab.resources.release: kill the recorded
+resource the run created, and hand it to lxclab.footprint.release: kill the recorded
 processes that are still the same processes, stop LXC containers, unmount, destroy LXC
 containers, remove the cgroups, the veths and network namespaces, then the directories.
 A run whose lxclab process ended without recording an exit is "dead"; `gc` removes it
@@ -17,8 +17,8 @@ from pathlib import Path
 
 from .. import network, paths, procfs
 from ..errors import ContainerError, ContainerNotFound, NotRunning
-from ..resources import Resources, release
-from .containers import CREATED, DEAD, EXITED, NET_BRIDGE, RUNNING, Container, bridge_name, find, scan
+from ..footprint import Footprint, release
+from .containers import CREATED, DEAD, EXITED, NET_BRIDGE, RUNNING, ContainerRecord, bridge_name, find, scan
 
 LXC_PREFIX = "lxclab-"  # the LXC containers of the LXC runtime are named lxclab-<short id>
 
@@ -45,7 +45,7 @@ def rm(name_or_id: str, force: bool = False) -> str:
             _wait_until_removed(container)  # its lxclab process removes it: do not race it
             return container.id
         container.refresh()
-    release(container.state.resources)
+    release(container.state.footprint)
     return container.id
 
 
@@ -65,15 +65,15 @@ def stop(name_or_id: str) -> str:
     return container.id
 
 
-def _wait_until_removed(container: Container) -> None:
+def _wait_until_removed(container: ContainerRecord) -> None:
     """Wait while the lxclab process of a --rm container deletes its directory; finish the job if it died."""
     owner = container.state.owner
     procfs.wait_gone(lambda: [owner[0]] if container.directory.exists() and procfs.is_alive(owner) else [],
                      OWNER_EXIT_TIMEOUT)
-    release(Resources(dirs=container.state.resources.dirs))
+    release(Footprint(dirs=container.state.footprint.dirs))
 
 
-def _kill_and_wait(container: Container) -> None:
+def _kill_and_wait(container: ContainerRecord) -> None:
     """SIGKILL PID 1 of a running (or starting) container until the lxclab process running it has recorded its end."""
     left = procfs.wait_gone(lambda: _unrecorded_end(container), OWNER_EXIT_TIMEOUT)
     if left:
@@ -81,7 +81,7 @@ def _kill_and_wait(container: Container) -> None:
                              f"its lxclab process is PID {left[0]}")
 
 
-def _unrecorded_end(container: Container) -> list[int]:
+def _unrecorded_end(container: ContainerRecord) -> list[int]:
     """SIGKILL PID 1 if it still lives; [the lxclab process running the container] until that has recorded the end."""
     if container.refresh().status not in (RUNNING, CREATED):
         return []
@@ -100,12 +100,12 @@ def gc() -> list[str]:
     found, broken = scan()
     for container in found:
         if container.status == DEAD:
-            release(container.state.resources)
+            release(container.state.footprint)
             removed.append(f"container {container.short_id} ({container.name}): its lxclab process died; "
-                           f"{_summary(container.state.resources)}")
+                           f"{_summary(container.state.footprint)}")
         elif container.status == EXITED:
-            leftovers = container.state.resources
-            release(Resources(cgroups=leftovers.cgroups, endpoints=leftovers.endpoints, netns=leftovers.netns))
+            leftovers = container.state.footprint
+            release(Footprint(cgroups=leftovers.cgroups, endpoints=leftovers.endpoints, netns=leftovers.netns))
     removed += [f"unreadable record {path}" for path in broken + _abandoned() if _remove_stale(path)]
     removed += [f"LXC container {name} (no record names it) and its root" for name in _remove_orphan_lxc(found)]
     if _remove_idle_bridge(found):
@@ -113,7 +113,7 @@ def gc() -> list[str]:
     return removed
 
 
-def _summary(resources: Resources) -> str:
+def _summary(resources: Footprint) -> str:
     """What a record held, in a few words."""
     kinds = [(len(resources.pids), "processes"), (len(resources.cgroups), "cgroup dirs"),
              (len(resources.netns), "network namespaces"), (len(resources.endpoints), "veths"),
@@ -121,7 +121,7 @@ def _summary(resources: Resources) -> str:
     return ", ".join(f"{count} {what}" for count, what in kinds if count) or "nothing else"
 
 
-def _remove_orphan_lxc(found: list[Container]) -> list[str]:
+def _remove_orphan_lxc(found: list[ContainerRecord]) -> list[str]:
     """Destroy the LXC containers in this home's lxcpath named like the LXC runtime's that no record names."""
     lxcpath = paths.home() / "lxc"
     if not lxcpath.is_dir():
@@ -131,7 +131,7 @@ def _remove_orphan_lxc(found: list[Container]) -> list[str]:
     known = {container.config.lxc_name for container in found}
     orphans = [name for name in container_names(lxcpath) if name.startswith(LXC_PREFIX) and name not in known]
     for name in orphans:
-        release(Resources(lxc=[{"name": name, "lxcpath": str(lxcpath)}], mounts=[str(rootfs_path(name, lxcpath))],
+        release(Footprint(lxc=[{"name": name, "lxcpath": str(lxcpath)}], mounts=[str(rootfs_path(name, lxcpath))],
                           dirs=[str(lxcpath / name)]))
     return orphans
 
@@ -154,7 +154,7 @@ def _remove_stale(path: Path) -> bool:
     return True
 
 
-def _remove_idle_bridge(found: list[Container]) -> bool:
+def _remove_idle_bridge(found: list[ContainerRecord]) -> bool:
     """Delete this home's bridge if it exists and no container of this home uses it; True if deleted."""
     bridge = network.Bridge(bridge_name())
     if bridge.netns not in network.list_netns():

@@ -31,16 +31,16 @@ from ..lxc.hierarchies import recorded_cgroups, remove_leftovers
 from ..procfs import identity
 from ..store import StoredImage
 from ..unionfs import COPY
-from .containers import Container
+from .containers import ContainerRecord
 from .rootfs import copy_layers, overlay_dirs
 
 
-def lxc_container(container: Container) -> LxcContainer:
+def lxc_container(container: ContainerRecord) -> LxcContainer:
     """The LXC container behind a record of the LXC runtime (it need not be defined)."""
     return LxcContainer(container.config.lxc_name, default_lxcpath())
 
 
-def launch(container: Container, image: StoredImage, stdio: tuple[int, int, int]) -> Init:
+def launch(container: ContainerRecord, image: StoredImage, stdio: tuple[int, int, int]) -> Init:
     """Make the container's root, define its LXC container (once), and start its init on `stdio`."""
     config = container.config
     box = lxc_container(container)
@@ -50,7 +50,7 @@ def launch(container: Container, image: StoredImage, stdio: tuple[int, int, int]
     if not box.defined:
         env = {"PATH": DEFAULT_PATH, **config.env}
         box = LxcContainer.create(box.name, rootfs, cmd=config.argv, env=env, working_dir=config.cwd,
-                                  hostname=config.hostname, limits=config.cgroup_limits(), lxcpath=box.lxcpath,
+                                  hostname=config.hostname, limits=config.limits, lxcpath=box.lxcpath,
                                   profile=config.profile)
     container.record(cgroups=recorded_cgroups(box.name))
     init = box.run(config.argv, *stdio)
@@ -59,7 +59,7 @@ def launch(container: Container, image: StoredImage, stdio: tuple[int, int, int]
     return init
 
 
-def _make_root(container: Container, image: StoredImage, rootfs: Path) -> None:
+def _make_root(container: ContainerRecord, image: StoredImage, rootfs: Path) -> None:
     """Mount the overlay root on the host (recorded first), or copy the layers there in copy mode."""
     if container.config.mode == COPY:
         copy_layers(image, rootfs)
@@ -70,14 +70,13 @@ def _make_root(container: Container, image: StoredImage, rootfs: Path) -> None:
     _linux.mount("overlay", str(rootfs), "overlay", _linux.MS_NODEV if container.config.profile.nodev else 0, options)
 
 
-def after_exit(container: Container) -> list[str]:
+def after_exit(container: ContainerRecord) -> list[str]:
     """What an exited LXC container no longer needs: its root's mount (returned, to release) and idle LXC cgroups."""
     remove_leftovers(container.config.lxc_name, timeout=0.5)
-    return list(container.state.resources.mounts)
+    return list(container.state.footprint.mounts)
 
 
-def exec_lxc(container: Container, command: list[str], stdio: tuple[int | None, int | None, int | None]) -> ExitStatus:
+def exec_lxc(container: ContainerRecord, command: list[str], stdio: tuple[int | None, int | None, int | None]) -> ExitStatus:
     """Run `command` in a running LXC container (LXC's attach), with its environment and working directory."""
-    code = lxc_container(container).attach(command, cwd=container.config.cwd, stdio=stdio)
-    return ExitStatus(signal=-code) if code < 0 else ExitStatus(code=code)
+    return lxc_container(container).attach(command, cwd=container.config.cwd, stdio=stdio)
 

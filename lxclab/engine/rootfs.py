@@ -33,12 +33,12 @@ from ..store import StoredImage
 from ..unionfs import COPY, image_layers, unpack_layers
 from ..unionfs.cache import ensure_layer
 from ..unionfs.overlay import overlay_options
-from .containers import Container
+from .containers import ContainerRecord
 
 
-def root_filesystem(container: Container, image: StoredImage) -> list[Mount]:
+def root_filesystem(container: ContainerRecord, image: StoredImage) -> list[Mount]:
     """Make the container's root in its directory; return the mounts its mount namespace needs (overlay mode)."""
-    idmap = container.config.idmap
+    idmap = container.config.userns
     if container.config.mode == COPY:
         copy_layers(image, container.rootfs, idmap)
         return []
@@ -59,7 +59,7 @@ def copy_layers(image: StoredImage, target: Path, idmap: IdMap | None = None) ->
         shift_owners(target, idmap)
 
 
-def overlay_dirs(container: Container, image: StoredImage) -> str:
+def overlay_dirs(container: ContainerRecord, image: StoredImage) -> str:
     """Make the container's upper and work directories (kept on a restart; the upper owned by its --userns range
     if it has one); return the overlay mount data."""
     lower = cached_layers(image)
@@ -67,8 +67,8 @@ def overlay_dirs(container: Container, image: StoredImage) -> str:
     if not container.upper.is_dir():
         container.upper.mkdir()
         apply_metadata(container.upper, dir_metadata(lower[0]))
-        if container.config.idmap:
-            shift_owner(container.upper, container.config.idmap, set())
+        if container.config.userns:
+            shift_owner(container.upper, container.config.userns, set())
     work.mkdir(exist_ok=True)
     return overlay_options(lower, container.upper, work)
 

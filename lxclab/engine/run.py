@@ -34,8 +34,8 @@ from .. import errors
 from ..chroot import ExitStatus
 from ..errors import AlreadyRunning, ContainerError, LxclabError, NotRunning
 from ..procfs import identity, is_alive
-from ..resources import Resources, release
-from .containers import DEAD, EXITED, RUNNING, Container, find, secure_home
+from ..footprint import Footprint, release
+from .containers import DEAD, EXITED, RUNNING, ContainerRecord, find, secure_home
 from .create import create, find_image
 from .runtimes import Started, runtime_for
 from .streams import Streams
@@ -74,7 +74,7 @@ def run(ref: str, command: list[str] | None = None, *, stdin: int | None = None,
     return supervise(container, Streams(container.log_path, stdin, stdout, stderr, tty=tty))
 
 
-def supervise(container: Container, streams: Streams, ready=None) -> RunResult:
+def supervise(container: ContainerRecord, streams: Streams, ready=None) -> RunResult:
     """Start a recorded container from this process, wait for it, record how it ended and release its resources.
 
     `ready()` is called once it runs. Interrupted (Ctrl-C, SIGTERM), it kills the container
@@ -102,7 +102,7 @@ def supervise(container: Container, streams: Streams, ready=None) -> RunResult:
     return finish(container, status, capture=not streams.echoing)
 
 
-def _launch(container: Container, stdio: tuple[int, int, int]) -> Started:
+def _launch(container: ContainerRecord, stdio: tuple[int, int, int]) -> Started:
     """Check the image is still the one recorded, and have the container's runtime start its PID 1."""
     config = container.config
     image = find_image(config.image)
@@ -115,43 +115,43 @@ def _launch(container: Container, stdio: tuple[int, int, int]) -> Started:
     return started
 
 
-def _mark_running(container: Container) -> None:
+def _mark_running(container: ContainerRecord) -> None:
     """Record (in memory) that a new run of the container has begun, forgetting how an earlier one ended."""
     container.state = replace(container.state, status=RUNNING, started=time.time(), finished=None, exit_code=None,
                               signal=None, oom_killed=False)
 
 
-def _abandon(container: Container) -> None:
+def _abandon(container: ContainerRecord) -> None:
     """Undo a launch that failed: a new container goes entirely; a restarted one stays exited, with its files."""
-    resources = container.state.resources
+    resources = container.state.footprint
     if container.state.status != EXITED:
         release(resources)
         return
     release(replace(resources, dirs=[], lxc=[]))
-    container.state.resources = Resources(dirs=resources.dirs, lxc=resources.lxc)
+    container.state.footprint = Footprint(dirs=resources.dirs, lxc=resources.lxc)
     container.save()
 
 
-def finish(container: Container, status: ExitStatus, capture: bool = False) -> RunResult:
+def finish(container: ContainerRecord, status: ExitStatus, capture: bool = False) -> RunResult:
     """Record how PID 1 ended and whether the OOM killer struck, release the cgroup and network, honour --rm."""
     group = container.cgroup()
     oom_killed = bool(group is not None and group.stats().oom_kills)
-    resources = container.state.resources
+    resources = container.state.footprint
     mounts = runtime_for(container.config.runtime).after_exit(container)
-    release(Resources(mounts=mounts, cgroups=resources.cgroups, endpoints=resources.endpoints, netns=resources.netns))
-    container.state.resources = Resources(dirs=resources.dirs, lxc=resources.lxc)
+    release(Footprint(mounts=mounts, cgroups=resources.cgroups, endpoints=resources.endpoints, netns=resources.netns))
+    container.state.footprint = Footprint(dirs=resources.dirs, lxc=resources.lxc)
     container.state.status, container.state.finished = EXITED, time.time()
     container.state.exit_code, container.state.signal = status.code, status.signal
     container.state.oom_killed = oom_killed
     container.save()
     output = container.logs().decode(errors="replace") if capture else ""
     if container.config.remove:
-        release(container.state.resources)
+        release(container.state.footprint)
     return RunResult(container.id, container.name, status, oom_killed, output)
 
 
 # --- detached runs ------------------------------------------------------------------------
-def start(ref: str, command: list[str] | None = None, **options) -> Container:
+def start(ref: str, command: list[str] | None = None, **options) -> ContainerRecord:
     """Start a new container in the background (`docker run -d`) and return once its PID 1 runs.
 
     A supervisor process of its own (adopted by init, in a session of its own) waits for
@@ -160,7 +160,7 @@ def start(ref: str, command: list[str] | None = None, **options) -> Container:
     return start_detached(create(ref, command, **options))
 
 
-def restart(name_or_id: str) -> Container:
+def restart(name_or_id: str) -> ContainerRecord:
     """Start an exited container again in the background (`docker start`), with its own root and changes kept."""
     container = find(name_or_id)
     status = container.status
@@ -175,7 +175,7 @@ def restart(name_or_id: str) -> Container:
     return start_detached(container)
 
 
-def start_detached(container: Container) -> Container:
+def start_detached(container: ContainerRecord) -> ContainerRecord:
     """Hand a recorded container to a supervisor process of its own; return once its PID 1 runs."""
     read_end, write_end = os.pipe()
     try:
@@ -202,7 +202,7 @@ def supervise_detached(directory: str, ready_fd: int) -> None:
     """
     if os.fork():
         os._exit(0)
-    container = Container.load(Path(directory))
+    container = ContainerRecord.load(Path(directory))
     reported = []
 
     def ready() -> None:
@@ -218,13 +218,13 @@ def supervise_detached(directory: str, ready_fd: int) -> None:
         raise
 
 
-def _forget(container: Container) -> None:
+def _forget(container: ContainerRecord) -> None:
     """Remove what is left of a container whose supervisor failed to start it."""
     if container.directory.exists():
-        release(container.refresh().state.resources)
+        release(container.refresh().state.footprint)
 
 
-def _error_from(message: str, container: Container) -> LxclabError:
+def _error_from(message: str, container: ContainerRecord) -> LxclabError:
     """Rebuild the error the supervisor reported as 'ErrorClass:message'."""
     name, _, text = message.partition(":")
     kind = getattr(errors, name, None)

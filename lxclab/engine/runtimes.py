@@ -23,7 +23,7 @@ from ..procfs import identity
 from ..security import DEVICES_ALLOWED
 from ..store import StoredImage
 from . import lxcrun
-from .containers import LXC, NAMESPACES, NET_NONE, Container, ContainerConfig, bridge_name
+from .containers import LXC, NAMESPACES, NET_NONE, ContainerRecord, ContainerConfig, bridge_name
 from .rootfs import root_filesystem
 
 Stdio = tuple[int | None, int | None, int | None]
@@ -45,13 +45,13 @@ class Runtime(Protocol):
     def check(self, net: str, rootless: bool, image: StoredImage, userns: bool) -> None:
         """Refuse what this runtime cannot do, before anything is recorded."""
 
-    def launch(self, container: Container, image: StoredImage, stdio: Stdio) -> Started:
+    def launch(self, container: ContainerRecord, image: StoredImage, stdio: Stdio) -> Started:
         """Make the container's root, cgroup and network (each recorded first) and start its PID 1."""
 
-    def after_exit(self, container: Container) -> list[str]:
+    def after_exit(self, container: ContainerRecord) -> list[str]:
         """Tidy what PID 1's end leaves to this runtime; the mounts the engine must now release."""
 
-    def exec(self, container: Container, command: list[str], stdio: Stdio) -> ExitStatus:
+    def exec(self, container: ContainerRecord, command: list[str], stdio: Stdio) -> ExitStatus:
         """Run `command` inside the running container, under its profile, and wait for it."""
 
 
@@ -63,7 +63,7 @@ class NamespacesRuntime:
     def check(self, net: str, rootless: bool, image: StoredImage, userns: bool) -> None:
         """Everything create already checks is possible here."""
 
-    def launch(self, container: Container, image: StoredImage, stdio: Stdio) -> namespaces.Process:
+    def launch(self, container: ContainerRecord, image: StoredImage, stdio: Stdio) -> namespaces.Process:
         """Mount the root inside PID 1's mount namespace, make its cgroup and network, spawn it."""
         config = container.config
         mounts = root_filesystem(container, image)
@@ -73,16 +73,16 @@ class NamespacesRuntime:
             container.rootfs, config.argv, namespaces=_namespace_kinds(config), hostname=config.hostname,
             env=config.env, cwd=config.cwd, user=config.user, cgroup=group, netns=netns, rootless=config.rootless,
             stdin=stdio[0], stdout=stdio[1], stderr=stdio[2], mounts=mounts, profile=config.profile,
-            userns=config.idmap)
+            userns=config.userns)
         container.state.pid = identity(process.pid)
         container.record(pids=[container.state.pid, identity(process.waiter_pid)])
         return process
 
-    def after_exit(self, container: Container) -> list[str]:
+    def after_exit(self, container: ContainerRecord) -> list[str]:
         """Nothing: the overlay was mounted in PID 1's mount namespace and went with it."""
         return []
 
-    def exec(self, container: Container, command: list[str], stdio: Stdio) -> ExitStatus:
+    def exec(self, container: ContainerRecord, command: list[str], stdio: Stdio) -> ExitStatus:
         """Join PID 1's namespaces and cgroup (namespaces.enter) with its environment, user and profile."""
         config = container.config
         process = namespaces.enter(container.state.pid[0], command, env=config.env, cwd=config.cwd, user=config.user,
@@ -111,15 +111,15 @@ class LxcRuntime:
             raise ContainerError(f"image {image.reference} runs as User {image.config.user!r}, which the LXC "
                                  "runtime does not set up; use --runtime namespaces")
 
-    def launch(self, container: Container, image: StoredImage, stdio: Stdio) -> lxcrun.Init:
+    def launch(self, container: ContainerRecord, image: StoredImage, stdio: Stdio) -> lxcrun.Init:
         """Define (once) and start the LXC container in the foreground."""
         return lxcrun.launch(container, image, stdio)
 
-    def after_exit(self, container: Container) -> list[str]:
+    def after_exit(self, container: ContainerRecord) -> list[str]:
         """Remove LXC's idle cgroups; its root's mount on the host is the engine's to release."""
         return lxcrun.after_exit(container)
 
-    def exec(self, container: Container, command: list[str], stdio: Stdio) -> ExitStatus:
+    def exec(self, container: ContainerRecord, command: list[str], stdio: Stdio) -> ExitStatus:
         """LXC's attach, with the container's environment and working directory."""
         return lxcrun.exec_lxc(container, command, stdio)
 
@@ -145,7 +145,7 @@ def _namespace_kinds(config: ContainerConfig) -> set[str]:
     return kinds
 
 
-def _cgroup(container: Container) -> cgroups.Cgroup | None:
+def _cgroup(container: ContainerRecord) -> cgroups.Cgroup | None:
     """Create the container's cgroup with its limits and, unless its profile lets devices through, Docker's device
     allow-list where the host has a v1 devices controller (None when rootless); recorded before it exists."""
     if container.config.rootless:
@@ -154,12 +154,12 @@ def _cgroup(container: Container) -> cgroups.Cgroup | None:
     name = container.config.cgroup_name
     container.record(cgroups=sorted({str(parent / name) for parent in hierarchy.parent_dirs().values()}))
     devices = DEVICES_ALLOWED if container.config.profile.nodev else None
-    group = hierarchy.create(name, container.config.cgroup_limits(), devices)
+    group = hierarchy.create(name, container.config.limits, devices)
     container.state.cgroup = {"version": group.version, "dirs": {c: str(p) for c, p in group.dirs.items()}}
     return group
 
 
-def _network(container: Container) -> str | None:
+def _network(container: ContainerRecord) -> str | None:
     """With --net bridge, a network namespace on this home's bridge (recorded first); its file to join."""
     if container.config.net == NET_NONE:
         return None

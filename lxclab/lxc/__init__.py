@@ -16,7 +16,7 @@ from ..limits import Limits
 from .container import Container, container_names, default_lxcpath, rootfs_path
 from .execute import ExecResult
 from .foreground import Init
-from .resources import CPUStats
+from .usage import CPUStats
 from .hierarchies import cgroup_version, lxc_cgroups
 from .snapshots import Snapshot
 from .state import State

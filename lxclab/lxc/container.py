@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import paths, validation
+from ..chroot import ExitStatus
 from ..errors import (
     AlreadyDefined, AlreadyFrozen, AlreadyRunning, ContainerError, InvalidValue, LxcError, NotDefined, NotFrozen,
     NotRunning, RebootFailed, ShutdownTimeout, UnknownConfigKey,
@@ -26,7 +27,7 @@ from ._binding import liblxc_set_config_item, pylxc
 from .execute import ExecResult, run_captured, run_interactive
 from .foreground import Init, start_foreground
 from .hierarchies import any_alive, monitor_pids, remove_leftovers, start_cgroup
-from .resources import ResourcesMixin
+from .usage import UsageMixin
 from .runfile import SECCOMP_FILE, copy_lxclab_files, read_command, write_command
 from .snapshots import SnapshotsMixin
 from .state import State
@@ -66,7 +67,7 @@ def _base_config(rootfs: Path, hostname: str, working_dir: str, log_file: Path) 
     ]
 
 
-class Container(ResourcesMixin, SnapshotsMixin):
+class Container(UsageMixin, SnapshotsMixin):
     """Container is an LXC container on a root filesystem of its own, driven through python-lxc."""
 
     def __init__(self, name: str, lxcpath: Path | str | None = None) -> None:
@@ -381,8 +382,8 @@ class Container(ResourcesMixin, SnapshotsMixin):
         return run_captured(self._lxc, argv, env, cwd or self.working_dir, stdin)
 
     def attach(self, argv: Sequence[str] = ("/bin/sh",), env: Mapping[str, str] | None = None,
-               cwd: str | None = None, stdio: tuple[int | None, int | None, int | None] = (None, None, None)) -> int:
-        """Attach runs `argv` (a shell by default) in the container on the caller's terminal; returns its exit code.
+               cwd: str | None = None, stdio: tuple[int | None, int | None, int | None] = (None, None, None)) -> ExitStatus:
+        """Attach runs `argv` (a shell by default) in the container on the caller's terminal; returns how it ended.
 
         `stdio` replaces the caller's stdin, stdout or stderr with other file descriptors.
         """

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import IO, Any
 
+from ..chroot import ExitStatus
 from ..errors import LxcError
 from ._binding import pylxc
 
@@ -22,8 +23,8 @@ from ._binding import pylxc
 class ExecResult:
     """ExecResult is what a command run in a container left: its exit code, stdout and stderr.
 
-    exit_code follows subprocess: the command's exit status, or -N when signal N killed it
-    (an OOM kill is -9).
+    exit_code is as a shell reports it, as everywhere in lxclab: the command's exit status, or
+    128 + N when signal N killed it (an OOM kill is 137).
     """
 
     exit_code: int
@@ -46,12 +47,12 @@ def _attach_options(env: Mapping[str, str] | None, cwd: str | None) -> dict[str,
     return options
 
 
-def _wait_status(name: str, argv: Sequence[str], status: int) -> int:
-    """The exit code from attach_wait's raw wait status; a negative status means LXC could not attach."""
+def _wait_status(name: str, argv: Sequence[str], status: int) -> ExitStatus:
+    """How the command ended, from attach_wait's raw wait status; a negative status means LXC could not attach."""
     if status < 0:
         raise LxcError(f"LXC could not attach to container {name!r} to run {list(argv)!r} "
                        f"({os.strerror(-status)}): is it still running?")
-    return os.waitstatus_to_exitcode(status)
+    return ExitStatus.from_wait_status(status)
 
 
 def run_captured(container: Any, argv: Sequence[str], env: Mapping[str, str] | None = None,
@@ -60,12 +61,12 @@ def run_captured(container: Any, argv: Sequence[str], env: Mapping[str, str] | N
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, _stdin_file(stdin) as inp:
         status = container.attach_wait(pylxc().attach_run_command, list(argv), stdin=inp, stdout=out,
                                        stderr=err, **_attach_options(env, cwd))
-        exit_code = _wait_status(container.name, argv, status)
-        return ExecResult(exit_code, _read_text(out), _read_text(err))
+        ended = _wait_status(container.name, argv, status)
+        return ExecResult(ended.exit_code, _read_text(out), _read_text(err))
 
 
 def run_interactive(container: Any, argv: Sequence[str], env: Mapping[str, str] | None = None,
-                    cwd: str | None = None, stdio: Sequence[int | None] = (None, None, None)) -> int:
+                    cwd: str | None = None, stdio: Sequence[int | None] = (None, None, None)) -> ExitStatus:
     """Run `argv` in the running python-lxc `container` on the caller's stdio, or on the descriptors in `stdio`."""
     given = {name: fd for name, fd in zip(("stdin", "stdout", "stderr"), stdio) if fd is not None}
     status = container.attach_wait(pylxc().attach_run_command, list(argv), **given, **_attach_options(env, cwd))

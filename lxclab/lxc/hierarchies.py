@@ -100,10 +100,18 @@ def lxc_cgroups(name: str | None = None) -> list[Path]:
     found = []
     for base in lxc_bases(name):
         for place in _pivot_chain(base):
-            found += [entry for entry in place.iterdir() if entry.is_dir() and pattern.fullmatch(entry.name)]
+            found += [entry for entry in _entries(place) if entry.is_dir() and pattern.fullmatch(entry.name)]
         if base.is_dir() and base.name.startswith(START_PREFIX):
             found.append(base)
     return sorted(found)
+
+
+def _entries(directory: Path) -> list[Path]:
+    """What `directory` holds; nothing if it is gone (another LXC start may remove an idle pivot at any moment)."""
+    try:
+        return list(directory.iterdir())
+    except FileNotFoundError:
+        return []
 
 
 def _pivot_chain(base: Path) -> list[Path]:

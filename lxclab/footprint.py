@@ -1,6 +1,6 @@
 """The record of everything a container run created on the host, and `release`, which removes it.
 
-A run writes its Resources as JSON next to the container as it creates each thing (a
+A run writes its Footprint as JSON next to the container as it creates each thing (a
 process, a mount, a cgroup, a network namespace and veth, a directory). `rm` and `gc`
 read it back and call `release`, which works even after the lxclab process that made
 them was SIGKILLed, and which is harmless when some of them are already gone.
@@ -18,7 +18,7 @@ from .errors import KernelError, LxclabError
 
 
 @dataclass
-class Resources:
+class Footprint:
     """What one run created: processes as [PID, start time], mounts, cgroups, netns, endpoints, dirs, LXC containers."""
 
     pids: list[list[int]] = field(default_factory=list)
@@ -34,12 +34,12 @@ class Resources:
         return json.dumps(asdict(self), sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str) -> "Resources":
+    def from_json(cls, text: str) -> "Footprint":
         """A record read back from `to_json` output."""
         return cls(**json.loads(text))
 
 
-def release(resources: Resources) -> None:
+def release(resources: Footprint) -> None:
     """Kill, stop, unmount, and remove everything in the record, in that order; needs root.
 
     Every step is tried even if an earlier one fails; the failures are raised together

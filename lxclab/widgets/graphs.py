@@ -22,8 +22,8 @@ import ipywidgets
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from ..errors import MonitorError
-from ..monitor import METRICS, Recording, Sample, Sampler
+from ..errors import SamplingError
+from ..sampling import METRICS, Recording, Sample, Sampler
 from . import figures
 
 MIN_REDRAW_SECONDS = 0.5  # redraw at most twice a second (a redraw of three panels takes ~0.1 s of CPU)
@@ -77,7 +77,7 @@ def draw(recording: Recording, metrics: str | Sequence[str] = METRICS,
     metrics = [metrics] if isinstance(metrics, str) else list(metrics)
     unknown = [metric for metric in metrics if metric not in PANELS]
     if unknown or not metrics:
-        raise MonitorError(f"unknown metric {unknown[0] if unknown else None!r}: choose one of {', '.join(METRICS)}")
+        raise SamplingError(f"unknown metric {unknown[0] if unknown else None!r}: choose one of {', '.join(METRICS)}")
     start, end = time_range(recording, window_seconds)
     with figures.style():
         figure = Figure(figsize=(PANEL_SIZE[0], PANEL_SIZE[1] * len(metrics)), layout="constrained")
@@ -195,13 +195,13 @@ class ResourceGraph(ipywidgets.VBox):
 
     def redraw(self, note: str = "") -> None:
         """Draw every panel and the caption from the recording now; `note` is added to the caption."""
-        with self._lock:
-            self._last_draw = time.monotonic()
         recording = self._snapshot()
         for metric, widget in self.panels.items():
             widget.value = panel_svg(recording, metric, self.window_seconds)
         text = caption(recording) + (f" — {note}" if note else "")
         self.caption.value = f'<span class="lxclab-caption">{html.escape(text)}</span>'
+        with self._lock:
+            self._last_draw = time.monotonic()  # from the end of a draw: a slow draw on a busy host is not redone at once
 
     def figure(self) -> Figure:
         """All three panels of the recording so far as one matplotlib Figure (the widget's time window)."""

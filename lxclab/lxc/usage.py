@@ -32,7 +32,7 @@ class CPUStats(NamedTuple):
     system: float
 
 
-class ResourcesMixin:
+class UsageMixin:
     """The resource half of Container: set limits, read usage (needs the Container's _lxc and guards)."""
 
     def set_limits(self, limits: Limits | None = None, *, memory: str | None = None,

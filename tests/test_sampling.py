@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from lxclab import cgroups
-from lxclab.errors import MonitorError
-from lxclab.monitor import Recording, Sample, Sampler, cgroup_reader, record
+from lxclab.errors import SamplingError
+from lxclab.sampling import Recording, Sample, Sampler, cgroup_reader, record
 
 MiB = 2**20
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -77,12 +77,12 @@ def test_sample_from_stats_fills_optional_keys_and_converts_types():
 
 
 def test_sample_from_stats_names_unknown_and_missing_keys():
-    with pytest.raises(MonitorError, match=r"unknown keys \['memory_usage'\] and lacks \['memory_bytes'\]"):
+    with pytest.raises(SamplingError, match=r"unknown keys \['memory_usage'\] and lacks \['memory_bytes'\]"):
         Sample.from_stats(0, {"memory_usage": 1, "cpu_seconds": 0, "pids": 1})
 
 
 def test_sample_from_stats_refuses_values_that_are_not_numbers():
-    with pytest.raises(MonitorError, match="not a number"):
+    with pytest.raises(SamplingError, match="not a number"):
         Sample.from_stats(0, {"memory_bytes": "lots", "cpu_seconds": 0, "pids": 1})
 
 
@@ -105,7 +105,7 @@ def test_series_and_limits_are_in_the_recordings_units():
     assert recording.series("pids") == [(0.0, 2.0), (1.0, 2.0)]
     assert (recording.limit("memory"), recording.limit("cpu"), recording.limit("pids")) == (64 * MiB, 50.0, 10)
     assert Recording().limit("memory") is None
-    with pytest.raises(MonitorError, match="unknown metric 'disk'"):
+    with pytest.raises(SamplingError, match="unknown metric 'disk'"):
         recording.series("disk")
 
 
@@ -117,7 +117,7 @@ def test_oom_times_mark_each_increase_of_the_kill_count():
 
 def test_append_refuses_samples_out_of_time_order():
     recording = Recording([sample(1.0)])
-    with pytest.raises(MonitorError, match="older than the last one"):
+    with pytest.raises(SamplingError, match="older than the last one"):
         recording.append(sample(0.5))
     assert len(recording) == 1
 
@@ -138,7 +138,7 @@ def test_json_round_trip_keeps_every_field():
     ('{"lxclab_recording": 1, "samples": [{"memory_bytes": 1, "cpu_seconds": 0, "pids": 1}]}', "no time"),
 ])
 def test_from_json_explains_what_is_wrong(text, message):
-    with pytest.raises(MonitorError, match=message):
+    with pytest.raises(SamplingError, match=message):
         Recording.from_json(text)
 
 
@@ -187,12 +187,12 @@ def test_sampler_stops_cleanly_twice_and_runs_only_once():
     sampler.stop()
     sampler.stop()
     assert stopped == [None] and sampler_threads() == []
-    with pytest.raises(MonitorError, match="already started"):
+    with pytest.raises(SamplingError, match="already started"):
         sampler.start()
 
 
 def test_sampler_refuses_a_non_positive_interval():
-    with pytest.raises(MonitorError, match="must be positive"):
+    with pytest.raises(SamplingError, match="must be positive"):
         Sampler(dict, interval=0)
 
 
@@ -219,5 +219,5 @@ def test_cgroup_reader_samples_a_real_memory_hog_until_the_kernel_kills_it():
     assert max(m for _, m in recording.series("memory")) > 24 * MiB
     assert max(p for _, p in recording.cpu_percent()) > 0
     assert len(recording.oom_times()) == 1
-    with pytest.raises(MonitorError, match=f"cgroup {group.name} is gone"):
+    with pytest.raises(SamplingError, match=f"cgroup {group.name} is gone"):
         cgroup_reader(group)()

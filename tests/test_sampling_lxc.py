@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-from lxclab.errors import MonitorError
+from lxclab.errors import SamplingError
 from lxclab.lxc import Limits
-from lxclab.monitor import Sampler, lxc_reader, record
+from lxclab.sampling import Sampler, lxc_reader, record
 
 MiB = 2**20
 # Doubles a shell string every 0.1 s (1, 2, 4, ... MiB) until the OOM killer ends it.
@@ -26,7 +26,7 @@ def test_lxc_reader_samples_a_container_whose_hog_is_oom_killed(make_container):
         sampler.subscribe(lambda sample: sample.oom_kills >= 1 and killed.set())
         hog = container.execute(DOUBLING_HOG)
         assert killed.wait(10), f"no OOM kill sampled; error: {sampler.error}"
-    assert hog.exit_code == -9 and sampler.error is None
+    assert hog.exit_code == 137 and sampler.error is None
     last = recording.samples[-1]
     assert (last.memory_limit, last.cpu_quota, last.pids_limit) == (32 * MiB, 1.0, 64)
     assert 8 * MiB < max(m for _, m in recording.series("memory")) <= container.memory_peak <= 32 * MiB
@@ -55,7 +55,7 @@ def test_sampling_ends_with_a_message_naming_the_container_once_it_stops(make_co
             time.sleep(0.05)
         container.stop()
         assert stopped.wait(5)
-    assert isinstance(sampler.error, MonitorError)
+    assert isinstance(sampler.error, SamplingError)
     assert f"LXC container {container.name} stopped" in str(sampler.error)
-    with pytest.raises(MonitorError, match="sampling stopped"):
+    with pytest.raises(SamplingError, match="sampling stopped"):
         lxc_reader(container)()

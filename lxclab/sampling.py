@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 
-from .errors import CgroupError, MonitorError, NotRunning
+from .errors import CgroupError, SamplingError, NotRunning
 
 METRICS = ("memory", "cpu", "pids")
 REQUIRED_STATS = ("memory_bytes", "cpu_seconds", "pids")
@@ -48,7 +48,7 @@ class Sample:
         unknown = sorted(set(stats) - known - {"t"})
         missing = [key for key in REQUIRED_STATS if key not in stats]
         if unknown or missing:
-            raise MonitorError(
+            raise SamplingError(
                 f"stats dict has unknown keys {unknown} and lacks {missing}; "
                 f"expected {list(REQUIRED_STATS)} and optionally {list(OPTIONAL_STATS)}: "
                 "map your source's names with an adapter")
@@ -56,13 +56,13 @@ class Sample:
         try:
             return cls(t=float(t), **{key: _convert(key, value) for key, value in values.items()})
         except (TypeError, ValueError) as err:
-            raise MonitorError(f"stats dict {dict(stats)} has a value that is not a number: {err}") from None
+            raise SamplingError(f"stats dict {dict(stats)} has a value that is not a number: {err}") from None
 
     @classmethod
     def from_dict(cls, data: Mapping[str, object]) -> Sample:
         """Rebuild a sample from `to_dict` output (as stored in a recording's JSON)."""
         if not isinstance(data, Mapping) or "t" not in data:
-            raise MonitorError(f"stored sample {data!r} has no time `t`; pass text written by Recording.to_json")
+            raise SamplingError(f"stored sample {data!r} has no time `t`; pass text written by Recording.to_json")
         return cls.from_stats(data["t"], data)
 
     def to_dict(self) -> dict:
@@ -78,9 +78,9 @@ def _convert(key: str, value: object) -> int | float | None:
 
 
 def _check_metric(metric: str) -> None:
-    """Raise MonitorError unless `metric` is one of METRICS."""
+    """Raise SamplingError unless `metric` is one of METRICS."""
     if metric not in METRICS:
-        raise MonitorError(f"unknown metric {metric!r}: choose one of {', '.join(METRICS)}")
+        raise SamplingError(f"unknown metric {metric!r}: choose one of {', '.join(METRICS)}")
 
 
 class Recording:
@@ -101,7 +101,7 @@ class Recording:
     def append(self, sample: Sample) -> None:
         """Add a sample; it must not be older than the last one."""
         if self.samples and sample.t < self.samples[-1].t:
-            raise MonitorError(
+            raise SamplingError(
                 f"sample at t={sample.t} is older than the last one (t={self.samples[-1].t}); "
                 "samples must be appended in time order")
         self.samples.append(sample)
@@ -155,9 +155,9 @@ class Recording:
         try:
             document = json.loads(text)
         except json.JSONDecodeError as err:
-            raise MonitorError(f"recording is not JSON ({err}); pass text written by Recording.to_json") from None
+            raise SamplingError(f"recording is not JSON ({err}); pass text written by Recording.to_json") from None
         if not isinstance(document, dict) or document.get("lxclab_recording") != FORMAT_VERSION:
-            raise MonitorError(
+            raise SamplingError(
                 f"JSON is not an lxclab recording of format {FORMAT_VERSION}; "
                 "pass text written by Recording.to_json")
         return cls([Sample.from_dict(item) for item in document.get("samples", [])])
@@ -178,7 +178,7 @@ class Sampler:
     def __init__(self, read_stats: Callable[[], Mapping[str, object]], interval: float = 0.1,
                  clock: Callable[[], float] = time.monotonic):
         if not interval > 0:
-            raise MonitorError(f"sampling interval must be positive seconds, got {interval!r}")
+            raise SamplingError(f"sampling interval must be positive seconds, got {interval!r}")
         self.read_stats = read_stats
         self.interval = float(interval)
         self.clock = clock
@@ -204,7 +204,7 @@ class Sampler:
     def start(self) -> Sampler:
         """Start sampling in a daemon thread; a sampler runs once."""
         if self._thread is not None:
-            raise MonitorError("this sampler was already started; create a new Sampler to sample again")
+            raise SamplingError("this sampler was already started; create a new Sampler to sample again")
         self._thread = threading.Thread(target=self._run, name="lxclab-sampler", daemon=True)
         self._thread.start()
         return self
@@ -216,7 +216,7 @@ class Sampler:
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
             if thread.is_alive():
-                raise MonitorError(
+                raise SamplingError(
                     f"sampling thread did not end within {timeout} s: read_stats is blocked; "
                     "make the stats callable return promptly")
 
@@ -270,7 +270,7 @@ def cgroup_reader(group) -> Callable[[], dict]:
     """A stats callable for Sampler from a cgroups.Cgroup (its `paths`, and stats() with cgroups.Stats fields).
 
     The group must exist: once it is removed (its container ended) the callable raises
-    MonitorError, which ends the sampler with that message.
+    SamplingError, which ends the sampler with that message.
     """
     def read() -> dict:
         missing = [path for path in group.paths if not os.path.isdir(path)]
@@ -283,22 +283,22 @@ def cgroup_reader(group) -> Callable[[], dict]:
     return read
 
 
-def _cgroup_gone(group, path: str) -> MonitorError:
+def _cgroup_gone(group, path: str) -> SamplingError:
     """The error that ends sampling of a cgroup that was removed."""
-    return MonitorError(f"cgroup {group.name} is gone ({path} is missing): its container "
+    return SamplingError(f"cgroup {group.name} is gone ({path} is missing): its container "
                         "ended or it was removed, so sampling stopped")
 
 
 def lxc_reader(container) -> Callable[[], dict]:
     """A stats callable for Sampler from an lxclab.lxc.Container's stats(): the same Stats as a cgroup's.
 
-    The container must be running: once it stops the callable raises MonitorError, which
+    The container must be running: once it stops the callable raises SamplingError, which
     ends the sampler with that message.
     """
     def read() -> dict:
         try:
             return stats_sample(container.stats())
         except (NotRunning, CgroupError) as err:
-            raise MonitorError(f"LXC container {container.name} stopped or lost its cgroups ({err}): "
+            raise SamplingError(f"LXC container {container.name} stopped or lost its cgroups ({err}): "
                                "sampling stopped") from None
     return read

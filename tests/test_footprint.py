@@ -1,4 +1,4 @@
-"""Resources records and `release`, which rm and gc use (network parts are in test_network.py)."""
+"""Footprint records and `release`, which rm and gc use (network parts are in test_network.py)."""
 
 from __future__ import annotations
 
@@ -11,14 +11,14 @@ import pytest
 from lxclab import cgroups, namespaces
 from lxclab.errors import LxclabError
 from lxclab.procfs import mount_points, start_time
-from lxclab.resources import Resources, release
+from lxclab.footprint import Footprint, release
 
 
 def test_resources_round_trip_through_json():
-    record = Resources(pids=[[12, 3456]], mounts=["/m"], cgroups=["/sys/fs/cgroup/pids/x"], netns=["lxclab-x"],
+    record = Footprint(pids=[[12, 3456]], mounts=["/m"], cgroups=["/sys/fs/cgroup/pids/x"], netns=["lxclab-x"],
                        endpoints=[{"container": "c", "netns": "lxclab-c", "veth": "lx2", "address": "10.213.0.2/24",
                                    "gateway": "10.213.0.1", "bridge_netns": "lxclab-net-n"}], dirs=["/d"])
-    assert Resources.from_json(record.to_json()) == record
+    assert Footprint.from_json(record.to_json()) == record
 
 
 def test_release_kills_the_process_removes_its_cgroup_mount_and_directory(busybox_rootfs, tmp_path):
@@ -27,9 +27,9 @@ def test_release_kills_the_process_removes_its_cgroup_mount_and_directory(busybo
     group = cgroups.create(f"lxclab-test-{uuid.uuid4().hex[:10]}")
     process = namespaces.spawn(busybox_rootfs, ["sleep", "600"], cgroup=group)
     subprocess.run(["mount", "-t", "tmpfs", "lxclab-test", str(scratch / "merged")], check=True)
-    record = Resources(pids=[process.identity()], mounts=[str(scratch / "merged")], cgroups=group.paths,
+    record = Footprint(pids=[process.identity()], mounts=[str(scratch / "merged")], cgroups=group.paths,
                        dirs=[str(scratch)])
-    release(Resources.from_json(record.to_json()))
+    release(Footprint.from_json(record.to_json()))
     assert process.wait(timeout=10).signal == 9
     assert str(scratch / "merged") not in mount_points()
     assert not scratch.exists()
@@ -40,7 +40,7 @@ def test_release_kills_the_process_removes_its_cgroup_mount_and_directory(busybo
 def test_release_spares_a_process_whose_pid_was_reused(busybox_rootfs):
     process = namespaces.spawn(busybox_rootfs, ["sleep", "600"])
     try:
-        release(Resources(pids=[[process.pid, start_time(process.pid) + 1]]))  # same PID, another start time
+        release(Footprint(pids=[[process.pid, start_time(process.pid) + 1]]))  # same PID, another start time
         assert process.poll() is None
     finally:
         process.kill()
@@ -53,7 +53,7 @@ def test_release_refuses_a_directory_with_a_mount_inside_but_does_the_rest(tmp_p
     subprocess.run(["mount", "-t", "tmpfs", "lxclab-test", str(tmp_path / "busy")], check=True)
     try:
         with pytest.raises(LxclabError, match="still mounted there; unmount first"):
-            release(Resources(dirs=[str(tmp_path), str(tmp_path / "free")]))
+            release(Footprint(dirs=[str(tmp_path), str(tmp_path / "free")]))
         assert (tmp_path / "busy").is_dir() and not (tmp_path / "free").exists()
     finally:
         subprocess.run(["umount", str(tmp_path / "busy")], check=True)
