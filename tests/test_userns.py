@@ -143,3 +143,11 @@ def test_a_bridge_network_gives_eth0_under_userns_but_no_raw_sockets(busybox):
     script = "grep -o 'eth0' /proc/net/dev; ping -c 1 -W 3 10.213.0.1 >/dev/null 2>&1 || echo no ping; id -u"
     result = engine.run(busybox, ["sh", "-c", script], userns=True, net="bridge", remove=True)
     assert result.output.splitlines() == ["eth0", "no ping", "0"]
+
+
+def test_commit_refuses_a_userns_container_whose_files_carry_host_ids(busybox):
+    from lxclab.engine.commit import commit
+
+    result = engine.run(busybox, ["touch", "/made-inside"], userns=True)
+    with pytest.raises(ContainerError, match="runs with --userns: its upper dir holds host ids"):
+        commit(result.container_id, "local/remapped:1")
