@@ -3,6 +3,7 @@
 It runs in the second forked child of namespaces.spawn, after the parent has put it into
 its cgroup: leave the caller's session (setsid: the caller's terminal is no longer its
 controlling terminal, so TIOCSTI cannot type into it), unshare the remaining namespaces,
+with --userns become the range's root (a host id such as 100000, see `IdMap`),
 make the root nodev, mount /proc, a fresh /dev and /sys into it with the profile's masked
 and read-only paths, pivot_root into it, set the host name, bring lo up, restrict the
 process (bounding set, no_new_privs, seccomp), switch to the image's user, settle its
