@@ -3,6 +3,7 @@
 It runs in the second forked child of namespaces.spawn, after the parent has put it into
 its cgroup: leave the caller's session (setsid: the caller's terminal is no longer its
 controlling terminal, so TIOCSTI cannot type into it), unshare the remaining namespaces,
+with --userns become the range's root (a host id such as 100000, see `IdMap`),
 make the root nodev, mount /proc, a fresh /dev and /sys into it with the profile's masked
 and read-only paths, pivot_root into it, set the host name, bring lo up, restrict the
 process (bounding set, no_new_privs, seccomp), switch to the image's user, settle its
@@ -23,8 +24,8 @@ from .chroot import bind_root, pivot_into, private_mount_namespace
 from .errors import CommandNotFound, KernelError, SpawnError
 from .security import DEV_NODES, Profile, capabilities, lockdown
 
-__all__ = ["BARE", "DEFAULT_NAMESPACES", "DEV_NODES", "KINDS", "Mount", "Plan", "namespace_flags", "report_error",
-           "resolve_user", "run_first_process"]
+__all__ = ["BARE", "DEFAULT_NAMESPACES", "DEV_NODES", "IdMap", "KINDS", "Mount", "Plan", "namespace_flags",
+           "report_error", "resolve_user", "run_first_process"]
 
 KINDS = frozenset(_linux.NAMESPACE_FLAGS)  # mnt uts ipc net pid user cgroup
 DEFAULT_NAMESPACES = KINDS - {"user"}  # rootless mode adds "user"
@@ -35,10 +36,25 @@ BARE = Profile(capabilities=capabilities.ALL, no_new_privs=False, seccomp=False,
 
 
 @dataclass(frozen=True)
+class IdMap:
+    """A user namespace's maps for `--userns`: ids 0..size-1 inside are host ids from uid (gid) onwards."""
+
+    uid: int
+    gid: int
+    size: int = 65536
+
+    def lines(self) -> tuple[str, str]:
+        """The texts to write to uid_map and gid_map."""
+        return f"0 {self.uid} {self.size}", f"0 {self.gid} {self.size}"
+
+
+@dataclass(frozen=True)
 class Mount:
     """A mount made in the container's own mount namespace before its root is set up, gone when it ends.
 
     Give the image's overlay this way (target = the rootfs) and a crash can never leak it.
+    `idmapped` makes it a bind of `source` whose owners are shifted into the container's
+    --userns range (an image layer that stays owned by host root on disk).
     """
 
     source: str
@@ -46,6 +62,14 @@ class Mount:
     fstype: str | None = None
     flags: int = 0
     data: str | None = None
+    idmapped: bool = False
+
+    def make(self, userns_fd: int | None = None) -> None:
+        """Mount it here, now; an idmapped bind needs the fd of the user namespace whose maps it takes."""
+        if self.idmapped:
+            _linux.bind_idmapped(self.source, self.target, userns_fd)
+        else:
+            _linux.mount(self.source, self.target, self.fstype, self.flags, self.data)
 
 
 @dataclass(frozen=True)
@@ -67,6 +91,7 @@ class Plan:
     mounts: tuple[Mount, ...] = ()
     profile: Profile | None = None  # None: a bare spawn, no restriction
     seccomp_filter: bytes | None = None  # the profile's filter, built before fork (lockdown.seccomp_filter)
+    idmap: IdMap | None = None  # --userns: root inside is a host id of this range, not host root
 
 
 def namespace_flags(kinds: set[str] | frozenset[str]) -> int:
@@ -119,14 +144,18 @@ def _build_world(plan: Plan) -> None:
     _linux.unshare(namespace_flags(plan.namespaces & {"uts", "ipc", "net", "cgroup"}))
     if "mnt" in plan.namespaces:
         private_mount_namespace()
-        for mount in plan.mounts:
-            _linux.mount(mount.source, mount.target, mount.fstype, mount.flags, mount.data)
+        if plan.idmap is None:  # with --userns the waiter made them, as host root (namespaces._remap)
+            for mount in plan.mounts:
+                mount.make()
         bind_root(plan.rootfs)
+        os.chdir(plan.rootfs)  # from here on "." is the root: a --userns root may not walk the host's 0700 dirs
+        if plan.idmap is not None:
+            become_mapped_root()
         profile = plan.profile or BARE
         if profile.nodev:
-            lockdown.mount_root_nodev(plan.rootfs)
-        _mount_pseudo_filesystems(plan.rootfs, profile, sysfs="net" in plan.namespaces or "user" not in plan.namespaces)
-        pivot_into(plan.rootfs)
+            lockdown.mount_root_nodev(".")
+        _mount_pseudo_filesystems(".", profile, sysfs="net" in plan.namespaces or "user" not in plan.namespaces)
+        pivot_into(".")
     else:
         os.chroot(plan.rootfs)
         os.chdir("/")
@@ -134,6 +163,17 @@ def _build_world(plan: Plan) -> None:
         _linux.sethostname(plan.hostname)
     if "net" in plan.namespaces:
         _linux.set_link_up("lo")
+
+
+def become_mapped_root() -> None:
+    """Take uid and gid 0 of the --userns namespace (host ids of its range) with no supplementary groups.
+
+    Until then the process is host root seen from inside (an unmapped id): files it made on
+    the container's own tmpfs or devpts would have no owner there, and the kernel refuses that.
+    """
+    os.setgroups([])
+    os.setresgid(0, 0, 0)
+    os.setresuid(0, 0, 0)
 
 
 def _mount_pseudo_filesystems(rootfs: str, profile: Profile, sysfs: bool) -> None:

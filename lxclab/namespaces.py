@@ -5,6 +5,13 @@ network namespace) and forks the container's first process; that process unshare
 mount, UTS, IPC, network and cgroup namespaces, mounts /proc, a minimal /dev and /sys
 into the root, pivots into it and execs the command. The waiter passes the exit status
 back. The calling process itself never changes namespaces, mounts or cgroups.
+
+Two kinds of user namespace: rootless mode maps the caller alone to root (the only map an
+unprivileged process may write); `--userns` (root only, Docker's userns-remap) maps ids
+0..65535 to the subordinate range of user `lxclab-remap` in /etc/subuid and /etc/subgid.
+For the latter the waiter, still host root, makes the namespace in a helper child, writes
+its maps, mounts the container's root in a private mount namespace (image layers as
+idmapped binds, so that host root's files show as the range's root) and only then joins it.
 """
 
 from __future__ import annotations
@@ -17,8 +24,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import _linux, procfs
-from .chroot import DEFAULT_PATH, Completed, ExitStatus
-from .container_init import (DEFAULT_NAMESPACES, KINDS, Mount, Plan, namespace_flags, report_error,
+from . import validation
+from .chroot import DEFAULT_PATH, Completed, ExitStatus, private_mount_namespace
+from .container_init import (DEFAULT_NAMESPACES, KINDS, IdMap, Mount, Plan, namespace_flags, report_error,
                              run_first_process)
 from .errors import CommandNotFound, KernelError, SpawnError
 from .security import lockdown
@@ -28,6 +36,8 @@ if TYPE_CHECKING:
     from .security import Profile
 
 _JOIN_ORDER = ("user", "ipc", "uts", "net", "pid", "cgroup", "mnt")  # mnt last: it moves the root
+REMAP_USER = "lxclab-remap"  # whose /etc/subuid and /etc/subgid ranges --userns uses (Docker's dockremap)
+SUBUID, SUBGID = Path("/etc/subuid"), Path("/etc/subgid")
 
 
 class Process:
@@ -78,7 +88,7 @@ def spawn(rootfs: str | os.PathLike, argv: list[str], namespaces: set[str] | fro
           user: str | None = None, cgroup: Cgroup | None = None, netns: str | None = None, rootless: bool | None = None,
           stdin: int | None = None, stdout: int | None = None, stderr: int | None = None,
           status_file: str | None = None, mounts: list[Mount] | tuple[Mount, ...] = (),
-          profile: Profile | None = None) -> Process:
+          profile: Profile | None = None, userns: IdMap | None = None) -> Process:
     """Run `argv` in `rootfs` inside new namespaces and return once it has been exec'd.
 
     `namespaces` names the kinds to create (default all but user); "mnt" pivots into the
@@ -91,15 +101,18 @@ def spawn(rootfs: str | os.PathLike, argv: list[str], namespaces: set[str] | fro
     made inside the container's mount namespace first (like its overlay root) and vanish
     with it. `profile` (lxclab.security) locks the process down as runc does; without
     one the process keeps every capability of its namespaces (lesson 06's bare containers).
+    `userns` (root only, `remap_range()`) puts it in a user namespace whose root is that
+    range's first id on the host; `mounts` are then made by host root before it joins.
     """
     kinds = frozenset(DEFAULT_NAMESPACES if namespaces is None else namespaces)
     rootless = os.geteuid() != 0 if rootless is None else rootless
-    _check_namespace_request(kinds, rootless, netns, bool(mounts))
-    plan = Plan(argv=list(argv), rootfs=os.path.abspath(rootfs), namespaces=kinds | ({"user"} if rootless else set()),
+    _check_namespace_request(kinds, rootless, netns, bool(mounts), userns)
+    user_namespace = {"user"} if rootless or userns else set()
+    plan = Plan(argv=list(argv), rootfs=os.path.abspath(rootfs), namespaces=kinds | user_namespace,
                 hostname=hostname, env={"PATH": DEFAULT_PATH, **(env or {})}, cwd=cwd, user=user,
                 netns_path=netns, outer_ids=(os.geteuid(), os.getegid()), stdio=(stdin, stdout, stderr),
                 status_file=status_file, mounts=tuple(mounts), profile=profile,
-                seccomp_filter=lockdown.seccomp_filter(profile))
+                seccomp_filter=lockdown.seccomp_filter(profile), idmap=userns)
     return _start(plan, cgroup)
 
 
@@ -132,8 +145,27 @@ def enter(pid: int, argv: list[str], env: dict[str, str] | None = None, cwd: str
     return _start(plan, cgroup)
 
 
-def _check_namespace_request(kinds: frozenset[str], rootless: bool, netns: str | None, mounts: bool) -> None:
+def remap_range(user: str = REMAP_USER) -> IdMap:
+    """The --userns maps: 65536 ids from `user`'s ranges in /etc/subuid and /etc/subgid (made by ./kit setup)."""
+    starts = []
+    for path in (SUBUID, SUBGID):
+        try:
+            text = path.read_text()
+        except FileNotFoundError:
+            text = ""
+        starts.append(validation.subordinate_start(text, user, IdMap.size, str(path)))
+    return IdMap(*starts)
+
+
+def _check_namespace_request(kinds: frozenset[str], rootless: bool, netns: str | None, mounts: bool,
+                             userns: IdMap | None) -> None:
     """Refuse namespace combinations that cannot work, before anything is forked."""
+    if userns and (rootless or os.geteuid() != 0):
+        raise SpawnError("--userns maps a range of host ids, which only root may do; rootless mode already "
+                         "runs in a user namespace of the caller's own")
+    if userns and "mnt" not in kinds:
+        raise SpawnError("--userns needs a mount namespace ('mnt'): the root is mounted before the user "
+                         "namespace is joined")
     unknown = kinds - KINDS
     if unknown:
         raise SpawnError(f"unknown namespace kinds {sorted(unknown)}: choose from {sorted(KINDS)}")
@@ -251,16 +283,68 @@ def _close_fds_except(keep: set[int]) -> None:
 
 
 def _enter_waiter_namespaces(plan: Plan) -> None:
-    """Join the network namespace if asked, then create the user and PID namespaces."""
+    """Join the network namespace if asked, then create (or, with --userns, join) the user and PID namespaces."""
     if plan.netns_path:
         fd = os.open(plan.netns_path, os.O_RDONLY | os.O_CLOEXEC)
         _linux.setns(fd, _linux.CLONE_NEWNET)
         os.close(fd)
-    flags = namespace_flags(plan.namespaces & {"user", "pid"})
+    if plan.idmap is not None:
+        _remap(plan)
+    flags = namespace_flags(plan.namespaces & ({"pid"} if plan.idmap else {"user", "pid"}))
     if flags:
         _linux.unshare(flags)
-    if "user" in plan.namespaces:
+    if "user" in plan.namespaces and plan.idmap is None:
         _map_caller_to_root(*plan.outer_ids)
+
+
+def _remap(plan: Plan) -> None:
+    """--userns: make the remapped user namespace, mount the root as host root in a private mount namespace, join it.
+
+    The first process's own mount namespace (owned by the new user namespace) inherits these
+    mounts locked: root inside can neither unmount nor change them.
+    """
+    userns = _remapped_user_namespace(plan.idmap)
+    try:
+        private_mount_namespace()
+        for mount in plan.mounts:
+            mount.make(userns)
+        _linux.setns(userns, _linux.CLONE_NEWUSER)
+    finally:
+        os.close(userns)
+
+
+def _remapped_user_namespace(idmap: IdMap) -> int:
+    """A new user namespace with `idmap`'s maps, as an open fd: a helper child unshares, this process writes the maps.
+
+    Host root may write any range into another process's uid_map and gid_map (newuidmap's
+    job for other users); the fd keeps the namespace alive after the helper exits.
+    """
+    ready_r, ready_w = os.pipe()
+    done_r, done_w = os.pipe()
+    helper = os.fork()
+    if helper == 0:
+        os.close(ready_r)
+        os.close(done_w)
+        try:
+            _linux.unshare(_linux.CLONE_NEWUSER)
+            os.write(ready_w, b"u")
+            os.read(done_r, 1)
+        finally:
+            os._exit(0)
+    os.close(ready_w)
+    os.close(done_r)
+    try:
+        if os.read(ready_r, 1) != b"u":
+            raise SpawnError("the helper could not create a user namespace for --userns: see "
+                             "/proc/sys/user/max_user_namespaces")
+        uid_line, gid_line = idmap.lines()
+        Path(f"/proc/{helper}/uid_map").write_text(uid_line)
+        Path(f"/proc/{helper}/gid_map").write_text(gid_line)
+        return os.open(f"/proc/{helper}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+    finally:
+        os.close(ready_r)
+        os.close(done_w)
+        os.waitpid(helper, 0)
 
 
 def _map_caller_to_root(uid: int, gid: int) -> None:

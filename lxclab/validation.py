@@ -87,3 +87,15 @@ def argv(words: object, field: str) -> tuple[str, ...]:
     if any("\x00" in word for word in words):
         raise InvalidValue(f"{field} {list(words)!r} holds a NUL byte, which no command line can carry")
     return tuple(words)
+
+
+def subordinate_start(text: str, user: str, size: int, field: str = "/etc/subuid") -> int:
+    """The first id of `user`'s first range of `size` ids or more in /etc/subuid (or subgid) text (name:start:count)."""
+    for line in text.splitlines():
+        parts = line.strip().split(":")
+        if len(parts) == 3 and parts[0] == user and parts[1].isdigit() and parts[2].isdigit() \
+                and int(parts[2]) >= size and int(parts[1]) > 0:
+            return int(parts[1])
+    raise InvalidValue(f"{field} gives user {user!r} no range of {size} ids: run ./kit setup, or as root: "
+                       f"useradd --system {user} && usermod --add-subuids 100000-165535 "
+                       f"--add-subgids 100000-165535 {user}")

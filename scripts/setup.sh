@@ -30,6 +30,19 @@ if [[ ! -f "$registry_service_stamp" && -d /run/systemd/system ]] && command -v 
        "uses (to get it back: systemctl enable --now docker-registry)"
 fi
 
+# `lxclab run --userns` maps a container's root to a range of host ids owned by a user of its own, as Docker's
+# userns-remap does with dockremap: a system user with 65536 subordinate uids and gids, after any range in use.
+remap_user=lxclab-remap
+if ! id -u "$remap_user" >/dev/null 2>&1; then
+  useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "$remap_user"
+fi
+if ! grep -q "^$remap_user:" /etc/subuid 2>/dev/null || ! grep -q "^$remap_user:" /etc/subgid 2>/dev/null; then
+  start=$(cat /etc/subuid /etc/subgid 2>/dev/null | awk -F: 'BEGIN {end = 100000}
+    NF == 3 && $2 + $3 > end {end = $2 + $3} END {print end}')
+  usermod --add-subuids "$start-$((start + 65535))" --add-subgids "$start-$((start + 65535))" "$remap_user"
+  echo "setup: user $remap_user owns host ids $start-$((start + 65535)) for lxclab run --userns"
+fi
+
 # The Python environment: the package, editable, with its test extras.
 stamp="$venv/.lxclab-installed"
 # Debian's own Python, so that every user (the lessons' non-root run as nobody) can execute it.

@@ -3,20 +3,27 @@ v2-shaped tree and the leaf rule on this host's own (hugetlb-only) cgroup2 mount
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import subprocess
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fixture_engine import busybox, engine_home  # noqa: F401
 
 from lxclab import cgroups, namespaces
-from lxclab.cgroups import CONTROLLERS, Hierarchy, Stats, Write, delegation, limit_writes, parse_stats, stat_files
+from lxclab.cgroups import (CONTROLLERS, Hierarchy, Stats, Write, delegation, device_writes, limit_writes,
+                            parse_stats, stat_files)
 from lxclab.chroot import ExitStatus, in_child
 from lxclab.errors import CgroupError
+from lxclab.engine import gc
+from lxclab.engine import run as engine
 from lxclab.limits import Limits, MiB
+from lxclab.security import DEVICES_ALLOWED, Profile
 
 
 def unique_name() -> str:
@@ -55,6 +62,21 @@ def test_detect_lists_the_callers_cgroup_in_every_hierarchy_for_lxc():
     found = cgroups.detect(V1_MOUNTINFO, V1_CGROUP)
     assert found.everywhere == (Path("/sys/fs/cgroup/cpu,cpuacct/lab"), Path("/sys/fs/cgroup/memory"),
                                 Path("/sys/fs/cgroup/pids"), Path("/sys/fs/cgroup/unified"))
+
+
+def test_detect_v1_finds_the_devices_hierarchy_where_the_host_mounts_one():
+    with_devices = V1_MOUNTINFO + "36 31 0:33 / /sys/fs/cgroup/devices rw - cgroup cgroup rw,devices\n"
+    found = cgroups.detect(with_devices, V1_CGROUP + "5:devices:/box\n")
+    assert (found.devices, cgroups.detect(V1_MOUNTINFO, V1_CGROUP).devices) == (
+        Path("/sys/fs/cgroup/devices/box"), None)
+    assert found.parent_dirs()["devices"] == Path("/sys/fs/cgroup/devices/box")
+    assert cgroups.detect(V2_MOUNTINFO, V2_CGROUP, systemd=True).devices is None  # v2: an eBPF program, none here
+
+
+def test_device_writes_deny_everything_then_allow_the_list():
+    assert device_writes(("c 1:3 rwm", "b *:* m")) == [
+        Write("devices", "devices.deny", "a"), Write("devices", "devices.allow", "c 1:3 rwm"),
+        Write("devices", "devices.allow", "b *:* m")]
 
 
 def test_detect_without_any_cgroup_mount_says_what_to_mount():
@@ -153,9 +175,10 @@ def test_memory_limit_round_trips_through_the_vocabulary_on_both_versions():
 def test_group_is_created_where_lxclabs_groups_go_limited_and_removed():
     hierarchy = cgroups.detect()
     with cgroups.create(unique_name(), Limits(memory_bytes=64 * MiB, cpus=0.5, pids=10)) as group:
-        assert {Path(p).parent for p in group.paths} == set(hierarchy.parent_dirs().values())
+        parents = {c: d for c, d in hierarchy.parent_dirs().items() if c != cgroups.DEVICES}  # only when asked
+        assert {Path(p).parent for p in group.paths} == set(parents.values())
         if hierarchy.version == 1:  # v1: under the caller's own; v2: never there
-            assert hierarchy.parent_dirs() == hierarchy.own_dirs
+            assert parents == hierarchy.own_dirs
         else:
             _assert_v2_delegated(hierarchy, Path(group.paths[0]).parent)
         for controller, file, value in limit_writes(Limits(memory_bytes=64 * MiB, cpus=0.5), hierarchy.version):
@@ -201,6 +224,84 @@ def _create_as_nobody(name: str) -> None:
 def test_a_user_without_rights_gets_a_clear_error():
     with pytest.raises(CgroupError, match="Permission denied; run as root"):
         in_child(_create_as_nobody, unique_name())
+
+
+# --- the v1 device controller (where the host has one) ------------------------------------------
+needs_devices = pytest.mark.skipif(cgroups.detect().devices is None, reason="no v1 devices hierarchy on this host")
+
+
+@pytest.fixture
+def loop_device(tmp_path) -> Iterator[int]:
+    """A block device of the test's own (a loop device over a small file), as its device number."""
+    backing = tmp_path / "disk.img"
+    backing.write_bytes(b"\0" * (1 << 20))
+    device = subprocess.run(["losetup", "-f", "--show", str(backing)], check=True, capture_output=True,
+                            text=True).stdout.strip()
+    try:
+        yield os.stat(device).st_rdev
+    finally:
+        subprocess.run(["losetup", "-d", device], check=False)
+
+
+def _open_nodes(directory: str, group_name: str | None, disk: int) -> list[str]:
+    """In a child, as host root, in group `group_name` if given: mknod `disk` and /dev/null, open each."""
+    if group_name is not None:
+        group = cgroups.detect().parent_dirs()
+        Path(group["devices"], group_name, "cgroup.procs").write_text(f"{os.getpid()}\n")
+    answers = []
+    for name, kind, rdev, mode in (("disk", 0o060000, disk, os.O_RDONLY), ("null", 0o020000, os.makedev(1, 3),
+                                                                            os.O_WRONLY)):
+        path = os.path.join(directory, name)
+        os.mknod(path, kind | 0o600, rdev)
+        try:
+            os.close(os.open(path, mode))
+            answers.append(f"{name} opened")
+        except OSError as exc:
+            answers.append(f"{name} {errno.errorcode[exc.errno]}")
+    return answers
+
+
+@needs_devices
+def test_a_group_with_the_allow_list_lets_its_processes_open_only_the_listed_devices(tmp_path, loop_device):
+    assert not os.statvfs(tmp_path).f_flag & os.ST_NODEV  # only the cgroup stands in the way
+    with cgroups.create(unique_name(), devices=DEVICES_ALLOWED) as group:
+        listed = (group.dirs["devices"] / "devices.list").read_text().splitlines()
+        (tmp_path / "in").mkdir()
+        inside = in_child(_open_nodes, str(tmp_path / "in"), group.name, loop_device)
+    (tmp_path / "out").mkdir()
+    outside = in_child(_open_nodes, str(tmp_path / "out"), None, loop_device)
+    assert listed == list(DEVICES_ALLOWED)
+    assert inside == ["disk EPERM", "null opened"]  # mknod allowed ("b *:* m"), opening only what is listed
+    assert outside == ["disk opened", "null opened"]
+
+
+@needs_devices
+def test_in_a_container_whose_root_is_not_nodev_the_cgroup_still_refuses_the_node(busybox_rootfs, loop_device):
+    script = f"mknod /disk b {os.major(loop_device)} {os.minor(loop_device)} && head -c 512 /disk | wc -c"
+    devices_only = Profile(nodev=False)  # the default profile but nodev: the image's root and /dev allow nodes
+    with cgroups.create(unique_name(), devices=DEVICES_ALLOWED) as group:
+        inside = namespaces.run(busybox_rootfs, ["sh", "-c", script], cgroup=group, profile=devices_only, timeout=60)
+    os.unlink(Path(busybox_rootfs, "disk"))
+    without = namespaces.run(busybox_rootfs, ["sh", "-c", script], profile=devices_only, timeout=60)
+    assert inside.output == "head: /disk: Operation not permitted\n0\n"  # EPERM: the device controller's answer
+    assert without.output == "512\n"
+
+
+@needs_devices
+def test_a_containers_group_allows_exactly_dockers_devices_and_privileged_all(busybox):
+    for profile, expected in ((None, list(DEVICES_ALLOWED)), (Profile.build(privileged=True), ["a *:* rwm"])):
+        container = engine.start(busybox, ["sleep", "60"], profile=profile)
+        try:
+            devices = container.cgroup().dirs.get("devices", cgroups.detect().devices)
+            assert (devices / "devices.list").read_text().splitlines() == expected
+        finally:
+            gc.rm(container.id, force=True)
+
+
+@needs_devices
+def test_without_an_allow_list_no_devices_group_is_made():
+    with cgroups.create(unique_name()) as group:
+        assert "devices" not in group.dirs
 
 
 def test_memory_hog_is_oom_killed_at_its_limit_and_reported(busybox_rootfs):

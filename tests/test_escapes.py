@@ -4,8 +4,9 @@ tests/escape_probe.c holds the probes (each harmless when it succeeds: see its h
 Each is first run through a deliberately weak runner (`unshare --mount` + chroot, the
 naive container of lesson 05), where it must get out: that proves the probe works on this
 kernel. Then, as root in a container of each runtime with the default profile, each must
-be blocked, and the host must look as it did before. --privileged and
---security-opt seccomp=unconfined lift exactly what they say, and nothing more.
+be blocked, and the host must look as it did before; so too under `--userns`, where root
+inside is a host id of lxclab-remap's range. --privileged and --security-opt
+seccomp=unconfined lift exactly what they say, and nothing more.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from lxclab.store import Store
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="escapes are tried as root")
 
 RUNTIMES = ["namespaces", "lxc"]
+USERNS = "namespaces --userns"  # the namespaces runtime with root remapped (privileged is refused there)
 SOURCE = Path(__file__).with_name("escape_probe.c")
 # Probes that only capabilities, masks or devices stop: seccomp=unconfined must leave them blocked.
 CAPABILITY_BOUND = {"settimeofday", "clock_settime", "mount_device", "mount_proc", "remount_sys_rw", "bpf",
@@ -185,11 +187,13 @@ def escaped(report: dict[str, tuple[str, str]]) -> set[str]:
 
 
 def run_probes(ref: str, loop_disk, host_marker: Path, runtime: str, profile: Profile | None = None):
-    """The probes as root in a container of `runtime`, a pty as stdin; the report and what changed on the host."""
+    """The probes as root in a container of `runtime` (or USERNS), a pty as stdin; the report and what changed on
+    the host."""
     before = host_state(loop_disk[0])
     args = ["/probe", str(loop_disk[1]), str(loop_disk[2]), str(host_marker), str(os.getpid())]
-    result = with_terminal(lambda stdin: engine.run(ref, args, runtime=runtime, profile=profile, stdin=stdin,
-                                                    remove=True))
+    options = dict(runtime="namespaces", userns=True) if runtime == USERNS else dict(runtime=runtime)
+    result = with_terminal(lambda stdin: engine.run(ref, args, profile=profile, stdin=stdin, remove=True,
+                                                    **options))
     assert result.exit_code == 0, result.output
     after = host_state(loop_disk[0])
     return parse_report(result.output), {key: (before[key], after[key]) for key in before if before[key] != after[key]}
@@ -203,7 +207,7 @@ def test_the_weak_runner_lets_at_least_20_probes_out(baseline):
             "tiocsti", "remount_sys_rw", "mount_device", "setns_host", "host_proc_root"} <= out
 
 
-@pytest.mark.parametrize("runtime", RUNTIMES)
+@pytest.mark.parametrize("runtime", RUNTIMES + [USERNS])
 def test_every_probe_is_blocked_inside_and_nothing_changes_outside(probe_image, baseline, loop_disk, host_marker,
                                                                    runtime):
     report, unchanged = run_probes(probe_image, loop_disk, host_marker, runtime)
@@ -213,7 +217,7 @@ def test_every_probe_is_blocked_inside_and_nothing_changes_outside(probe_image, 
     assert report["tiocsti"] == ("absent", "stdin is not a terminal")  # a pipe: the caller's pty stays outside
 
 
-@pytest.mark.parametrize("runtime", RUNTIMES)
+@pytest.mark.parametrize("runtime", RUNTIMES + [USERNS])
 def test_seccomp_unconfined_lifts_only_the_filter(probe_image, baseline, loop_disk, host_marker, runtime):
     profile = Profile.build(security_opt=["seccomp=unconfined"])
     report, unchanged = run_probes(probe_image, loop_disk, host_marker, runtime, profile)

@@ -16,6 +16,10 @@ Where groups go:
   delegated units. Without systemd it takes `lxclab/` under the root cgroup. See
   `delegation`.
 
+Devices: on v1, where the host mounts a `devices` hierarchy, a group can also deny every
+device but an allow-list (the containers' is lxclab.security.DEVICES_ALLOWED); v2 has no
+devices files (its device controller is an eBPF program, which lxclab does not load).
+
 Modules: `vocabulary` (pure: Limits to (controller, file, value) writes, files to Stats,
 for both versions; the LXC runtime derives its lxc.cgroup.* / lxc.cgroup2.* keys from the
 same writes), `hierarchy` (detect the version and the caller's cgroups), `delegation` (the
@@ -27,13 +31,14 @@ from __future__ import annotations
 from ..limits import Limits
 from .delegation import delegated_parent, systemd_running
 from .group import Cgroup, kill_all, processes_in, remove_dirs
-from .hierarchy import CONTROLLERS, Hierarchy, create, detect
+from .hierarchy import CONTROLLERS, DEVICES, Hierarchy, create, detect
 from .v1 import CgroupV1
 from .v2 import CgroupV2
-from .vocabulary import CPU_PERIOD_US, UNLIMITED_V1, Stats, Write, limit_writes, parse_stats, stat_files
+from .vocabulary import (CPU_PERIOD_US, UNLIMITED_V1, Stats, Write, device_writes, limit_writes, parse_stats,
+                         stat_files)
 
 __all__ = [
-    "CONTROLLERS", "CPU_PERIOD_US", "UNLIMITED_V1", "Cgroup", "CgroupV1", "CgroupV2", "Hierarchy", "Limits",
-    "Stats", "Write", "create", "delegated_parent", "detect", "kill_all", "limit_writes", "parse_stats",
-    "processes_in", "remove_dirs", "stat_files", "systemd_running",
+    "CONTROLLERS", "CPU_PERIOD_US", "DEVICES", "UNLIMITED_V1", "Cgroup", "CgroupV1", "CgroupV2", "Hierarchy",
+    "Limits", "Stats", "Write", "create", "delegated_parent", "detect", "device_writes", "kill_all", "limit_writes",
+    "parse_stats", "processes_in", "remove_dirs", "stat_files", "systemd_running",
 ]

@@ -18,6 +18,7 @@ from .v1 import CgroupV1
 from .v2 import CgroupV2
 
 CONTROLLERS = ("memory", "cpu", "cpuacct", "pids")
+DEVICES = "devices"  # v1 only, where the host mounts it: v2 has an eBPF program instead (vocabulary.device_writes)
 
 
 @dataclass(frozen=True)
@@ -25,7 +26,8 @@ class Hierarchy:
     """The caller's cgroups: one directory per controller (v1) or one for all (v2), and how v2 delegates.
 
     `everywhere` is the caller's directory in every mounted hierarchy (LXC makes its groups
-    in each); `mount` is the v2 mount point; `systemd` whether systemd owns the v2 tree.
+    in each); `mount` is the v2 mount point; `systemd` whether systemd owns the v2 tree;
+    `devices` the caller's v1 devices cgroup, where the host has that hierarchy.
     """
 
     version: int
@@ -33,18 +35,20 @@ class Hierarchy:
     mount: Path | None = None
     systemd: bool = False
     everywhere: tuple[Path, ...] = field(default=(), compare=False)
+    devices: Path | None = field(default=None, compare=False)
 
     def parent_dirs(self) -> dict[str, Path]:
-        """Where lxclab's groups go, per controller: the caller's own (v1), the delegated subtree (v2)."""
+        """Where lxclab's groups go, per controller: the caller's own (v1, devices too), the delegated subtree (v2)."""
         if self.version == 1:
-            return dict(self.own_dirs)
+            return dict(self.own_dirs) | ({DEVICES: self.devices} if self.devices else {})
         base = delegated_parent(self.mount, self.systemd)
         return {controller: base for controller in CONTROLLERS}
 
-    def create(self, name: str, limits: Limits | None = None) -> Cgroup:
+    def create(self, name: str, limits: Limits | None = None, devices: tuple[str, ...] | None = None) -> Cgroup:
         """Create group `name` under `parent_dirs()` and apply `limits`; needs root.
 
-        The caller stays where it is; the group is empty until `add`.
+        With `devices` (rules like "c 1:3 rwm") and a v1 devices hierarchy, the group also
+        denies every device but those. The caller stays where it is; the group is empty until `add`.
         """
         if not name or "/" in name or name in (".", ".."):
             raise CgroupError(f"invalid cgroup name {name!r}: use one path component like 'lxclab-abc123'")
@@ -52,11 +56,14 @@ class Hierarchy:
         if missing:
             raise CgroupError(f"cgroup controllers {missing} are not mounted here; mount them or use a v2 host")
         parents = self.parent_dirs()
+        if devices is None:
+            parents.pop(DEVICES, None)
         created = _make_dirs(name, sorted(set(parents.values())))
-        dirs = {c: created[parents[c]] for c in CONTROLLERS}
+        dirs = {c: created[parents[c]] for c in parents}
         group = (CgroupV1 if self.version == 1 else CgroupV2)(name, dirs)
         try:
             group.set_limits(limits or Limits())
+            group.allow_devices(devices or ())
         except CgroupError:
             group.remove()
             raise
@@ -109,8 +116,9 @@ def detect(mountinfo: str | None = None, proc_cgroup: str | None = None, systemd
     everywhere = tuple(sorted({d for _, _, d in dirs if d is not None}))
     v1 = {c: d for fstype, options, d in dirs if fstype == "cgroup" and d is not None
           for c in options & set(CONTROLLERS)}
+    devices = [d for fstype, options, d in dirs if fstype == "cgroup" and DEVICES in options and d is not None]
     if "memory" in v1:
-        return Hierarchy(1, v1, everywhere=everywhere)
+        return Hierarchy(1, v1, everywhere=everywhere, devices=devices[0] if devices else None)
     unified = [(point, d) for (fstype, point, _, _), (_, _, d) in zip(mounts, dirs) if fstype == "cgroup2" and d]
     if not unified:
         raise CgroupError("no cgroup hierarchy with a memory controller is mounted: mount cgroup2 on /sys/fs/cgroup")
@@ -119,6 +127,8 @@ def detect(mountinfo: str | None = None, proc_cgroup: str | None = None, systemd
                      everywhere)
 
 
-def create(name: str, limits: Limits | None = None, hierarchy: Hierarchy | None = None) -> Cgroup:
-    """Create a limited group `name` where lxclab's groups go (detected unless given); needs root."""
-    return (hierarchy or detect()).create(name, limits)
+def create(name: str, limits: Limits | None = None, hierarchy: Hierarchy | None = None,
+           devices: tuple[str, ...] | None = None) -> Cgroup:
+    """Create a limited group `name` where lxclab's groups go (detected unless given), allowing only `devices`
+    if given (v1); needs root."""
+    return (hierarchy or detect()).create(name, limits, devices)

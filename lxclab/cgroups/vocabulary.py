@@ -121,6 +121,16 @@ def _memory_writes(size: int, version: int, swap: bool, current: int | None) -> 
     return [memsw, memory] if growing else [memory, memsw]
 
 
+def device_writes(allowed: tuple[str, ...]) -> list[Write]:
+    """The v1 device controller's writes that deny every device but the `allowed` rules ("c 1:3 rwm"...).
+
+    v1 only: cgroup v2 has no devices files; its device controller is an eBPF program
+    (BPF_PROG_TYPE_CGROUP_DEVICE) attached to the group, which lxclab does not load. There
+    the nodev mounts and the fresh /dev (lxclab.security) alone keep device nodes unusable.
+    """
+    return [Write("devices", "devices.deny", "a")] + [Write("devices", "devices.allow", rule) for rule in allowed]
+
+
 def stat_files(version: int, fields: tuple[str, ...] | None = None) -> list[tuple[str, str]]:
     """The distinct (controller, file) pairs to read for Stats `fields` (all of them by default)."""
     _check_version(version)

@@ -1,7 +1,7 @@
 """`lxclab run`, `exec`, `ps`, `logs`, `start`, `stop`, `rm`, `gc`: containers from the command line, as in Docker.
 
     lxclab run [--rm] [-d] [-i] [-t] [--pull missing|always|never] [--name N] [--memory SIZE] [--cpus N] [--pids N]
-               [--hostname H] [-e KEY=VALUE] [--net none|bridge] [--rootless] [--mode overlay|copy]
+               [--hostname H] [-e KEY=VALUE] [--net none|bridge] [--rootless] [--userns] [--mode overlay|copy]
                [--runtime namespaces|lxc] [--privileged] [--cap-add CAP] [--cap-drop CAP] [--security-opt OPT]
                REF [CMD...]
     lxclab exec [-i] [-t] ID CMD...      lxclab ps [-a]      lxclab logs ID
@@ -74,6 +74,8 @@ def _register_run(subparsers: argparse._SubParsersAction) -> None:
                          help="none: only lo (default); bridge: a veth on this home's bridge")
     command.add_argument("--rootless", action="store_true", default=None,
                          help="run in a user namespace, as non-root users do (implies --mode copy)")
+    command.add_argument("--userns", action="store_true",
+                         help="root inside is a host id of lxclab-remap's /etc/subuid range, not host root (root only)")
     command.add_argument("--mode", choices=MODES,
                          help="overlay: shared layers plus an upper dir (root, default); copy: a private copy")
     command.add_argument("--runtime", choices=RUNTIMES, default=RUNTIMES[0],
@@ -116,7 +118,8 @@ def run_run(args: argparse.Namespace) -> int:
     profile = Profile.build(args.privileged, args.cap_add, args.cap_drop, args.security_opt)
     pull_image(args.ref, args.pull)
     options = dict(name=args.name, limits=limits, hostname=args.hostname, net=args.net, rootless=args.rootless,
-                   mode=args.mode, remove=args.remove, runtime=args.runtime, env=args.env, profile=profile)
+                   mode=args.mode, remove=args.remove, runtime=args.runtime, env=args.env, profile=profile,
+                   userns=args.userns)
     if args.detach:
         print(run.start(args.ref, args.command, **options).id)
         return 0

@@ -131,7 +131,7 @@ def store_diff(store: Store, upper: Path, mtime: int = DEFAULT_MTIME) -> Committ
 
 
 def _upper_dir(container: ContainerRecord) -> Path:
-    """The container's overlay upper dir; ContainerError in copy mode, while it runs, or once it is gone."""
+    """The container's overlay upper dir; ContainerError in copy mode, with --userns, while it runs, or once gone."""
     if container.status == RUNNING or is_alive(container.state.pid):
         raise AlreadyRunning(f"container {container.name} is running: stop it first (lxclab stop {container.name}); "
                              "a running container could swap a file for a symlink to a host file while its "
@@ -140,6 +140,10 @@ def _upper_dir(container: ContainerRecord) -> Path:
         raise ContainerError(f"container {container.name} runs in {container.config.mode} mode: its root is a whole "
                              "private copy with no upper dir to tell its changes apart; commit needs overlay mode "
                              "(run it without --mode copy, as root)")
+    if container.config.userns:
+        raise ContainerError(f"container {container.name} runs with --userns: its upper dir holds host ids of its "
+                             "range (like 100000), which a layer must not carry; commit a container run without "
+                             "--userns")
     if not container.upper.is_dir():
         raise ContainerError(f"container {container.name} has no upper dir ({container.upper}): it never started; "
                              "start it first")

@@ -40,6 +40,7 @@ from pathlib import Path
 from .. import cgroups, paths
 from ..limits import Limits
 from ..chroot import ExitStatus
+from ..container_init import IdMap
 from ..errors import ContainerError, ContainerNotFound, NotRunning
 from ..procfs import identity, is_alive
 from ..footprint import Footprint
@@ -113,12 +114,14 @@ class ContainerConfig:
     created: float = 0.0
     runtime: str = NAMESPACES
     security: dict = field(default_factory=dict)  # lxclab.security.Profile.to_dict(); {} is the default profile
+    userns: IdMap | None = None  # --userns: the host ids its root and users are, fixed at create
 
     @classmethod
     def from_json(cls, text: str) -> "ContainerConfig":
-        """A config read back from its JSON (as `asdict` wrote it): the limits typed again."""
+        """A config read back from its JSON (as `asdict` wrote it): the limits and the --userns map typed again."""
         data = json.loads(text)
-        return cls(**{**data, "limits": Limits(**data.get("limits", {}))})
+        userns = IdMap(**data["userns"]) if data.get("userns") else None
+        return cls(**{**data, "limits": Limits(**data.get("limits", {})), "userns": userns})
 
     @property
     def cgroup_name(self) -> str:

@@ -10,7 +10,7 @@ import os
 import time
 from dataclasses import replace
 
-from .. import validation
+from .. import namespaces, validation
 from ..errors import ContainerError, ImageNotFound
 from ..limits import Limits
 from ..manifest import Platform
@@ -24,7 +24,7 @@ from .runtimes import runtime_for
 def create(ref: str, command: list[str] | None = None, *, name: str | None = None, limits: Limits | None = None,
            hostname: str | None = None, net: str = NET_NONE, rootless: bool | None = None, mode: str | None = None,
            remove: bool = False, runtime: str = NAMESPACES, env: list[str] | tuple[str, ...] = (),
-           profile: Profile | None = None) -> ContainerRecord:
+           profile: Profile | None = None, userns: bool = False) -> ContainerRecord:
     """Record a new container of pulled image `ref`; nothing is created on the host yet.
 
     `command` replaces the image's Cmd (its Entrypoint stays in front). Rootless mode
@@ -33,13 +33,18 @@ def create(ref: str, command: list[str] | None = None, *, name: str | None = Non
     `env` adds KEY=value entries over the image's Env (`docker run -e`). The name, host
     name and environment are checked (lxclab.validation) before anything is recorded.
     `profile` is what its root may do (default: runc's and Docker's defaults, lxclab.security).
+    `userns` (root, namespaces runtime) runs its root as host ids of lxclab-remap's range
+    (namespaces.remap_range), fixed in the record, as Docker's userns-remap does.
     """
     rootless = os.geteuid() != 0 if rootless is None else rootless
     mode = mode or (COPY if rootless else OVERLAY)
+    profile = profile or Profile()
     _check_options(net, mode, rootless, limits or Limits())
+    if userns:
+        _check_userns(rootless, profile)
     image = find_image(ref)
     _check_platform(ref, image)
-    runtime_for(runtime).check(net, rootless, image)
+    runtime_for(runtime).check(net, rootless, image, userns)
     argv = list(image.config.entrypoint) + list(command or image.config.cmd)
     if not argv:
         raise ContainerError(f"image {ref} has no Cmd or Entrypoint: give the command to run after the image name")
@@ -52,7 +57,8 @@ def create(ref: str, command: list[str] | None = None, *, name: str | None = Non
         env={**environment, "HOSTNAME": hostname}, cwd=validation.working_dir(image.config.working_dir),
         user=validation.user(image.config.user) or None,
         hostname=hostname, limits=limits or Limits(), net=net, mode=mode, rootless=rootless,
-        remove=remove, created=time.time(), runtime=runtime, security=(profile or Profile()).to_dict())
+        remove=remove, created=time.time(), runtime=runtime, security=profile.to_dict(),
+        userns=namespaces.remap_range() if userns else None)
     with creation_lock():  # two runs given one --name: the second sees the first's record and is refused
         return ContainerRecord.create(replace(config, name=_check_name(name)) if name else config)
 
@@ -88,6 +94,16 @@ def _check_options(net: str, mode: str, rootless: bool, limits: Limits) -> None:
                              "--cpus and --pids, or run as root")
     if rootless and net == NET_BRIDGE:
         raise ContainerError("a bridge network needs root (veth pairs and a bridge); use --net none")
+
+
+def _check_userns(rootless: bool, profile: Profile) -> None:
+    """Refuse --userns where it cannot work: rootless mode, --privileged."""
+    if rootless:
+        raise ContainerError("--userns maps root to a range of host ids, which needs root; rootless mode already "
+                             "runs in a user namespace of your own: drop --userns or --rootless")
+    if profile.privileged:
+        raise ContainerError("--privileged hands the container the host's powers, which --userns takes away: "
+                             "drop one of them")
 
 
 def _check_name(name: str) -> str:

@@ -20,6 +20,7 @@ from .. import cgroups, namespaces, network
 from ..chroot import ExitStatus
 from ..errors import ContainerError, NetworkError
 from ..procfs import identity
+from ..security import DEVICES_ALLOWED
 from ..store import StoredImage
 from . import lxcrun
 from .containers import LXC, NAMESPACES, NET_NONE, ContainerRecord, ContainerConfig, bridge_name
@@ -41,7 +42,7 @@ class Runtime(Protocol):
 
     name: str
 
-    def check(self, net: str, rootless: bool, image: StoredImage) -> None:
+    def check(self, net: str, rootless: bool, image: StoredImage, userns: bool) -> None:
         """Refuse what this runtime cannot do, before anything is recorded."""
 
     def launch(self, container: ContainerRecord, image: StoredImage, stdio: Stdio) -> Started:
@@ -59,7 +60,7 @@ class NamespacesRuntime:
 
     name = NAMESPACES
 
-    def check(self, net: str, rootless: bool, image: StoredImage) -> None:
+    def check(self, net: str, rootless: bool, image: StoredImage, userns: bool) -> None:
         """Everything create already checks is possible here."""
 
     def launch(self, container: ContainerRecord, image: StoredImage, stdio: Stdio) -> namespaces.Process:
@@ -71,7 +72,8 @@ class NamespacesRuntime:
         process = namespaces.spawn(
             container.rootfs, config.argv, namespaces=_namespace_kinds(config), hostname=config.hostname,
             env=config.env, cwd=config.cwd, user=config.user, cgroup=group, netns=netns, rootless=config.rootless,
-            stdin=stdio[0], stdout=stdio[1], stderr=stdio[2], mounts=mounts, profile=config.profile)
+            stdin=stdio[0], stdout=stdio[1], stderr=stdio[2], mounts=mounts, profile=config.profile,
+            userns=config.userns)
         container.state.pid = identity(process.pid)
         container.record(pids=[container.state.pid, identity(process.waiter_pid)])
         return process
@@ -94,8 +96,11 @@ class LxcRuntime:
 
     name = LXC
 
-    def check(self, net: str, rootless: bool, image: StoredImage) -> None:
-        """Root, only lo, and no image User: what lxclab's LXC containers support."""
+    def check(self, net: str, rootless: bool, image: StoredImage, userns: bool) -> None:
+        """Root, only lo, no image User and no --userns: what lxclab's LXC containers support."""
+        if userns:
+            raise ContainerError("--userns is for the namespaces runtime: lxclab's LXC containers are privileged "
+                                 "(no lxc.idmap); drop --runtime lxc")
         if rootless:
             raise ContainerError("the LXC runtime needs root here (lxclab defines privileged LXC containers); "
                                  "drop --runtime lxc to run rootless")
@@ -141,13 +146,15 @@ def _namespace_kinds(config: ContainerConfig) -> set[str]:
 
 
 def _cgroup(container: ContainerRecord) -> cgroups.Cgroup | None:
-    """Create the container's cgroup with its limits (None when rootless), recorded before it exists."""
+    """Create the container's cgroup with its limits and, unless its profile lets devices through, Docker's device
+    allow-list where the host has a v1 devices controller (None when rootless); recorded before it exists."""
     if container.config.rootless:
         return None
     hierarchy = cgroups.detect()
     name = container.config.cgroup_name
     container.record(cgroups=sorted({str(parent / name) for parent in hierarchy.parent_dirs().values()}))
-    group = hierarchy.create(name, container.config.limits)
+    devices = DEVICES_ALLOWED if container.config.profile.nodev else None
+    group = hierarchy.create(name, container.config.limits, devices)
     container.state.cgroup = {"version": group.version, "dirs": {c: str(p) for c, p in group.dirs.items()}}
     return group
 

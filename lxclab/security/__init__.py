@@ -8,6 +8,8 @@ runc, crun and Docker contain a root process with five defences, and so does lxc
   READONLY_PATHS and the whole of /sys read-only;
 - devices: a fresh /dev holding only DEV_NODES (and pts, shm, the fd links), the root
   and every writable mount `nodev`, so a device node from an image or mknod opens nothing;
+  where the host has a device controller (cgroup v1), the container's group allows only
+  DEVICES_ALLOWED, Docker's list;
 - no_new_privs: no setuid binary or file capability can give back what was dropped;
 - seccomp: the calls of `seccomp.RULES` refused with EPERM.
 
@@ -33,6 +35,11 @@ READONLY_PATHS = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysr
 DEV_NODES = ("null", "zero", "full", "random", "urandom", "tty")
 DEV_LINKS = {"fd": "/proc/self/fd", "stdin": "/proc/self/fd/0", "stdout": "/proc/self/fd/1",
              "stderr": "/proc/self/fd/2", "ptmx": "pts/ptmx"}
+# The device controller's allow-list, Docker's and LXC's (common.conf's, less fuse): mknod of
+# any node (opening it is another matter); null, zero, full, random, urandom; tty, console,
+# ptmx; and pty slaves (devpts, major 136).
+DEVICES_ALLOWED = ("c *:* m", "b *:* m", "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm", "c 1:9 rwm",
+                   "c 5:0 rwm", "c 5:1 rwm", "c 5:2 rwm", "c 136:* rwm")
 UNCONFINED = "unconfined"
 
 

@@ -13,12 +13,7 @@ calls, as Docker does; lxclab's own filter refuses every call of another archite
 from __future__ import annotations
 
 
-from . import Profile, capabilities, seccomp
-
-# The device controller's allow-list: mknod of any node (opening it is another matter), the
-# nodes of a container's /dev, and pty slaves.
-DEVICES_ALLOWED = ("c *:* m", "b *:* m", "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm", "c 1:9 rwm",
-                   "c 5:0 rwm", "c 5:1 rwm", "c 5:2 rwm", "c 136:* rwm")
+from . import DEVICES_ALLOWED, Profile, capabilities, seccomp
 
 # The masked paths that are directories (an empty tmpfs covers them; /dev/null covers the files),
 # named here rather than looked up, so that a container's config is the same on every host.
