@@ -69,3 +69,8 @@ def test_an_empty_or_garbled_header_gives_no_challenge(header):
 def test_the_error_code_of_an_expired_token_is_read():
     header = 'Bearer realm="r",service="s",error="invalid_token"'
     assert parse_challenge(header).error == "invalid_token"
+
+
+def test_a_messages_scopes_have_their_actions_sorted_whatever_order_the_registry_sent():
+    header = 'Bearer realm="r",error="insufficient_scope",scope="repository:lab/notes:push,pull repository:127.0.0.1:5000/x:pull"'
+    assert parse_challenge([header]).sorted_scopes == "repository:lab/notes:pull,push repository:127.0.0.1:5000/x:pull"

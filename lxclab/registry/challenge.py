@@ -44,6 +44,11 @@ class Challenge:
         return tuple(self.params.get("scope", "").split())
 
     @property
+    def sorted_scopes(self) -> str:
+        """The scopes with each one's actions sorted (`pull,push`), as a message shows them: registries vary the order."""
+        return " ".join(sorted_actions(scope) for scope in self.scopes)
+
+    @property
     def error(self) -> str | None:
         """The RFC 6750 error code, such as `invalid_token` (expired) or `insufficient_scope`."""
         return self.params.get("error")
@@ -95,3 +100,9 @@ def _parse_value(header: str, pos: int) -> tuple[str, int]:
 
 def _skip(pattern: re.Pattern[str], text: str, pos: int) -> int:
     return pattern.match(text, pos).end()
+
+
+def sorted_actions(scope: str) -> str:
+    """A scope `type:name:actions` with its actions in sorted order (the registry sends them in any order)."""
+    resource, _, actions = scope.rpartition(":")
+    return f"{resource}:{','.join(sorted(actions.split(',')))}" if resource else scope

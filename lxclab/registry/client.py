@@ -306,7 +306,7 @@ def _missing_scope(response: httpx.Response) -> str:
     challenge = parse_challenge(response.headers.get_list("www-authenticate"))
     if not challenge or not challenge.params.get("error"):
         return ""
-    scope = challenge.params.get("scope")
+    scope = challenge.sorted_scopes
     return f"; {challenge.params['error']}" + (f" for {scope}" if scope else "")
 
 
