@@ -356,3 +356,14 @@ def test_on_a_v2_tree_without_its_controllers_the_cgroups_line_says_to_delegate_
     assert json.loads(done.stdout) == {
         "name": "cgroups", "ok": False, "detail": "v2: no controllers at /sys/fs/cgroup; missing cpu, memory, pids",
         "fix": "delegate cpu, memory, pids to lxclab's cgroup (systemd: Delegate=yes)"}
+
+
+def test_the_userns_remap_range_is_checked_with_its_fix(tmp_path, monkeypatch):
+    from lxclab import namespaces
+
+    assert checks.check_userns_remap().ok  # ./kit setup made lxclab-remap and its range
+    empty = tmp_path / "subuid"
+    empty.write_text("someone:100000:65536\n")
+    monkeypatch.setattr(namespaces, "SUBUID", empty)
+    missing = checks.check_userns_remap()
+    assert not missing.ok and "lxclab-remap" in missing.detail and missing.fix == "./kit setup (as root)"

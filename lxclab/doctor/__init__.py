@@ -117,7 +117,8 @@ def run_checks() -> list[Check]:
     return [
         checks.check_root(), checks.check_kernel(), checks.check_cgroups(), *checks.check_user_namespaces(),
         checks.check_overlayfs(), checks.check_lxc(packages), checks.check_python_lxc(), checks.check_apparmor(),
-        python, *classroom_checks(packages, python), checks.check_disk(), checks.check_iproute2(), checks.check_kvm(),
+        python, *classroom_checks(packages, python), checks.check_disk(), checks.check_iproute2(),
+        checks.check_userns_remap(), checks.check_kvm(),
         checks.check_packages(packages, PACKAGES),
     ]
 

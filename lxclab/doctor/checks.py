@@ -12,8 +12,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import cgroups, lessons, paths
-from ..errors import CgroupError, LxcUnavailable
+from .. import cgroups, lessons, namespaces, paths
+from ..errors import CgroupError, LxcUnavailable, LxclabError
 from ..limits import Limits
 from ..lxc._binding import pylxc
 from . import probes
@@ -216,6 +216,15 @@ def check_iproute2() -> Check:
     if shutil.which("ip") or Path("/usr/sbin/ip").exists():
         return Check("iproute2", True, "ip is installed")
     return Check("iproute2", False, "no ip command", "apt-get install iproute2")
+
+
+def check_userns_remap() -> Check:
+    """The subordinate ids of user lxclab-remap, which `lxclab run --userns` maps a container's root to."""
+    try:
+        ids = namespaces.remap_range()
+    except LxclabError as exc:
+        return Check("userns remap", False, probes.first_clause(exc), "./kit setup (as root)")
+    return Check("userns remap", True, f"lxclab run --userns maps root to host uid {ids.uid}-{ids.uid + ids.size - 1}")
 
 
 def check_kvm() -> Check:
