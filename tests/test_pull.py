@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import ssl
 import threading
 import time
@@ -158,3 +159,11 @@ def test_layers_download_concurrently(pushed_image, store, monkeypatch):
     monkeypatch.setattr(registry_client.RegistryClient, "_download", counting)
     image = pull(pushed_image.ref, store=store)
     assert len(image.manifest.layers) > 1 and most[0] > 1
+
+
+def test_a_blob_larger_than_any_answer_limit_exists_and_is_not_pushed_again(classroom):
+    blob, repository = os.urandom(5 * 1024 * 1024), unique_repository()  # above the 4 MiB limit on API answers
+    with RegistryClient(classroom.registry_host, classroom.teacher) as client:
+        assert client.push_blob(repository, m.sha256_digest(blob), blob) is True
+        assert client.blob_exists(repository, m.sha256_digest(blob))  # a HEAD whose Content-Length is 5 MiB
+        assert client.push_blob(repository, m.sha256_digest(blob), blob) is False
