@@ -24,7 +24,7 @@ from lxclab.engine.pull import pull
 from lxclab.store import Store
 
 from .harness import (BenchmarkError, Contender, add_arguments, lxclab_command, print_report, run_command,
-                      run_interleaved, workspace)
+                      run_interleaved, workspace, write_bytecode)
 from .served_image import ServedImage, served_bench_image
 
 SKOPEO = "skopeo copy docker:// -> oci:"
@@ -74,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.bench_pull", description=__doc__.splitlines()[0])
     add_arguments(parser)
     args = parser.parse_args(argv)
+    write_bytecode()
     with workspace("lxclab-bench-pull-") as workdir, served_bench_image(workdir, args.size_mb) as image:
         results = run_interleaved(contenders(image), args.runs, workdir / "runs", args.warmup)
         facts = [f"registry: docker-registry + lxclab token server on {image.ref.split('/')[0]} (anonymous pull)",

@@ -11,7 +11,8 @@ bundle of the same image for this machine with `umoci unpack`. Then times, inter
 - `unshare -fmuipn --mount-proc chroot ROOTFS true`: namespaces and a chroot, nothing else;
 - `lxclab run --rm REF true` (CLI, Python start-up included): overlay upper dir over the
   cached layers, namespaces, a cgroup, pivot_root, records, log, removal;
-- `lxclab.engine.run.run(REF, ["true"], remove=True)`, the same as a library call.
+- `lxclab.engine.run.run(REF, ["true"], remove=True)`, the same as a library call;
+- `lxclab --version` and `lxclab --help`: Python's start-up and the CLI's own imports, no container.
 
 crun 1.8 refuses this host's hybrid cgroup layout ("drop all controllers from cgroupv2":
 the v2 mount holds hugetlb), so it runs in a mount namespace without the v2 mount, kept by
@@ -38,7 +39,7 @@ from lxclab.engine.pull import pull
 from lxclab.security import Profile
 
 from .harness import (BenchmarkError, Contender, add_arguments, lxclab_command, print_report, rounds_and_machine,
-                      run_command, run_interleaved, workspace)
+                      run_command, run_interleaved, workspace, write_bytecode)
 from .served_image import served_seed
 
 CRUN = "crun run (OCI bundle)"
@@ -46,6 +47,8 @@ UNSHARE = "unshare -fmuipn --mount-proc chroot"
 CLI = "lxclab run --rm (CLI)"
 LIBRARY = "lxclab.engine.run.run (library)"
 UNCONFINED = "lxclab.engine.run.run, --privileged (no profile)"
+VERSION = "lxclab --version (CLI)"
+HELP = "lxclab --help (CLI)"
 ARCHITECTURES = {"x86_64": "amd64", "aarch64": "arm64"}
 
 
@@ -61,7 +64,7 @@ class Setup:
 
 
 def contenders(setup: Setup) -> list[Contender]:
-    """The five ways to run `true` in a container of the same image (lxclab's with its profile on and off)."""
+    """Seven rows: `true` in a container of the same image five ways (lxclab's profile on and off), the CLI's start-up two."""
     lxclab_env = {**os.environ, "LXCLAB_HOME": str(setup.home)}
     return [
         Contender(CRUN, lambda scratch: run_command(
@@ -72,6 +75,8 @@ def contenders(setup: Setup) -> list[Contender]:
         Contender(CLI, lambda scratch: run_command([*lxclab_command(), "run", "--rm", setup.ref, "true"], lxclab_env)),
         Contender(LIBRARY, lambda scratch: _library_run(setup.ref)),
         Contender(UNCONFINED, lambda scratch: _library_run(setup.ref, Profile.build(privileged=True))),
+        Contender(VERSION, lambda scratch: run_command([*lxclab_command(), "--version"], lxclab_env)),
+        Contender(HELP, lambda scratch: run_command([*lxclab_command(), "--help"], lxclab_env)),
     ]
 
 
@@ -128,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.bench_run", description=__doc__.splitlines()[0])
     add_arguments(parser, runs=20, size_mb=None, warmup=2)
     args = parser.parse_args(argv)
+    write_bytecode()
     with workspace("lxclab-bench-run-") as workdir, prepared(workdir) as setup:
         results = run_interleaved(contenders(setup), args.runs, workdir / "runs", args.warmup)
         facts = [f"image: {setup.ref} (3 layers, busybox-static), layer cache warm, overlay mode",

@@ -31,7 +31,7 @@ from lxclab.unionfs import COPY, image_layers, mount_overlay, unmount, unpack_im
 from lxclab.unionfs.cache import ensure_layer
 
 from .harness import (BenchmarkError, Contender, add_arguments, lxclab_command, print_report, run_command,
-                      run_interleaved, workspace)
+                      run_interleaved, workspace, write_bytecode)
 from .served_image import ServedImage, served_bench_image
 
 UMOCI = "umoci unpack"
@@ -154,6 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.bench_unpack", description=__doc__.splitlines()[0])
     add_arguments(parser)
     args = parser.parse_args(argv)
+    write_bytecode()
     if os.geteuid() != 0:
         raise SystemExit("bench_unpack needs root: overlay mode mounts, and umoci and tar keep owners only as root")
     with workspace("lxclab-bench-unpack-") as workdir, served_bench_image(workdir, args.size_mb) as served:

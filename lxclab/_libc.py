@@ -10,13 +10,13 @@ errno kept as `.errno`.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import errno as errnos
 import os
 
 from .errors import KernelError
 
-libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)  # the one handle on libc
+# the one handle on libc: the C library this Python already runs on (find_library would run `ldconfig -p` at every start)
+libc = ctypes.CDLL(None, use_errno=True)
 
 # mount(2) flags
 MS_RDONLY = 0x1

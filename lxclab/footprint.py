@@ -93,6 +93,8 @@ def _stop_lxc(records: list[dict[str, str]]) -> None:
 
 def _destroy_lxc(records: list[dict[str, str]]) -> None:
     """Destroy each recorded LXC container that is still defined, and remove its leftover cgroups."""
+    if not records:
+        return
     from .lxc.hierarchies import remove_leftovers
 
     for container in _lxc_containers(records):

@@ -9,9 +9,10 @@ download starts where its partial file ended), and `finish`. The notebook bar li
 from __future__ import annotations
 
 import sys
-from typing import Protocol, TextIO
+from typing import TYPE_CHECKING, Protocol, TextIO
 
-from tqdm import tqdm
+if TYPE_CHECKING:  # tqdm loads with the first bar, so that importing this module costs nothing
+    from tqdm import tqdm
 
 
 class Progress(Protocol):
@@ -36,6 +37,8 @@ class TerminalProgress:
 
     def start(self, key: str, description: str, total: int | None) -> None:
         """Open a bar for this transfer."""
+        from tqdm import tqdm
+
         self._bars[key] = tqdm(
             total=total, desc=description, unit="B", unit_scale=True, unit_divisor=1024, file=self.file, leave=True
         )

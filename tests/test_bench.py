@@ -71,7 +71,7 @@ def test_run_bench_prints_crun_unshare_the_cli_and_the_library_and_leaves_no_con
 
     table = run_bench("bench_run", tmp_path)
     assert table.startswith("start-to-exit latency of `true` in a container\n")
-    assert_rows(table, [b.CRUN, b.UNSHARE, b.CLI, b.LIBRARY, b.UNCONFINED], b.CRUN)
+    assert_rows(table, [b.CRUN, b.UNSHARE, b.CLI, b.LIBRARY, b.UNCONFINED, b.VERSION, b.HELP], b.CRUN)
     assert_nothing_left(tmp_path)
 
 

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import ssl
+import threading
+import time
 
 import pytest
 from fixture_images import push_image, random_image, random_index, unique_repository
@@ -13,6 +17,7 @@ from lxclab.engine import pull
 from lxclab.errors import NotFound, PlatformNotFound
 from lxclab.progress import RecordingProgress
 from lxclab.registry import RegistryClient
+from lxclab.registry.client import TrustOnDemand
 from lxclab.store import Store
 
 
@@ -120,3 +125,45 @@ def test_a_token_is_cached_per_scope(classroom):
         assert client.auth.token_requests == 2
         client.get_manifest(repositories[0], "1")
         assert client.auth.token_requests == 2
+
+
+def test_plain_http_loads_no_ca_and_https_goes_to_a_pool_that_verifies():
+    transport = TrustOnDemand(None)
+    plain = transport._pool("http")._pool._ssl_context  # the context of httpcore's pool
+    assert (plain.verify_mode, plain.check_hostname, plain.cert_store_stats()["x509_ca"]) == (ssl.CERT_REQUIRED, True, 0)
+    assert transport._tls is None  # no CA bundle loaded for a plain-HTTP pull
+    verified = transport._pool("https")._pool._ssl_context
+    assert verified.verify_mode == ssl.CERT_REQUIRED and verified.cert_store_stats()["x509_ca"] > 0
+    assert transport._pool("https") is transport._pool("https")
+    transport.close()
+
+
+def test_layers_download_concurrently(pushed_image, store, monkeypatch):
+    from lxclab.registry import client as registry_client
+
+    active, most = [0], [0]
+    lock = threading.Lock()
+    download = registry_client.RegistryClient._download
+
+    def counting(self, *args):
+        with lock:
+            active[0] += 1
+            most[0] = max(most[0], active[0])
+        try:
+            time.sleep(0.2)  # long enough for the other layers' threads to start
+            return download(self, *args)
+        finally:
+            with lock:
+                active[0] -= 1
+
+    monkeypatch.setattr(registry_client.RegistryClient, "_download", counting)
+    image = pull(pushed_image.ref, store=store)
+    assert len(image.manifest.layers) > 1 and most[0] > 1
+
+
+def test_a_blob_larger_than_any_answer_limit_exists_and_is_not_pushed_again(classroom):
+    blob, repository = os.urandom(5 * 1024 * 1024), unique_repository()  # above the 4 MiB limit on API answers
+    with RegistryClient(classroom.registry_host, classroom.teacher) as client:
+        assert client.push_blob(repository, m.sha256_digest(blob), blob) is True
+        assert client.blob_exists(repository, m.sha256_digest(blob))  # a HEAD whose Content-Length is 5 MiB
+        assert client.push_blob(repository, m.sha256_digest(blob), blob) is False

@@ -1,34 +1,57 @@
 """The `lxclab` command: a small docker-like CLI over the library.
 
 Each module in this package adds its subcommands through `register(subparsers)`; a
-subcommand's function takes the parsed arguments and returns an exit status.
+subcommand's function takes the parsed arguments and returns an exit status. A command
+imports only its own module (COMMANDS says which), and that module imports the library
+when the command runs, so that `lxclab run` of a stored image loads no HTTP client and
+`lxclab --version` loads nothing at all.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import importlib
-import pkgutil
+import os
 import sys
 
+from .. import __version__
 from ..errors import LxclabError
 
+COMMANDS = {  # each subcommand → the module of this package that registers it (tests/test_cli_imports.py checks it)
+    "commit": "commit", "doctor": "doctor",
+    "images": "images", "inspect": "images", "login": "images", "logout": "images", "pull": "images",
+    "push": "images", "tag": "images",
+    "registry": "registry",
+    "exec": "run", "gc": "run", "logs": "run", "ps": "run", "rm": "run", "run": "run", "start": "run",
+    "stop": "run",
+    "seed": "seed",
+    "unmount": "unpack", "unpack": "unpack",
+}
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser with every subcommand of every module in this package."""
+
+def build_parser(modules: list[str] | None = None) -> argparse.ArgumentParser:
+    """The argument parser with the subcommands of `modules` of this package (default: every one)."""
     parser = argparse.ArgumentParser(prog="lxclab", description="Docker from scratch, in Python.")
+    parser.add_argument("--version", action="version", version=f"lxclab {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
-    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
-        module = importlib.import_module(f"{__name__}.{info.name}")
-        module.register(subparsers)
+    for name in sorted(set(COMMANDS.values()) if modules is None else modules):
+        importlib.import_module(f"{__name__}.{name}").register(subparsers)
     return parser
+
+
+def modules_for(argv: list[str]) -> list[str] | None:
+    """The modules a command line needs: its command's, none for a bare --version, or None (every one, for --help)."""
+    words = [word for word in argv if not word.startswith("-")]
+    if words:
+        return [COMMANDS[words[0]]] if words[0] in COMMANDS else None
+    return None if {"-h", "--help"} & set(argv) or not argv else []
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run one lxclab command; errors print one clear line and give a non-zero status."""
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(modules_for(argv)).parse_args(argv)
     try:
         return args.func(args) or 0
     except LxclabError as exc:

@@ -10,10 +10,10 @@ import sys
 from typing import TYPE_CHECKING
 
 from ..errors import AuthenticationError, ManifestError
-from ..manifest import Platform
 from ..paths import credentials_file
 
 if TYPE_CHECKING:
+    from ..manifest import Platform
     from ..store import StoredImage
 
 # Each command imports the library it needs when it runs, so that `lxclab --help` starts fast.
@@ -68,6 +68,8 @@ def _register_store_commands(subparsers: argparse._SubParsersAction) -> None:
 
 def platform_argument(text: str) -> Platform:
     """Parse `--platform os/arch[/variant]` for argparse."""
+    from ..manifest import Platform
+
     try:
         return Platform.parse(text)
     except ManifestError as exc:

@@ -19,7 +19,6 @@ import sys
 import time
 
 from ..errors import CommandNotFound, ImageNotFound
-from ..limits import Limits
 
 COMMAND_NOT_FOUND = 127  # what a shell (and Docker) exits with when the command does not exist
 MODES = ("overlay", "copy")  # lxclab.unionfs.OVERLAY, COPY
@@ -112,6 +111,7 @@ def _streams(args: argparse.Namespace, log_path=None):
 def run_run(args: argparse.Namespace) -> int:
     """Run a container in the foreground (exit with its status) or detached (print its ID)."""
     from ..engine import run
+    from ..limits import Limits
     from ..security import Profile
 
     limits = Limits.parse(memory=args.memory, cpus=args.cpus, pids=args.pids)
@@ -138,8 +138,6 @@ def run_run(args: argparse.Namespace) -> int:
 
 def pull_image(ref: str, policy: str) -> None:
     """Pull `ref` with progress bars on stderr as `docker run` does: always, never, or when the store lacks it."""
-    from ..engine import pull
-    from ..progress import TerminalProgress
     from ..store import Store
 
     if policy == "never":
@@ -150,6 +148,9 @@ def pull_image(ref: str, policy: str) -> None:
             return
         except ImageNotFound:
             print(f"lxclab: image {ref} is not in the store: pulling it", file=sys.stderr, flush=True)
+    from ..engine import pull
+    from ..progress import TerminalProgress
+
     image = pull(ref, progress=TerminalProgress())
     print(f"lxclab: pulled {ref} ({image.digest})", file=sys.stderr, flush=True)
 

@@ -8,14 +8,16 @@ nothing and leaves no half-written blob.
 from __future__ import annotations
 
 import json
-from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 from ..errors import ManifestError, PlatformNotFound, UnsupportedMediaType
 from ..manifest import CONFIG_TYPES, LAYER_TYPES, ImageConfig, Index, Manifest, Platform
-from ..progress import Progress
 from ..reference import Reference, parse
-from ..registry import RegistryClient, credentials as saved_credentials
 from ..store import Store, StoredImage
+
+if TYPE_CHECKING:  # the registry stack (httpx) and tqdm load only when a pull runs: `lxclab run` of a stored image needs neither
+    from ..progress import Progress
+    from ..registry import RegistryClient
 
 PARALLEL_DOWNLOADS = 3  # layers fetched at once, as Docker does
 
@@ -29,6 +31,8 @@ def pull(
     progress: Progress | None = None,
 ) -> StoredImage:
     """Pull an image into the store for `platform` (default: this machine) and record it under `ref`."""
+    from ..registry import RegistryClient, credentials as saved_credentials
+
     reference = parse(ref) if isinstance(ref, str) else ref
     store = store or Store()
     credentials = credentials or saved_credentials.lookup(reference.registry)
@@ -78,6 +82,8 @@ def fetch_layers(
     unknown = [layer.media_type for layer in manifest.layers if layer.media_type not in LAYER_TYPES]
     if unknown:
         raise UnsupportedMediaType(f"manifest {manifest.digest} has layers of unknown media type {unknown[0]!r}")
+    from concurrent.futures import ThreadPoolExecutor
+
     with ThreadPoolExecutor(PARALLEL_DOWNLOADS) as pool:
         list(pool.map(lambda layer: client.fetch_blob(repository, layer, store, progress), manifest.layers))
 

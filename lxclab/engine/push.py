@@ -8,12 +8,14 @@ that another repository on the same registry has is mounted instead of uploaded.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from ..manifest import Index, parse_manifest
 from ..reference import Reference, parse
-from ..registry import RegistryClient, credentials as saved_credentials
 from ..store import Store
+
+if TYPE_CHECKING:  # the registry stack (httpx) loads only when a push runs
+    from ..registry import RegistryClient
 
 BlobSource = Callable[[str], "Path | bytes"]
 
@@ -29,6 +31,8 @@ def push(
 
     Blobs are mounted from the repository the image was pulled from when it is on the same registry.
     """
+    from ..registry import RegistryClient, credentials as saved_credentials
+
     target = parse(ref) if isinstance(ref, str) else ref
     origin = parse(source) if isinstance(source, str) else source
     store = store or Store()

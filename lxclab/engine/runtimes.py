@@ -14,7 +14,7 @@ picks one by the name a container's record holds, so no caller branches on that 
 from __future__ import annotations
 
 import os
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from .. import cgroups, namespaces, network
 from ..chroot import ExitStatus
@@ -22,9 +22,11 @@ from ..errors import ContainerError, NetworkError
 from ..procfs import identity
 from ..security import DEVICES_ALLOWED
 from ..store import StoredImage
-from . import lxcrun
 from .containers import LXC, NAMESPACES, NET_NONE, ContainerRecord, ContainerConfig, bridge_name
 from .rootfs import root_filesystem
+
+if TYPE_CHECKING:  # liblxc's side loads only when a container uses it
+    from . import lxcrun
 
 Stdio = tuple[int | None, int | None, int | None]
 
@@ -113,14 +115,20 @@ class LxcRuntime:
 
     def launch(self, container: ContainerRecord, image: StoredImage, stdio: Stdio) -> lxcrun.Init:
         """Define (once) and start the LXC container in the foreground."""
+        from . import lxcrun
+
         return lxcrun.launch(container, image, stdio)
 
     def after_exit(self, container: ContainerRecord) -> list[str]:
         """Remove LXC's idle cgroups; its root's mount on the host is the engine's to release."""
+        from . import lxcrun
+
         return lxcrun.after_exit(container)
 
     def exec(self, container: ContainerRecord, command: list[str], stdio: Stdio) -> ExitStatus:
         """LXC's attach, with the container's environment and working directory."""
+        from . import lxcrun
+
         return lxcrun.exec_lxc(container, command, stdio)
 
 

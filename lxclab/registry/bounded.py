@@ -32,7 +32,9 @@ def limit_extension(limit: int | None) -> dict[str, int | None]:
 
 
 def limit_of(request: httpx.Request, status: int) -> int | None:
-    """The most bytes an answer to `request` with `status` may carry (None: the caller bounds it)."""
+    """The most bytes an answer to `request` with `status` may carry (None: the caller bounds it, or no body comes)."""
+    if request.method == "HEAD":  # no body; its Content-Length is the size of what a GET would send
+        return None
     if status >= 400:
         return ERROR_LIMIT
     return request.extensions.get(LIMIT_KEY, API_LIMIT)

@@ -9,6 +9,7 @@ honouring Retry-After, 5xx, resets) a bounded number of times. Authentication is
 from __future__ import annotations
 
 import ssl
+import threading
 import time
 from pathlib import Path
 from typing import Callable, Iterator, TypeVar
@@ -69,7 +70,7 @@ class RegistryClient:
         self._http = httpx.Client(
             base_url=base_url,
             auth=self.auth,
-            transport=BoundedTransport(transport or httpx.HTTPTransport(verify=_trust(ca_file))),
+            transport=BoundedTransport(transport or TrustOnDemand(ca_file)),
             follow_redirects=True,
             timeout=httpx.Timeout(60.0, connect=10.0),
             headers={"User-Agent": f"lxclab/{__version__}", "Accept-Encoding": "identity"},
@@ -261,6 +262,39 @@ class RegistryClient:
             if number + 1 < TRIES:
                 time.sleep(delay if delay is not None else BACKOFF * 2**number)
         raise RegistryError(f"{what}: gave up after {TRIES} tries; last failure: {_describe(failure)}")
+
+
+class TrustOnDemand(httpx.BaseTransport):
+    """Plain HTTP through a pool that never loads a CA; HTTPS through one made with the CAs on its first request.
+
+    Loading the CA bundle costs about 30 ms, every `lxclab pull` of a loopback registry
+    paid it for TLS it never spoke. The plain pool's context trusts nothing, so TLS through
+    it could only fail; every https:// URL (a redirect included) goes to the verified pool.
+    """
+
+    def __init__(self, ca_file: Path | None):
+        self._ca_file = ca_file
+        self._plain = httpx.HTTPTransport(verify=ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT))
+        self._tls: httpx.HTTPTransport | None = None
+        self._lock = threading.Lock()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        """Send the request through the pool for its scheme."""
+        return self._pool(request.url.scheme).handle_request(request)
+
+    def _pool(self, scheme: str) -> httpx.HTTPTransport:
+        if scheme != "https":
+            return self._plain
+        with self._lock:  # layers download in threads: make the verified pool once
+            if self._tls is None:
+                self._tls = httpx.HTTPTransport(verify=_trust(self._ca_file))
+            return self._tls
+
+    def close(self) -> None:
+        """Close both pools."""
+        self._plain.close()
+        if self._tls is not None:
+            self._tls.close()
 
 
 def _trust(ca_file: Path | None) -> ssl.SSLContext | bool:

@@ -19,6 +19,7 @@ assembler would, `lxc_profile` writes the same rules in LXC's seccomp file forma
 from __future__ import annotations
 
 import errno
+import functools
 import platform
 import struct
 from dataclasses import dataclass
@@ -165,6 +166,7 @@ def instructions(capabilities: tuple[str, ...], arch: str | None = None) -> list
     return program + [(RETURN, 0, 0, ALLOW)]
 
 
+@functools.lru_cache(maxsize=16)  # the same few profiles start every container: build each filter once per process
 def program(capabilities: tuple[str, ...], arch: str | None = None) -> bytes:
     """The filter as the bytes the kernel takes (struct sock_filter[]), for a container keeping `capabilities`."""
     return b"".join(struct.pack("HBBI", *line) for line in instructions(capabilities, arch))

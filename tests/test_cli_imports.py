@@ -1,0 +1,86 @@
+"""The CLI imports only what a command uses: no HTTP client, python-lxc or plotting for local commands.
+
+Each command runs in a fresh interpreter (`python -c`), which then reports the modules
+it loaded; a module that sneaks back in at import time fails the test with its name.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from fixture_engine import busybox, engine_home  # noqa: F401
+
+from lxclab import cli
+
+HEAVY = ("httpx", "lxc", "matplotlib", "ipywidgets", "cryptography", "tqdm", "lxclab.registry", "lxclab.lxc")
+
+REPORTER = """
+import json, os, sys
+from lxclab.cli import main
+try:
+    status = main(sys.argv[1:])
+except SystemExit as exc:
+    status = exc.code
+sys.stdout.flush()
+os.write(int(os.environ["REPORT_FD"]), json.dumps([status, sorted(sys.modules)]).encode())
+"""
+
+
+def loaded_by(*args: str) -> tuple[int, set[str], str]:
+    """Run `lxclab ARGS` in a new interpreter; its exit status, the modules it loaded and its stdout."""
+    read, write = os.pipe()
+    done = subprocess.run([sys.executable, "-c", REPORTER, *args], pass_fds=(write,), capture_output=True, text=True,
+                          timeout=60, stdin=subprocess.DEVNULL, env={**os.environ, "REPORT_FD": str(write)})
+    os.close(write)
+    with open(read) as report:
+        status, modules = json.loads(report.read())
+    return status, set(modules), done.stdout
+
+
+def heavy(modules: set[str]) -> list[str]:
+    """The heavy packages (or their submodules) among `modules`."""
+    return sorted(m for m in modules if m in HEAVY or m.startswith(tuple(f"{h}." for h in HEAVY)))
+
+
+def test_version_prints_the_version_and_loads_no_command():
+    status, modules, out = loaded_by("--version")
+    assert (status, out) == (0, f"lxclab {__import__('lxclab').__version__}\n")
+    assert not [m for m in modules if m.startswith("lxclab.cli.")]
+
+
+@pytest.mark.parametrize("args", [("--help",), ("images",), ("ps", "-a")])
+def test_local_commands_load_nothing_heavy(engine_home, args):
+    status, modules, _ = loaded_by(*args)
+    assert status == 0 and heavy(modules) == []
+
+
+def test_run_of_a_stored_image_loads_no_http_client_or_liblxc(busybox):
+    status, modules, out = loaded_by("run", "--rm", busybox, "echo", "ran")
+    assert (status, out) == (0, "ran\n")
+    assert heavy(modules) == []
+
+
+def test_pull_loads_the_registry_client(busybox):
+    status, modules, _ = loaded_by("pull", "-q", busybox)
+    assert status == 0 and {"httpx", "lxclab.registry.client"} <= modules
+
+
+def test_every_command_is_registered_by_the_module_commands_names():
+    for module in sorted(set(cli.COMMANDS.values())):
+        subparsers = argparse.ArgumentParser().add_subparsers()
+        __import__(f"lxclab.cli.{module}", fromlist=["register"]).register(subparsers)
+        assert {name: module for name in subparsers.choices} == {
+            name: owner for name, owner in cli.COMMANDS.items() if owner == module}
+
+
+@pytest.mark.parametrize("argv, modules", [
+    (["--version"], []), (["run", "--rm", "x", "true"], ["run"]), (["--help"], None), ([], None),
+    (["nosuchcommand"], None), (["pull", "--help"], ["images"]), (["-h"], None),
+])
+def test_a_command_line_names_the_modules_it_needs(argv, modules):
+    assert cli.modules_for(argv) == modules
