@@ -345,3 +345,16 @@ def test_cli_up_status_adduser_down(tmp_path):
     assert down.returncode == 0
     stopped = lxclab("registry", "status", "--state-dir", state)
     assert stopped.returncode == 1 and "not running" in stopped.stdout
+
+
+def test_free_ports_lie_below_the_ephemeral_range_and_are_free():
+    import socket
+
+    from lxclab.classroom.daemon import EPHEMERAL_RANGE, free_port
+
+    low = int(EPHEMERAL_RANGE.read_text().split()[0])
+    ports = {free_port() for _ in range(20)}
+    assert all(10000 <= port < low for port in ports) and len(ports) > 1
+    for port in ports:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", port))

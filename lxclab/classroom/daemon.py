@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -167,11 +168,25 @@ def _listener_pid(port: int) -> int | None:
     return None
 
 
+EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+LOWEST_FREE_PORT = 10000
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port on `host` that nothing listens on right now (the kernel picks it), for classrooms on any port."""
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((host, 0))
-        return probe.getsockname()[1]
+    """A TCP port on `host` that nothing listens on right now, for classrooms on any port.
+
+    It is chosen below the kernel's ephemeral range, so the source port of some outgoing
+    connection cannot take it between now and the moment a server binds it (or binds it again
+    after a restart)."""
+    top = int(EPHEMERAL_RANGE.read_text().split()[0]) if EPHEMERAL_RANGE.exists() else 32768
+    for port in random.sample(range(LOWEST_FREE_PORT, max(top, LOWEST_FREE_PORT + 1000)), 200):
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as probe:
+            try:
+                probe.bind((host, port))
+            except OSError:
+                continue
+            return port
+    raise ClassroomError(f"no free TCP port on {host} between {LOWEST_FREE_PORT} and {top} after 200 tries")
 
 
 def _private(path: Path, flags: int) -> int:
