@@ -186,3 +186,10 @@ def test_two_runs_given_one_name_never_both_get_it(busybox, engine_home):
     assert sorted(results) == ["created"] + ["refused"] * 5
     [twin] = [c for c in containers.containers() if c.name == "twin"]
     release(twin.state.footprint)  # created, never started: its record is all there is
+
+
+def test_privileged_lxc_containers_run_without_an_apparmor_profile_as_dockers_do():
+    from lxclab.security import Profile, lxckeys
+
+    assert ("lxc.apparmor.profile", "unconfined") in lxckeys.keys(Profile.unconfined(), "/seccomp")
+    assert not [key for key, _ in lxckeys.keys(Profile(), "/seccomp") if key == "lxc.apparmor.profile"]

@@ -34,6 +34,8 @@ def keys(profile: Profile, seccomp_path: Path | str) -> list[tuple[str, str | li
         pairs.append(("lxc.cap.keep", kept))  # one value each: liblxc refuses a space-separated list here
     if profile.seccomp:
         pairs.append(("lxc.seccomp.profile", str(seccomp_path)))
+    if profile.privileged:  # as Docker's --privileged: no AppArmor profile either (LXC's own would refuse mounts)
+        pairs.append(("lxc.apparmor.profile", "unconfined"))
     if profile.nodev:
         pairs.append(("lxc.rootfs.options", "nodev"))
         for version in ("cgroup", "cgroup2"):
