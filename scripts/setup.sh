@@ -8,6 +8,10 @@ venv="${LXCLAB_VENV:-$here/.venv}"
 # rsync: LXC copies a container's rootfs with it to snapshot it; e2fsprogs: chattr, in the hostile-layer tests.
 debs=(python3 python3-venv python3-dev docker-registry busybox-static skopeo umoci crun lxc lxc-dev pkg-config gcc
       zstd iproute2 util-linux uidmap chromium rsync e2fsprogs)
+# PyPI's python-lxc (3.0.4.0) aborts on attach under Python 3.13 and later (it calls PyOS_AfterFork,
+# lxc/python3-lxc#35); there Debian's python3-lxc, which carries the fix (Debian 13), is linked into the venv.
+debian_lxc=$(/usr/bin/python3 -c 'import sys; print(int(sys.version_info >= (3, 13)))' 2>/dev/null || echo 0)
+((debian_lxc)) && debs+=(python3-lxc)
 # Node.js and npm come with this kind of machine; Debian's npm conflicts with them.
 command -v npm >/dev/null || debs+=(nodejs npm)
 missing=()
@@ -41,6 +45,10 @@ if [[ ! -f "$stamp" || "$here/pyproject.toml" -nt "$stamp" ]]; then
   "$venv/bin/pip" install -q --upgrade pip
   "$venv/bin/pip" install -q -e "$here[test]"
   touch "$stamp"
+fi
+if ((debian_lxc)); then
+  site="$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_path("platlib"))')"
+  ln -sfn /usr/lib/python3/dist-packages/lxc /usr/lib/python3/dist-packages/_lxc.cpython-3*.so "$site/"
 fi
 touch "$registry_service_stamp"
 
