@@ -53,6 +53,7 @@ if [[ ! -f "$stamp" || "$here/pyproject.toml" -nt "$stamp" ]]; then
 fi
 if ((debian_lxc)); then
   site="$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_path("platlib"))')"
+  [[ -L "$site/lxc" ]] || "$venv/bin/pip" uninstall -q -y lxc 2>/dev/null || true  # PyPI's, from an older setup
   ln -sfn /usr/lib/python3/dist-packages/lxc /usr/lib/python3/dist-packages/_lxc.cpython-3*.so "$site/"
 fi
 touch "$registry_service_stamp"
