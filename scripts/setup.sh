@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install everything lxclab needs on a fresh Debian 12 machine, as root; quick when already done.
+# Install everything lxclab needs on a fresh Debian 12 or 13 machine, as root; quick when already done.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="${LXCLAB_VENV:-$here/.venv}"
@@ -10,15 +10,24 @@ debs=(python3 python3-venv python3-dev docker-registry busybox-static skopeo umo
       zstd iproute2 util-linux uidmap chromium rsync e2fsprogs)
 # Node.js and npm come with this kind of machine; Debian's npm conflicts with them.
 command -v npm >/dev/null || debs+=(nodejs npm)
-missing=()
-for p in "${debs[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if ((${#missing[@]})); then
+
+# Install those of the Debian packages named that are missing.
+install_debs() {
+  local missing=() p
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  ((${#missing[@]})) || return 0
   echo "setup: installing Debian packages: ${missing[*]}"
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+}
+install_debs "${debs[@]}"
+
+# PyPI's python-lxc (3.0.4.0) aborts on attach under Python 3.13 and later (it calls PyOS_AfterFork,
+# lxc/python3-lxc#35); there Debian's python3-lxc, which carries the fix (Debian 13), is linked into the venv.
+debian_lxc=$(/usr/bin/python3 -c 'import sys; print(int(sys.version_info >= (3, 13)))')
+((debian_lxc == 0)) || install_debs python3-lxc
 
 # Debian's docker-registry package starts its own registry service on 127.0.0.1:5000, the classroom's
 # port. On this checkout's first setup, where systemd runs, stop and disable it, and say so once.
@@ -54,6 +63,11 @@ if [[ ! -f "$stamp" || "$here/pyproject.toml" -nt "$stamp" ]]; then
   "$venv/bin/pip" install -q --upgrade pip
   "$venv/bin/pip" install -q -e "$here[test]"
   touch "$stamp"
+fi
+if ((debian_lxc)); then
+  site="$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_path("platlib"))')"
+  [[ -L "$site/lxc" ]] || "$venv/bin/pip" uninstall -q -y lxc 2>/dev/null || true  # PyPI's, from an older setup
+  ln -sfn /usr/lib/python3/dist-packages/lxc /usr/lib/python3/dist-packages/_lxc.cpython-3*.so "$site/"
 fi
 touch "$registry_service_stamp"
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from lxclab.classroom import Classroom, seed
-from lxclab.classroom.debian import fetch_debs
+from lxclab.classroom.debian import PinnedDeb, deb_version, fetch_debs
 from lxclab.classroom.ocilayout import OciLayout
 from lxclab.classroom.publish import push_layout, split_name
 from lxclab.cli import main
@@ -153,21 +153,38 @@ def test_a_package_that_cannot_be_fetched_is_a_clear_error(tmp_path: Path) -> No
     # An architecture no archive carries: apt fetches only the small Release files, then finds nothing.
     # apt's own words differ between releases (bookworm's "E: Unable to locate package", trixie's apt 3):
     # only lxclab's part of the message is checked, and that apt said something.
-    with pytest.raises(SeedError, match=r"cannot fetch busybox-static for lxclabarch: .*\S.*; check the network and the "
-                                        r"apt sources, or copy busybox-static_<version>_<arch>\.deb into "):
-        fetch_debs(tmp_path / "cache", seed.PACKAGE, ("lxclabarch",))
+    pin = PinnedDeb("busybox-static_1.35.0-4+deb12u1+b1_lxclabarch.deb", "0" * 64)
+    with pytest.raises(SeedError, match=r"cannot fetch busybox-static for lxclabarch: .*\S.*; check the network and "
+                                        r"the apt sources, or copy busybox-static_1\.35\.0-4\+deb12u1\+b1_lxclabarch"
+                                        r"\.deb \(sha256 0{64}\) into "):
+        fetch_debs(tmp_path / "cache", seed.PACKAGE, {"lxclabarch": pin})
     assert not list((tmp_path / "cache").glob("*.deb"))
 
 
 def test_fetching_a_foreign_package_leaves_the_system_apt_state_alone(tmp_path: Path) -> None:
     watched = [Path("/var/lib/dpkg/status"), Path("/var/lib/apt/lists"), Path("/var/cache/apt")]
     before = {p: (p.stat().st_mtime_ns, sorted(os.listdir(p)) if p.is_dir() else None) for p in watched}
-    debs = fetch_debs(tmp_path / "cache", seed.PACKAGE, ("arm64",))
-    assert debs["arm64"].name.endswith("_arm64.deb")
-    shared = fetch_debs(seed.default_cache_dir(), seed.PACKAGE, ("arm64",))["arm64"]
+    pins = {"arm64": seed.PACKAGE_FILES["arm64"]}
+    debs = fetch_debs(tmp_path / "cache", seed.PACKAGE, pins)
+    assert debs["arm64"].name == "busybox-static_1.35.0-4+deb12u1+b1_arm64.deb"
+    shared = fetch_debs(seed.default_cache_dir(), seed.PACKAGE, pins)["arm64"]
     assert debs["arm64"].read_bytes() == shared.read_bytes()
     assert {p: (p.stat().st_mtime_ns, sorted(os.listdir(p)) if p.is_dir() else None) for p in watched} == before
     assert [p.name for p in (tmp_path / "cache").iterdir() if p.name.endswith(".deb")] == [debs["arm64"].name]
+
+
+def test_a_cached_file_without_the_pinned_bytes_is_replaced(tmp_path: Path) -> None:
+    pin = seed.PACKAGE_FILES["amd64"]
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "cache" / pin.file_name).write_bytes(b"not the package")
+    deb = fetch_debs(tmp_path / "cache", seed.PACKAGE, {"amd64": pin})["amd64"]
+    assert pin.matches(deb) and deb_version(deb) == "1:1.35.0-4+deb12u1+b1"
+
+
+def test_the_seed_uses_debian_12s_busybox_on_every_release() -> None:
+    busyboxes = seed.fetch_busybox(seed.default_cache_dir())
+    assert {arch: b.version for arch, b in busyboxes.items()} == {"amd64": "1:1.35.0-4+deb12u1+b1",
+                                                                  "arm64": "1:1.35.0-4+deb12u1+b1"}
 
 
 def skopeo(*args: str) -> bytes:

@@ -1,41 +1,52 @@
-"""Debian packages for any architecture, fetched without touching the system's apt state.
+"""Debian packages for any architecture and any release, pinned by their bytes, fetched without touching apt's state.
 
-The seed images are built from the `busybox-static` package, for amd64 and arm64. apt can
-download a package of a foreign architecture when it is given its own package lists and
-cache (`Dir::State::Lists`, `Dir::Cache`) and told about the architecture
-(`APT::Architectures::=arm64`): the system's sources are read, nothing of the system's
-state is written. Downloaded packages are kept in a cache directory, so a second build
-needs no network; the package's bytes pin the image's bytes.
+The seed images are built from one pinned `busybox-static` package file per architecture
+(`PinnedDeb`: its file name in Debian's pool and the SHA-256 of its bytes), so every host,
+whatever Debian release it runs, builds the same image bytes. A pinned file is taken from
+the cache directory, else from apt's own archive of downloaded packages
+(`/var/cache/apt/archives`, read only), else downloaded from the pool directory where the
+system's apt sources keep the package today. To learn that directory apt is given its own
+package lists and cache (`Dir::State::Lists`, `Dir::Cache`) and told about the
+architecture (`APT::Architectures::=arm64`): the system's sources are read, nothing of the
+system's state is written. A file whose bytes do not match its pin is never used.
 """
 
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
+import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator
+import urllib.request
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import SeedError
 
-
-def cached_deb(cache: Path, package: str, arch: str) -> Path | None:
-    """The package file for `arch` already in `cache`, if any (the highest name if several)."""
-    found = sorted(cache.glob(f"{package}_*_{arch}.deb"))
-    return found[-1] if found else None
+APT_ARCHIVES = Path("/var/cache/apt/archives")
 
 
-def fetch_debs(cache: Path, package: str, architectures: tuple[str, ...]) -> dict[str, Path]:
-    """The `.deb` of `package` for each architecture: from `cache`, else downloaded into it with private apt state."""
+@dataclass(frozen=True)
+class PinnedDeb:
+    """One package file: its name in Debian's pool (like busybox-static_1.35.0-4+deb12u1+b1_amd64.deb) and SHA-256."""
+
+    file_name: str
+    sha256: str
+
+    def matches(self, deb: Path) -> bool:
+        """Whether `deb` holds exactly the pinned bytes."""
+        return deb.is_file() and hashlib.sha256(deb.read_bytes()).hexdigest() == self.sha256
+
+
+def fetch_debs(cache: Path, package: str, pins: Mapping[str, PinnedDeb]) -> dict[str, Path]:
+    """The pinned `.deb` of `package` for each architecture, in `cache` (else copied from apt's archive or fetched)."""
     cache.mkdir(parents=True, exist_ok=True)
     with _locked(cache / ".lock"):
-        found = {arch: cached_deb(cache, package, arch) for arch in architectures}
-        missing = tuple(arch for arch, deb in found.items() if deb is None)
-        if missing:
-            _download_into(cache, package, missing)
-        return {arch: found[arch] or cached_deb(cache, package, arch) for arch in architectures}
+        return {arch: _fetch_deb(cache, package, arch, pin) for arch, pin in pins.items()}
 
 
 def read_member(deb: Path, member: str) -> bytes:
@@ -53,44 +64,71 @@ def deb_version(deb: Path) -> str:
     return _run(["dpkg-deb", "-f", str(deb), "Version"], f"reading {deb.name}").strip()
 
 
-def _download_into(cache: Path, package: str, architectures: tuple[str, ...]) -> None:
+def _fetch_deb(cache: Path, package: str, arch: str, pin: PinnedDeb) -> Path:
+    cached = _find_pinned(cache, package, arch, pin)
+    if cached:
+        return cached
+    archived = _find_pinned(APT_ARCHIVES, package, arch, pin)
+    if archived:
+        shutil.copyfile(archived, cache / pin.file_name)
+    else:
+        _download_into(cache, package, arch, pin)
+    return cache / pin.file_name
+
+
+def _find_pinned(directory: Path, package: str, arch: str, pin: PinnedDeb) -> Path | None:
+    """A file of `package` for `arch` in `directory` with the pinned bytes, under any name (apt's has the epoch)."""
+    return next((deb for deb in sorted(directory.glob(f"{package}_*_{arch}.deb")) if pin.matches(deb)), None)
+
+
+def _download_into(cache: Path, package: str, arch: str, pin: PinnedDeb) -> None:
     try:
         with tempfile.TemporaryDirectory(prefix="lxclab-apt-", dir=cache) as scratch:
-            for download in _apt_download(Path(scratch), package, architectures):
-                os.replace(download, cache / download.name)
+            download = Path(scratch) / pin.file_name
+            url = _pool_directory(Path(scratch), package, arch) + pin.file_name
+            _fetch(url, download)
+            if not pin.matches(download):
+                raise SeedError(f"{url} does not have the pinned bytes (sha256 {pin.sha256})")
+            os.replace(download, cache / pin.file_name)
     except SeedError as exc:
         raise SeedError(
-            f"cannot fetch {package} for {', '.join(architectures)}: {exc}; check the network and the apt "
-            f"sources, or copy {package}_<version>_<arch>.deb into {cache}"
+            f"cannot fetch {package} for {arch}: {exc}; check the network and the apt sources, "
+            f"or copy {pin.file_name} (sha256 {pin.sha256}) into {cache}"
         ) from None
 
 
-def _apt_download(scratch: Path, package: str, architectures: tuple[str, ...]) -> list[Path]:
-    options = _private_apt_options(scratch, architectures)
+def _pool_directory(scratch: Path, package: str, arch: str) -> str:
+    """The URL of the pool directory (ending in /) that holds `package` for `arch` in the system's apt sources."""
+    options = _private_apt_options(scratch, arch)
     _run(["apt-get", *options, "update"], f"apt-get update (private lists in {scratch})")
-    target = scratch / "download"
-    target.mkdir()
-    wanted = [f"{package}:{arch}" for arch in architectures]
-    _run(["apt-get", *options, "download", *wanted], f"apt-get download {' '.join(wanted)}", cwd=target)
-    debs = [next(iter(sorted(target.glob(f"{package}_*_{arch}.deb"))), None) for arch in architectures]
-    if None in debs:
-        raise SeedError(f"apt-get download {' '.join(wanted)} left no .deb for some of them in {target}")
-    return debs
+    printed = _run(["apt-get", *options, "download", "--print-uris", f"{package}:{arch}"],
+                   f"apt-get download --print-uris {package}:{arch}")
+    uris = [line.split()[0].strip("'") for line in printed.splitlines() if line.startswith("'")]
+    if not uris:
+        raise SeedError(f"apt-get download --print-uris {package}:{arch} named no file")
+    return uris[0].rsplit("/", 1)[0] + "/"
 
 
-def _private_apt_options(scratch: Path, architectures: tuple[str, ...]) -> list[str]:
+def _fetch(url: str, target: Path) -> None:
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response, open(target, "wb") as out:
+            shutil.copyfileobj(response, out)
+    except OSError as exc:
+        raise SeedError(f"downloading {url} failed: {exc}") from None
+
+
+def _private_apt_options(scratch: Path, arch: str) -> list[str]:
     lists, cache = scratch / "lists", scratch / "cache"
     (lists / "partial").mkdir(parents=True)
     (cache / "archives" / "partial").mkdir(parents=True)
     settings = [("Dir::State::Lists", lists), ("Dir::Cache", cache), ("APT::Sandbox::User", "root")]
-    settings += [("Debug::NoLocking", "true"), ("APT::Architecture", architectures[0])]  # else the native one too
-    settings += [("APT::Architectures::", arch) for arch in architectures]
+    settings += [("Debug::NoLocking", "true"), ("APT::Architecture", arch), ("APT::Architectures::", arch)]
     return ["-q", *[arg for key, value in settings for arg in ("-o", f"{key}={value}")]]
 
 
-def _run(command: list[str], what: str, cwd: Path | None = None) -> str:
+def _run(command: list[str], what: str) -> str:
     try:
-        done = subprocess.run(command, cwd=cwd, capture_output=True, text=True, check=False)
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
     except FileNotFoundError:
         raise SeedError(f"{what}: {command[0]} is not installed; install it with apt-get") from None
     if done.returncode != 0:

@@ -29,10 +29,18 @@ from .. import paths
 from ..manifest import OCI_CONFIG, OCI_INDEX, OCI_LAYER_GZIP, OCI_MANIFEST, Descriptor, Platform, canonical_json
 from ..tarball import DEFAULT_MTIME, Entry, Layer, build_layer, directory, hardlink, opaque, regular_file, symlink
 from ..tarball import whiteout
-from .debian import deb_version, fetch_debs, read_member
+from .debian import PinnedDeb, deb_version, fetch_debs, read_member
 from .ocilayout import OciLayout
 
 PACKAGE = "busybox-static"
+# Debian 12's package files, on every host: the lessons' recorded digests come from their bytes
+# (Debian 13's busybox-static 1.37 keeps the binary elsewhere and would change every digest).
+PACKAGE_FILES = {
+    "amd64": PinnedDeb("busybox-static_1.35.0-4+deb12u1+b1_amd64.deb",
+                       "3d3fdbe91d4660c873e14b092c213fe81c1da6362daa236eb25d0171eb108744"),
+    "arm64": PinnedDeb("busybox-static_1.35.0-4+deb12u1+b1_arm64.deb",
+                       "732c9135564fc71337e0e05fb4da4d11e6c28c1834bce3e405e575afef2a52f5"),
+}
 BUSYBOX_REPOSITORY = "lab/busybox"
 BUSYBOX_TAGS = ("latest", "1.0")
 ARCHITECTURES = ("amd64", "arm64")
@@ -96,8 +104,13 @@ def build_seed_layout(
 
 def fetch_busybox(cache: Path) -> dict[str, Busybox]:
     """The busybox binary of every architecture, taken out of its `busybox-static` package."""
-    debs = fetch_debs(cache, PACKAGE, ARCHITECTURES)
+    debs = fetch_packages(cache)
     return {arch: Busybox(arch, deb_version(deb), read_member(deb, "bin/busybox")) for arch, deb in debs.items()}
+
+
+def fetch_packages(cache: Path) -> dict[str, Path]:
+    """The pinned `busybox-static` package file of every architecture, in `cache` (downloaded when missing)."""
+    return fetch_debs(cache, PACKAGE, {arch: PACKAGE_FILES[arch] for arch in ARCHITECTURES})
 
 
 def build_busybox(layout: OciLayout, busyboxes: dict[str, Busybox]) -> dict[str, Descriptor]:

@@ -20,24 +20,32 @@ clone_checkout() {
   chmod 0700 "$root/root"
 }
 
-# What `lxclab seed` downloads: busybox-static for amd64 and arm64, into root's and the lessons' caches.
+# What `lxclab seed` downloads: the pinned busybox-static files for amd64 and arm64, into root's and the
+# lessons' caches and apt's archive, where a seed into a fresh cache (the tests') finds them offline.
 fetch_seed_packages() {
   vm_chroot "$root" /root/lxclab/.venv/bin/python -c '
 from lxclab.classroom import seed
-from lxclab.classroom.debian import fetch_debs
-for deb in fetch_debs(seed.default_cache_dir(), seed.PACKAGE, seed.ARCHITECTURES).values():
+for deb in seed.fetch_packages(seed.default_cache_dir()).values():
     print("vm: seed package", deb)
 '
   mkdir -p "$root/root/lxclab/_build/lesson-home/cache"
   cp -a "$root"/root/.lxclab/cache/*.deb "$root/root/lxclab/_build/lesson-home/cache/"
+  cp -a "$root"/root/.lxclab/cache/*.deb "$root/var/cache/apt/archives/"
+}
+
+# setup.sh stops Debian's docker-registry service (it holds the classroom's port 5000) only where systemd
+# runs, and a chroot has none: disable it here, as setup would have on the booted machine.
+disable_registry_service() {
+  vm_chroot "$root" systemctl disable --quiet docker-registry
 }
 
 run_setup() {
   vm_chroot_share_network "$root"
   vm_chroot_mount "$root"
   vm_chroot "$root" "${VM_CA_ENV[@]}" bash -c 'cd /root/lxclab && ./kit setup'
-  fetch_seed_packages
   vm_chroot "$root" apt-get clean
+  fetch_seed_packages
+  disable_registry_service
   rm -rf "$root"/root/.cache/pip "$root"/root/.npm
   vm_chroot_umount
   vm_chroot_unshare_network "$root"
