@@ -8,6 +8,7 @@ loopback is aborted, so a test can assert that a page needed no network at all.
 
 from __future__ import annotations
 
+import os
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -24,6 +25,10 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-back
 LOCAL_SCHEMES = ("file", "data", "blob", "about")
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+# How much slower than a real machine this one is: a VM under TCG (./kit vm-test sets it) renders pages
+# many times slower. Every browser wait is scaled by it; a wait still fails, only later.
+SLOWDOWN = float(os.environ.get("LXCLAB_TEST_SLOWDOWN", "1"))
+PAGE_TIMEOUT_MS = 30_000 * SLOWDOWN
 
 
 def is_local(url: str) -> bool:
@@ -37,7 +42,7 @@ def dump_dom(page: Path, profile: Path) -> str:
     return subprocess.run(
         [CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--allow-file-access-from-files",
          "--virtual-time-budget=10000", "--dump-dom", page.as_uri()],
-        capture_output=True, text=True, timeout=120, check=True).stdout
+        capture_output=True, text=True, timeout=120 * SLOWDOWN, check=True).stdout
 
 
 @dataclass
@@ -102,6 +107,8 @@ def chromium() -> Iterator[PlaywrightBrowser]:
 def browser(chromium: PlaywrightBrowser) -> Iterator[Browser]:
     """A fresh browser context for one test, every request it makes watched by its own guard."""
     context = chromium.new_context(viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(PAGE_TIMEOUT_MS)
+    context.set_default_navigation_timeout(PAGE_TIMEOUT_MS)
     guard = OfflineGuard()
     guard.watch(context)
     try:

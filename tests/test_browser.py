@@ -10,13 +10,13 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from fixture_browser import Browser, browser, chromium, screenshot  # noqa: F401
+from fixture_browser import PAGE_TIMEOUT_MS, Browser, browser, chromium, screenshot  # noqa: F401
 from fixture_lessons import (IPYTHON_DIR, LessonClassroom, lesson_classroom, lessons, load_tool,  # noqa: F401
                              run_notebook)
 
 export = load_tool("export")
 slides = load_tool("slides")
-WIDGET_TIMEOUT_MS = 30_000
+WIDGET_TIMEOUT_MS = PAGE_TIMEOUT_MS
 
 WIDGET_CELLS = [
     '''import io, tarfile

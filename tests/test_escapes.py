@@ -19,6 +19,7 @@ import pty
 import shutil
 import subprocess
 import tarfile
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -166,15 +167,20 @@ def host_state(device: str) -> dict[str, object]:
 
 
 @pytest.fixture(scope="module")
-def baseline(probe_image, probe_binary, loop_disk, host_marker, tmp_path_factory) -> dict[str, tuple[str, str]]:
+def baseline(probe_image, probe_binary, loop_disk, host_marker) -> dict[str, tuple[str, str]]:
     """The probes through the weak runner: those that escape there are the ones this kernel can test."""
-    rootfs = tmp_path_factory.mktemp("weak") / "rootfs"
-    copy_layers(find_image(probe_image), rootfs)  # probe_image keeps its $LXCLAB_HOME set while the module runs
-    args = [str(loop_disk[1]), str(loop_disk[2]), str(host_marker), str(os.getpid())]
-    before = host_state(loop_disk[0])
-    report = parse_report(with_terminal(lambda stdin: weak_run(rootfs, args, stdin)))
-    assert host_state(loop_disk[0]) == before
-    shutil.rmtree(rootfs)
+    # Not under /tmp: Debian 13 mounts a tmpfs there with nodev, which would stop the device probes
+    # before the weak runner's (missing) defences are even asked.
+    place = Path(tempfile.mkdtemp(prefix="lxclab-weak-", dir="/var/tmp"))
+    try:
+        rootfs = place / "rootfs"
+        copy_layers(find_image(probe_image), rootfs)  # probe_image keeps its $LXCLAB_HOME set while the module runs
+        args = [str(loop_disk[1]), str(loop_disk[2]), str(host_marker), str(os.getpid())]
+        before = host_state(loop_disk[0])
+        report = parse_report(with_terminal(lambda stdin: weak_run(rootfs, args, stdin)))
+        assert host_state(loop_disk[0]) == before
+    finally:
+        shutil.rmtree(place)
     return report
 
 

@@ -12,12 +12,12 @@ import pytest
 from playwright.sync_api import Page
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
-from fixture_browser import Browser, browser, chromium, screenshot  # noqa: F401
+from fixture_browser import PAGE_TIMEOUT_MS, Browser, browser, chromium, screenshot  # noqa: F401
 from fixture_jupyterlab import JupyterLab, jupyterlab  # noqa: F401
 from fixture_lessons import NOTEBOOKS, error_outputs, lesson_classroom  # noqa: F401
 
-WIDGET_TIMEOUT_MS = 30_000
-RUN_ALL_TIMEOUT_MS = 120_000
+WIDGET_TIMEOUT_MS = PAGE_TIMEOUT_MS
+RUN_ALL_TIMEOUT_MS = 4 * PAGE_TIMEOUT_MS
 WIDGET_LESSONS = {"04": ".widget-tab", "07": "svg g[id^='series-']"}  # the layer explorer, the resource graph
 KERNEL_READY = "Python 3 (ipykernel) | Idle"  # the status bar, once the notebook's kernel is up
 PROMPTS = """() => [...document.querySelectorAll(".jp-Notebook .jp-CodeCell .jp-InputArea-prompt")]

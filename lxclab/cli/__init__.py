@@ -53,7 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser(modules_for(argv)).parse_args(argv)
     try:
-        return args.func(args) or 0
+        status = args.func(args) or 0
+        sys.stdout.flush()  # here, not at exit, so that a reader gone early is caught below
+        return status
     except LxclabError as exc:
         print(f"lxclab: error: {exc}", file=sys.stderr)
         return 1
