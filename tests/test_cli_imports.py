@@ -17,7 +17,7 @@ from fixture_engine import busybox, engine_home  # noqa: F401
 
 from lxclab import cli
 
-HEAVY = ("httpx", "lxc", "matplotlib", "ipywidgets", "cryptography", "tqdm", "lxclab.registry", "lxclab.lxc")
+HEAVY = ("httpx", "lxc", "matplotlib", "ipywidgets", "cryptography", "tqdm", "zstandard", "lxclab.registry", "lxclab.lxc")
 
 REPORTER = """
 import json, os, sys

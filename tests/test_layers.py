@@ -130,6 +130,15 @@ def test_plain_gzip_and_zstd_layers_from_a_file_with_diff_id_checked(tmp_path: P
     assert (tmp_path / "rootfs/etc/passwd").read_bytes().startswith(b"root:")
 
 
+def test_a_corrupt_zstd_layer_is_a_layer_error_that_changes_nothing(root: Path):
+    before = snapshot(root)
+    blob = zst(build_tar(BASE))
+    corrupt = blob[:8] + bytes(b ^ 0x5A for b in blob[8:40]) + blob[40:]
+    with pytest.raises(LayerError):
+        apply_layer(io.BytesIO(corrupt), root, OCI_LAYER_ZSTD, name="l0")
+    assert snapshot(root) == before
+
+
 def test_media_type_that_disagrees_with_the_bytes_warns(tmp_path: Path):
     with pytest.warns(LayerWarning, match="says tar\\+gzip but the bytes are tar\\+zstd"):
         apply_layer(io.BytesIO(zst(build_tar(BASE))), tmp_path / "rootfs", OCI_LAYER_GZIP)

@@ -18,13 +18,13 @@ import contextlib
 import gzip
 import hashlib
 import os
+import sys
 import tarfile
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-import zstandard
 
 from ..errors import DigestMismatch, LayerError, LayerTooLarge, UnsupportedMediaType
 
@@ -32,12 +32,18 @@ GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 PLAIN, GZIP, ZSTD = "tar", "tar+gzip", "tar+zstd"
 _CHUNK = 1 << 20
-_STREAM_ERRORS = (EOFError, zlib.error, zstandard.ZstdError, tarfile.TarError, gzip.BadGzipFile)
+_STREAM_ERRORS = (EOFError, zlib.error, tarfile.TarError, gzip.BadGzipFile)
 MAX_HEADER_BYTES = 1 << 20  # a GNU long name/link or PAX header; PATH_MAX is 4096, xattrs 64 KiB each
 DEFAULT_MAX_LAYER_BYTES = 32 << 30  # uncompressed bytes per layer; the largest real layers are a few GiB
 MAX_LAYER_VARIABLE = "LXCLAB_MAX_LAYER_BYTES"
 _EXTENDED_HEADERS = (tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK, tarfile.XHDTYPE, tarfile.XGLTYPE,
                      tarfile.SOLARIS_XHDTYPE)
+
+
+def _stream_errors() -> tuple[type[BaseException], ...]:
+    """The errors a corrupt layer stream raises; zstandard's too once a zstd layer has loaded it."""
+    zstd = sys.modules.get("zstandard")
+    return _STREAM_ERRORS + ((zstd.ZstdError,) if zstd else ())
 
 
 def max_layer_bytes() -> int:
@@ -156,6 +162,8 @@ def open_layer(source: Path | BinaryIO, media_type: str | None, name: str,
         if actual == GZIP:
             readable = stack.enter_context(gzip.GzipFile(fileobj=readable, mode="rb"))
         elif actual == ZSTD:
+            import zstandard  # loaded only for a zstd layer: a run of cached layers never pays for it
+
             decompressor = zstandard.ZstdDecompressor()
             readable = stack.enter_context(decompressor.stream_reader(readable, read_across_frames=True))
         yield DigestingReader(readable, max_layer_bytes() if max_bytes is None else max_bytes, name)
@@ -174,7 +182,7 @@ def tar_stream(reader: DigestingReader, name: str) -> Iterator[tarfile.TarFile]:
         ) from None
     except RecursionError:
         raise LayerError(f"layer {name}: an endless chain of tar extension headers; the layer was refused") from None
-    except _STREAM_ERRORS as exc:
+    except _stream_errors() as exc:
         raise LayerError(f"layer {name} is not a readable tar stream: {exc}; the blob is corrupt or truncated") from exc
 
 
@@ -182,7 +190,7 @@ def verify_diff_id(reader: DigestingReader, expected: str | None, name: str) -> 
     """Read to the end and check the DiffID; DigestMismatch if it is not the one expected."""
     try:
         reader.drain()
-    except _STREAM_ERRORS as exc:
+    except _stream_errors() as exc:
         raise LayerError(f"layer {name}: the stream ends badly after the tar: {exc}") from exc
     if expected is not None and reader.digest != expected:
         raise DigestMismatch(
