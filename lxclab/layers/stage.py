@@ -26,6 +26,7 @@ from . import names
 from .entries import BLOCK, CHAR, DIRECTORY, FIFO, FILE, HARDLINK, SYMLINK, kind_of
 from .metadata import Metadata, apply_metadata, from_tarinfo
 from .report import ApplyReport
+from .stream import CHUNK
 
 _CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
@@ -177,7 +178,7 @@ class Stager:
     def _file(self, path: str, info: tarfile.TarInfo, archive: tarfile.TarFile) -> None:
         fd = os.open(self.root / path, _CREATE_FLAGS, 0o600)
         with os.fdopen(fd, "wb") as out:
-            shutil.copyfileobj(archive.extractfile(info), out, 1 << 20)
+            shutil.copyfileobj(archive.extractfile(info), out, CHUNK)
         apply_metadata(self.root / path, from_tarinfo(info), self.report.warnings)
         self.report.files += 1
         self.report.bytes += info.size
