@@ -1,7 +1,9 @@
 """The CLI imports only what a command uses: no HTTP client, python-lxc or plotting for local commands.
 
 Each command runs in a fresh interpreter (`python -c`), which then reports the modules
-it loaded; a module that sneaks back in at import time fails the test with its name.
+it loaded; a module that sneaks back in at import time fails the test with its name. The
+program ends as soon as its command is done (no module teardown), with its status, its output
+flushed and the atexit handlers run.
 """
 
 from __future__ import annotations
@@ -84,3 +86,34 @@ def test_every_command_is_registered_by_the_module_commands_names():
 ])
 def test_a_command_line_names_the_modules_it_needs(argv, modules):
     assert cli.modules_for(argv) == modules
+
+
+PROGRAM = """
+import atexit, sys, threading, time
+from lxclab.cli import main
+if sys.argv[1] == "thread":  # a command that left a (non-daemon) thread running: the exit waits for it
+    threading.Thread(target=lambda: (time.sleep(0.2), print("thread done", flush=True))).start()
+atexit.register(lambda: print("atexit ran", flush=True))
+sys.argv[1:] = sys.argv[2:]
+main()
+print("not reached")
+"""
+
+
+def program(*args: str) -> subprocess.CompletedProcess:
+    """Run `main()` as the `lxclab` program does (no argv), with an atexit handler of its own."""
+    return subprocess.run([sys.executable, "-c", PROGRAM, *args], capture_output=True, text=True, timeout=60,
+                          stdin=subprocess.DEVNULL)
+
+
+@pytest.mark.parametrize("mode", ["plain", "thread"])
+def test_the_program_ends_with_its_commands_status_output_flushed_and_atexit_run(engine_home, mode):
+    done = program(mode, "images")
+    expected = ["REPOSITORY  TAG  DIGEST  PLATFORM  SIZE"] + (["thread done"] if mode == "thread" else []) + ["atexit ran"]
+    assert (done.returncode, done.stdout.splitlines()) == (0, expected)
+
+
+def test_the_program_ends_with_status_1_after_an_error(engine_home):
+    done = program("plain", "inspect", "no/such")
+    assert done.returncode == 1 and done.stdout == "atexit ran\n"
+    assert done.stderr.startswith("lxclab: error: image no/such:latest is not in the store")

@@ -10,9 +10,11 @@ when the command runs, so that `lxclab run` of a stored image loads no HTTP clie
 from __future__ import annotations
 
 import argparse
+import atexit
 import importlib
 import os
 import sys
+from typing import NoReturn
 
 from .. import __version__
 from ..errors import LxclabError
@@ -49,8 +51,37 @@ def modules_for(argv: list[str]) -> list[str] | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run one lxclab command; errors print one clear line and give a non-zero status."""
-    argv = sys.argv[1:] if argv is None else argv
+    """Run one lxclab command; errors print one clear line and give a non-zero status.
+
+    Called without `argv`, as the `lxclab` program is, it then ends the process at once (`leave`).
+    """
+    status = dispatch(sys.argv[1:] if argv is None else argv)
+    if argv is None:
+        leave(status)
+    return status
+
+
+def leave(status: int) -> NoReturn:
+    """End the process with `status`: flush, run the atexit handlers, but skip tearing down every module.
+
+    Python's own shutdown frees each of the 200 to 300 modules a command loaded, one object at
+    a time: 15 to 40 ms after the work is done. Nothing of lxclab's needs it (files are closed
+    by `with`); a command that left a thread running exits the ordinary way, which waits for it.
+    """
+    threading = sys.modules.get("threading")  # not loaded: no thread was started
+    if threading is not None and any(not t.daemon and t is not threading.main_thread() for t in threading.enumerate()):
+        sys.exit(status)
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        pass  # the reader went away, as main allows; its last bytes have nowhere to go
+    sys.stderr.flush()
+    atexit._run_exitfuncs()
+    os._exit(status)
+
+
+def dispatch(argv: list[str]) -> int:
+    """Parse `argv` and run its command; its exit status (1 for an LxclabError, printed on one line)."""
     args = build_parser(modules_for(argv)).parse_args(argv)
     try:
         status = args.func(args) or 0
