@@ -213,6 +213,7 @@ class Ingest:
         stem = store.root / "tmp" / digest[7:]
         self.partial, self._lock_path = stem.with_suffix(".partial"), stem.with_suffix(".lock")
         self._lock = self._file = self._hasher = None
+        self.offset = 0  # bytes written so far: where a resumed download starts (counted, not asked of the file)
 
     def __enter__(self) -> Ingest:
         self._lock = self._acquire_lock()
@@ -245,21 +246,18 @@ class Ingest:
         """True once the blob is in the store (perhaps put there by another puller while we waited)."""
         return self.store.has(self.digest)
 
-    @property
-    def offset(self) -> int:
-        """How many bytes are already written: where a resumed download starts."""
-        return self._file.tell()
-
     def write(self, chunk: bytes) -> None:
         """Append a chunk, hashing it on the way."""
         self._file.write(chunk)
         self._hasher.update(chunk)
+        self.offset += len(chunk)
 
     def restart(self) -> None:
         """Throw away what was written and start from byte 0 (the server ignored our Range)."""
         self._file.seek(0)
         self._file.truncate()
         self._hasher = hashlib.sha256()
+        self.offset = 0
 
     def commit(self) -> Path:
         """Check the digest of everything written, then rename the file into the store."""
@@ -283,3 +281,4 @@ class Ingest:
         self._file.seek(0)
         while chunk := self._file.read(1 << 20):
             self._hasher.update(chunk)
+            self.offset += len(chunk)
