@@ -20,6 +20,8 @@ from fixture_engine import busybox, engine_home  # noqa: F401
 from lxclab import cli
 
 HEAVY = ("httpx", "lxc", "matplotlib", "ipywidgets", "cryptography", "tqdm", "zstandard", "lxclab.registry", "lxclab.lxc")
+NOT_FOR_PULL = ("lxc", "matplotlib", "ipywidgets", "cryptography", "tqdm", "lxclab.lxc", "lxclab.layers", "lxclab.unionfs",
+                "lxclab.tarball", "tarfile", "lxclab.cgroups", "lxclab.namespaces", "lxclab.security", "lxclab.engine.run")
 
 REPORTER = """
 import json, os, sys
@@ -44,9 +46,9 @@ def loaded_by(*args: str) -> tuple[int, set[str], str]:
     return status, set(modules), done.stdout
 
 
-def heavy(modules: set[str]) -> list[str]:
-    """The heavy packages (or their submodules) among `modules`."""
-    return sorted(m for m in modules if m in HEAVY or m.startswith(tuple(f"{h}." for h in HEAVY)))
+def heavy(modules: set[str], names: tuple[str, ...] = HEAVY) -> list[str]:
+    """The packages of `names` (or their submodules) among `modules`."""
+    return sorted(m for m in modules if m in names or m.startswith(tuple(f"{h}." for h in names)))
 
 
 def test_version_prints_the_version_and_loads_no_command():
@@ -67,9 +69,16 @@ def test_run_of_a_stored_image_loads_no_http_client_or_liblxc(busybox):
     assert heavy(modules) == []
 
 
-def test_pull_loads_the_registry_client(busybox):
+def test_pull_loads_the_registry_client_and_nothing_that_unpacks_or_runs(busybox):
     status, modules, _ = loaded_by("pull", "-q", busybox)
     assert status == 0 and {"httpx", "lxclab.registry.client"} <= modules
+    assert heavy(modules, NOT_FOR_PULL) == []
+
+
+def test_unpack_of_a_stored_image_loads_no_http_client_engine_or_progress_bar(busybox, tmp_path):
+    status, modules, out = loaded_by("unpack", "--mode", "copy", busybox, str(tmp_path / "rootfs"))
+    assert status == 0 and out.endswith("unpacked 3 layers into " + str(tmp_path / "rootfs") + "\n")
+    assert heavy(modules) == [] and heavy(modules, ("lxclab.engine",)) == []
 
 
 def test_every_command_is_registered_by_the_module_commands_names():

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
 import sys
 
@@ -158,6 +157,8 @@ def run_push(args: argparse.Namespace) -> int:
 
 def run_login(args: argparse.Namespace) -> int:
     """Ask for what is missing, check it against the registry's token server, then save it."""
+    import getpass
+
     from ..registry import RegistryClient, credentials
 
     username = args.username or input("Username: ")
