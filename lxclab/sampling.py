@@ -209,16 +209,20 @@ class Sampler:
         self._thread.start()
         return self
 
-    def stop(self, timeout: float = 5.0) -> None:
-        """Ask the thread to end and wait for it; safe to call twice or after the thread ended itself."""
+    def stop(self, timeout: float = 60.0) -> None:
+        """Ask the thread to end and wait for it; safe to call twice or after the thread ended itself.
+
+        The thread ends after the read or listener call in progress, which may be a graph's
+        redraw: seconds on an emulated (TCG) VM, so the timeout only catches one that is stuck.
+        """
         self._stopping.set()
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
             if thread.is_alive():
                 raise SamplingError(
-                    f"sampling thread did not end within {timeout} s: read_stats is blocked; "
-                    "make the stats callable return promptly")
+                    f"sampling thread did not end within {timeout} s: read_stats or a listener is blocked; "
+                    "make them return promptly")
 
     def __enter__(self) -> Sampler:
         return self.start()

@@ -16,6 +16,7 @@ import io
 import stat
 import tarfile
 import zlib
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO, Protocol
@@ -99,7 +100,7 @@ def symlink(path: str, target: str, uid: int = 0, gid: int = 0) -> Entry:
 
 
 def hardlink(path: str, target: str) -> Entry:
-    """A second name for the regular file `target`, which must be in the same layer."""
+    """A second name for the regular file `target`, in the same layer (or below, when the writer is told so)."""
     return Entry(path, HARDLINK, 0o644, target=target)
 
 
@@ -141,28 +142,37 @@ class Written:
     diff_id: str
 
 
-def build_layer(entries: list[Entry], mtime: int = DEFAULT_MTIME, level: int = DEFAULT_GZIP_LEVEL) -> Layer:
-    """Write `entries` as a deterministic gzip tar layer in memory and compute its DiffID."""
+def build_layer(entries: list[Entry], mtime: int = DEFAULT_MTIME, level: int = DEFAULT_GZIP_LEVEL,
+                lower_files: Collection[str] = ()) -> Layer:
+    """Write `entries` as a deterministic gzip tar layer in memory and compute its DiffID.
+
+    A hardlink must name a regular file of the same layer, or one of `lower_files`: the
+    paths of regular files that the layers below hold, which only the caller knows.
+    """
     buffer = io.BytesIO()
-    written = write_layer(entries, buffer, mtime, level)
+    written = write_layer(entries, buffer, mtime, level, lower_files)
     return Layer(blob=buffer.getvalue(), diff_id=written.diff_id)
 
 
 def write_layer(entries: list[Entry], out: BinaryIO, mtime: int = DEFAULT_MTIME,
-                level: int = DEFAULT_GZIP_LEVEL) -> Written:
+                level: int = DEFAULT_GZIP_LEVEL, lower_files: Collection[str] = ()) -> Written:
     """Stream `entries` as a deterministic gzip tar layer into `out`, one file at a time, hashing on the way."""
     compressed = _Hashing(out)
     gzip = _Gzip(compressed, level)
     tar = _Hashing(gzip)
-    write_tar(entries, tar, mtime)
+    write_tar(entries, tar, mtime, lower_files)
     gzip.finish()
     return Written(compressed.digest, compressed.count, tar.digest)
 
 
-def write_tar(entries: list[Entry], out: BinaryIO, mtime: int = DEFAULT_MTIME) -> None:
-    """Write the uncompressed tar to `out`: every non-hardlink sorted by path, then hardlinks sorted by path."""
+def write_tar(entries: list[Entry], out: BinaryIO, mtime: int = DEFAULT_MTIME,
+              lower_files: Collection[str] = ()) -> None:
+    """Write the uncompressed tar to `out`: every non-hardlink sorted by path, then hardlinks sorted by path.
+
+    A hardlink may name one of `lower_files` (regular files of the layers below) that this layer keeps.
+    """
     _check_unique(entries)
-    _check_hardlink_targets(entries)
+    _check_hardlink_targets(entries, lower_files)
     ordered = sorted((e for e in entries if e.kind != HARDLINK), key=lambda e: e.path)
     ordered += sorted((e for e in entries if e.kind == HARDLINK), key=lambda e: e.path)
     with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as archive:
@@ -229,11 +239,29 @@ def _check_unique(entries: list[Entry]) -> None:
         seen.add(entry.path)
 
 
-def _check_hardlink_targets(entries: list[Entry]) -> None:
-    files = {e.path for e in entries if e.kind == FILE}
+def _check_hardlink_targets(entries: list[Entry], lower_files: Collection[str]) -> None:
+    files = {e.path for e in entries if e.kind == FILE} | _kept_below(entries, lower_files)
     for entry in entries:
         if entry.kind == HARDLINK and entry.target not in files:
             raise LayerError(
                 f"hardlink {entry.path!r} -> {entry.target!r}: the target must be a regular file in the "
-                "same layer; add it, or store this path as a regular file"
+                "same layer, or a file of the layers below named in lower_files that this layer keeps; "
+                "add it, or store this path as a regular file"
             )
+
+
+def _kept_below(entries: list[Entry], lower_files: Collection[str]) -> set[str]:
+    """The files of `lower_files` this layer keeps: not listed again, whited out, in an opaque dir or under a non-dir."""
+    own = {e.path: e.kind for e in entries}
+    deleted = set(own)
+    prefixes = [path + "/" for path, kind in own.items() if kind != DIRECTORY]
+    for path in own:
+        parent, _, base = path.rpartition("/")
+        name = parent + "/" if parent else ""
+        if base == OPAQUE_MARKER:
+            prefixes.append(name)
+        elif base.startswith(WHITEOUT_PREFIX):
+            deleted.add(name + base[len(WHITEOUT_PREFIX):])
+            prefixes.append(name + base[len(WHITEOUT_PREFIX):] + "/")
+    return {path for path in map(clean_path, lower_files)
+            if path not in deleted and not path.startswith(tuple(prefixes))}

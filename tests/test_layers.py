@@ -198,6 +198,23 @@ def test_an_entry_under_a_lower_symlink_is_written_through_it_and_the_link_stays
     assert sorted(os.listdir(target)) == ["bin", "lib", "lib64", "usr"]
 
 
+def test_markers_under_a_lower_symlink_act_where_it_leads_and_the_link_stays(tmp_path: Path):
+    target = tmp_path / "rootfs"
+    apply(target, MERGED_USR + [directory("usr/lib/x"), file("usr/lib/x/old", b"o"), file("usr/lib/libc.so", b"c")])
+    report = apply(target, [whiteout("lib/libfoo.so"), opaque("lib64/x"), file("lib/x/new", b"n")])
+    assert os.readlink(target / "lib") == "usr/lib" and os.readlink(target / "lib64") == "/usr/lib"
+    assert sorted(os.listdir(target / "usr/lib")) == ["libc.so", "x"] and os.listdir(target / "usr/lib/x") == ["new"]
+    assert (report.whiteouts, report.opaques) == (["usr/lib/libfoo.so"], ["usr/lib/x"]), "the report names the real paths"
+
+
+def test_markers_never_follow_a_symlink_the_layer_itself_makes(tmp_path: Path):
+    target = tmp_path / "rootfs"
+    apply(target, MERGED_USR + [directory("etc"), file("etc/passwd", b"root")])
+    apply(target, [whiteout("lib/libfoo.so"), whiteout("lib/etc"), symlink("lib", "/")])
+    assert os.readlink(target / "lib") == "/" and os.listdir(target / "usr/lib") == ["libfoo.so"]
+    assert (target / "etc/passwd").is_file()
+
+
 def test_a_hardlink_to_a_link_to_a_lower_file_may_come_first(root: Path):
     apply(root, [hardlink("bin/second", "bin/first"), hardlink("bin/first", "etc/passwd")])
     inodes = {os.lstat(root / p).st_ino for p in ("bin/second", "bin/first", "etc/passwd")}

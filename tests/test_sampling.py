@@ -191,6 +191,29 @@ def test_sampler_stops_cleanly_twice_and_runs_only_once():
         sampler.start()
 
 
+def test_stop_waits_for_a_slow_listener_and_names_a_stuck_one():
+    """A listener slower than the interval (a graph redrawn on an emulated VM) ends in time; a stuck one is named."""
+    release = threading.Event()
+    drawn = []
+    sampler = Sampler(lambda: {"memory_bytes": 0, "cpu_seconds": 0, "pids": 0}, interval=0.01)
+    sampler.subscribe(lambda s: (time.sleep(0.3), drawn.append(s)))
+    sampler.start()
+    time.sleep(0.05)
+    sampler.stop()  # waits for the draw in progress
+    assert drawn and sampler_threads() == []
+
+    stuck = Sampler(lambda: {"memory_bytes": 0, "cpu_seconds": 0, "pids": 0}, interval=0.01)
+    stuck.subscribe(lambda s: release.wait(30))
+    stuck.start()
+    try:
+        with pytest.raises(SamplingError, match="read_stats or a listener is blocked"):
+            stuck.stop(timeout=0.2)
+    finally:
+        release.set()
+    stuck.stop()
+    assert sampler_threads() == []
+
+
 def test_sampler_refuses_a_non_positive_interval():
     with pytest.raises(SamplingError, match="must be positive"):
         Sampler(dict, interval=0)

@@ -139,6 +139,24 @@ def test_a_hardlink_needs_its_target_in_the_same_layer() -> None:
         tarball.build_layer([tarball.hardlink("bin/sh", "bin/busybox")])
 
 
+def test_a_hardlink_to_a_lower_layers_file_is_written_when_the_caller_names_it() -> None:
+    layer = tarball.build_layer([tarball.hardlink("usr/bin/b", "/usr/bin/a"), tarball.regular_file("z", b"z")],
+                                lower_files=["/usr/bin/a", "etc/passwd"])
+    link = members(layer)[-1]
+    assert (link.name, link.type, link.linkname) == ("usr/bin/b", tarfile.LNKTYPE, "usr/bin/a")
+    assert tarball.build_layer([tarball.hardlink("usr/bin/b", "usr/bin/a")], lower_files=["usr/bin/a"]).blob == \
+        tarball.build_layer([tarball.hardlink("usr/bin/b", "usr/bin/a")], lower_files=("usr/bin/a",)).blob
+
+
+@pytest.mark.parametrize("change", [
+    tarball.whiteout("usr/bin/a"), tarball.whiteout("usr/bin"), tarball.opaque("usr/bin"), tarball.opaque("usr"),
+    tarball.directory("usr/bin/a"), tarball.symlink("usr/bin", "/opt/bin"), tarball.regular_file("usr", b"f"),
+], ids=lambda e: e.path)
+def test_a_hardlink_to_a_lower_file_this_layer_deletes_hides_or_replaces_is_refused(change: tarball.Entry) -> None:
+    with pytest.raises(LayerError, match="lower_files that this layer keeps"):
+        tarball.build_layer([tarball.hardlink("b", "usr/bin/a"), change], lower_files=["usr/bin/a"])
+
+
 def test_unknown_entry_kinds_are_refused() -> None:
     with pytest.raises(LayerError, match="unknown kind"):
         tarball.Entry("dev/null", "chardev")

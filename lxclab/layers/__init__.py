@@ -21,8 +21,14 @@ The safety policy, in one place:
 - A hardlink links to a non-directory of the same layer (before or after it in the
   stream), else to a regular file of the layers below: in copy mode that very file, in
   overlay form a copy of it in the layer's own directory. Never to anything outside the root.
-- Whiteouts are judged against the layers below and never followed through a symlink;
-  `.wh.`, `.wh..`, `.wh...` and `.wh.` in a parent component are refused.
+- Whiteouts are judged against the layers below: a whiteout's parent, or an opaque
+  directory, that a lower layer made a symlink is resolved inside the root as above (the
+  link stays; whiting out a link deletes only the link); a symlink this layer makes, or one
+  its own markers delete, is never followed. `.wh.`, `.wh..`, `.wh...` and `.wh.` in a
+  parent component are refused.
+- A stream may end at a member boundary without tar's end-of-archive blocks (as Go's
+  archive/tar reads it, and umoci's `insert` writes it); one that stops inside a header or
+  a member's data is refused.
 - A 0/0 character device (overlayfs's own whiteout) and unknown tar types are refused;
   `trusted.overlay.*` xattrs from a layer are ignored with a warning.
 - A GNU long-name/long-link or PAX header over 1 MiB is refused unread, and a layer that

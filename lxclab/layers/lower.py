@@ -1,4 +1,4 @@
-"""Where a layer's paths meet the layers below: parents resolved through their symlinks, hardlinks to their files.
+"""Where a layer's paths meet the layers below: paths resolved through their symlinks, hardlinks to their files.
 
 Real images need both, and containerd's and umoci's appliers accept both:
 - a merged-/usr base has `lib -> usr/lib`, and a later layer may carry
@@ -8,6 +8,12 @@ Real images need both, and containerd's and umoci's appliers accept both:
   stays. Only directories the layer implies are resolved so: a layer that lists `lib` as
   a directory replaces the symlink. A symlink that this layer made is never followed (the
   entry is refused), and neither is a path that a symlink leads into a file.
+- whiteouts and opaque markers under such a symlink (`lib/.wh.libfoo.so`,
+  `lib/x/.wh..wh..opq`) act where it leads, resolved the same way: the whiteout deletes
+  `usr/lib/libfoo.so` (copy mode) or lands there in the layer's own directory (overlay
+  form), and the symlink stays. A marker never follows a symlink of this layer, nor one its
+  own markers delete (it deletes nothing there); umoci and containerd follow whatever the
+  tar has made of the path so far, so they agree when the markers come first.
 - a hardlink may name a regular file of the layers below (the OCI layer spec only warns
   that some union filesystems cannot do it). In copy mode it is linked to that file in
   the root; in overlay form the layer's own directory gets a copy of the file (what
@@ -53,6 +59,7 @@ class RootView:
 def settle(stager: Stager, below: Below, copy_up: bool) -> None:
     """After the whole stream: resolve implied directories through lower symlinks, then link the last hardlinks."""
     stager.link_staged()
+    names.resolve_markers(stager.whiteouts, stager.opaques, lambda rel: _lower_link(stager, below, rel), stager.name)
     _relocate(stager, below)
     while stager.deferred:  # a link to another waiting link comes after it
         waiting = stager.deferred
@@ -89,6 +96,12 @@ def _view(stager: Stager, below: Below, rel: str) -> tuple[os.stat_result | None
         return st, stager.root / rel, True
     found = None if stager.hides_below(rel) else below.lookup(rel)
     return (os.lstat(found) if found is not None else None), found, False
+
+
+def _lower_link(stager: Stager, below: Below, rel: str) -> str | None:
+    """The target of a symlink of the layers below at `rel` that this layer neither replaces nor hides, else None."""
+    st, found, own = _view(stager, below, rel)
+    return os.readlink(found) if st is not None and not own and stat.S_ISLNK(st.st_mode) else None
 
 
 def _relocate(stager: Stager, below: Below) -> None:

@@ -2,11 +2,11 @@
 
 The order follows the OCI rules: first the opaque markers empty their directories, then
 the whiteouts delete their paths, judged against what the layers below left in the
-target (a whiteout under a symlink or file deletes nothing: it is never followed), and
-only then do the layer's own entries arrive. A staged directory meeting a directory
-merges into it; anything else replaces what was there. Nothing is deleted until the
-end: replaced and whited-out files are renamed into a trash directory beside the staging
-area, so undoing is a rename back.
+target (their paths already resolved through the lower layers' symlinks by lower.py; a
+whiteout under a file deletes nothing), and only then do the layer's own entries
+arrive. A staged directory meeting a directory merges into it; anything else replaces
+what was there. Nothing is deleted until the end: replaced and whited-out files are
+renamed into a trash directory beside the staging area, so undoing is a rename back.
 """
 
 from __future__ import annotations

@@ -89,6 +89,34 @@ def rebase(path: str, old: str, new: str) -> str:
     return "/".join(part for part in (new, rest) if part)
 
 
+def hidden(rel: str, whiteouts: list[str], opaques: list[str]) -> bool:
+    """True if a layer's whiteouts or opaque directories hide what the layers below hold at `rel`."""
+    return any(is_under(rel, w) for w in whiteouts) or any(is_under(rel, o) and rel != o for o in opaques)
+
+
+def marker_name(path: str, opaque: bool) -> str:
+    """The tar name of the marker for `path`: DIR/.wh.NAME deletes it, DIR/.wh..wh..opq (opaque) empties it."""
+    parent, _, base = path.rpartition("/")
+    if opaque:
+        return f"{path}/{OPAQUE_MARKER}" if path else OPAQUE_MARKER
+    return f"{parent}/{WHITEOUT_PREFIX}{base}" if parent else WHITEOUT_PREFIX + base
+
+
+def resolve_markers(whiteouts: list[str], opaques: list[str], link_at: Callable[[str], str | None],
+                    layer: str) -> None:
+    """Rewrite a layer's markers in place with the symlinks below on their way resolved inside the root.
+
+    A whiteout's parent is resolved and its last component kept (deleting a link deletes the
+    link); an opaque directory is resolved whole. `link_at(path)` gives the target of a link
+    to follow (None for anything else). Shallower markers go first, so that one a marker
+    already hides is not followed by a deeper one.
+    """
+    pending = [(depth(p), n, whiteouts, False) for n, p in enumerate(whiteouts)]
+    pending += [(depth(p), n, opaques, True) for n, p in enumerate(opaques)]
+    for _, n, markers, opaque in sorted(pending, key=lambda item: item[:2]):
+        markers[n] = resolve_links(markers[n], lambda here, _: link_at(here), layer,
+                                   marker_name(markers[n], opaque), follow_final=opaque)
+
 
 def resolve_links(rel: str, link_at: Callable[[str, bool], str | None], layer: str, raw: str,
                   follow_final: bool = True) -> str:
@@ -115,6 +143,6 @@ def resolve_links(rel: str, link_at: Callable[[str, bool], str | None], layer: s
             pending = [p for p in target.split("/") if p not in ("", ".")] + pending
             continue
         if not done and part.startswith(STAGING_PREFIX):
-            raise refuse(layer, raw, f"a symlink leads it into {part!r}, lxclab's staging area")
+            raise refuse(layer, raw, f"its path leads into {part!r}, lxclab's staging area")
         done.append(part)
     return "/".join(done)

@@ -85,7 +85,7 @@ def _lookup_in(layer_dir: Path, parts: list[str]) -> tuple[Path | None, bool]:
 def to_overlay_form(stager: Stager, lower: LowerView) -> None:
     """Write the staged layer's whiteouts and opaque markers as overlayfs markers; fill implied metadata."""
     for rel in sorted(set(stager.whiteouts), key=names.depth):
-        in_opaque = any(names.is_under(rel, o) and rel != o for o in stager.opaques)
+        in_opaque = names.hidden(rel, [], stager.opaques)
         if not in_opaque and not any(stager.hides_below(parent) for parent in names.parents(rel)):
             _whiteout(stager, lower, rel)
     for rel in stager.opaques:

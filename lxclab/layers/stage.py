@@ -125,8 +125,7 @@ class Stager:
 
     def hides_below(self, rel: str) -> bool:
         """True if this layer's own markers hide whatever the layers below hold at `rel`."""
-        return any(names.is_under(rel, w) for w in self.whiteouts) or any(
-            names.is_under(rel, o) and rel != o for o in self.opaques)
+        return names.hidden(rel, self.whiteouts, self.opaques)
 
     def make_implied(self, rels: list[str]) -> None:
         """Create the missing directories among `rels` (outermost first) as directories the layer implies."""

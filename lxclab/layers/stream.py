@@ -3,7 +3,9 @@
 A layer is gzip, zstd or plain tar. The first bytes decide (gzip starts 1f 8b, zstd
 28 b5 2f fd); the media type is checked against them, and a disagreement only warns,
 because registries have served plain tars under a gzip media type. The DiffID is the
-sha256 of the whole uncompressed stream, including tar's trailing zero blocks.
+sha256 of the whole uncompressed stream, including tar's trailing zero blocks. Like Go's
+archive/tar, the stream may end at a member boundary without those blocks, even without
+the last member's padding; it may not end inside a header or a member's data.
 
 Two bounds keep a hostile layer from exhausting memory or disk: a GNU long-name/long-link
 or PAX header larger than MAX_HEADER_BYTES is refused before it is read (tarfile would
@@ -80,6 +82,7 @@ class DigestingReader:
         self._raw = raw
         self._hash = hashlib.sha256()
         self.size = 0
+        self.at_end = False
         self.limit, self.name = limit, name
 
     def read(self, size: int = -1) -> bytes:
@@ -87,6 +90,7 @@ class DigestingReader:
         if self.limit is not None and (size < 0 or size > self.limit + 1 - self.size):
             size = self.limit + 1 - self.size  # never decompress more than one byte past the limit
         data = self._raw.read(size)
+        self.at_end = self.at_end or (size != 0 and not data)
         self._hash.update(data)
         self.size += len(data)
         if self.limit is not None and self.size > self.limit:
@@ -105,6 +109,40 @@ class DigestingReader:
     def digest(self) -> str:
         """`sha256:<hex>` of everything read so far."""
         return "sha256:" + self._hash.hexdigest()
+
+
+class LayerTarFile(tarfile.TarFile):
+    """A streaming TarFile that ends where Go's archive/tar (umoci, containerd) ends a layer.
+
+    The stream may stop at a member boundary without tar's end-of-archive blocks, even
+    right after the last member's data without its padding (umoci 0.4.7's `insert` writes
+    such layers); a stream cut inside a header or a member's data is still refused.
+    """
+
+    source: DigestingReader | None = None  # set by tar_stream once open (opening reads the first header)
+
+    def next(self) -> tarfile.TarInfo | None:
+        """The next member, or None at a clean end of the stream; ReadError if it stops inside one."""
+        try:
+            info = super().next()
+        except tarfile.ReadError:
+            if not self._ends_after_last_data():
+                raise
+            self._loaded = True
+            return None
+        if info is None and self._ends_inside_a_header():
+            raise tarfile.ReadError("unexpected end of data inside a tar header")
+        return info
+
+    def _ends_after_last_data(self) -> bool:
+        source = self.source
+        last = self.members[-1] if self.members else None
+        return source is not None and source.at_end and last is not None and \
+            source.size == last.offset_data + last.size
+
+    def _ends_inside_a_header(self) -> bool:
+        source = self.source
+        return source is not None and source.at_end and 0 < source.size - self.offset < tarfile.BLOCKSIZE
 
 
 class _Prefixed:
@@ -174,7 +212,8 @@ def open_layer(source: Path | BinaryIO, media_type: str | None, name: str,
 def tar_stream(reader: DigestingReader, name: str) -> Iterator[tarfile.TarFile]:
     """A streaming TarFile over `reader` that turns corrupt input into LayerError."""
     try:
-        with tarfile.open(fileobj=reader, mode="r|", bufsize=CHUNK, errorlevel=2, tarinfo=BoundedTarInfo) as archive:
+        with LayerTarFile.open(fileobj=reader, mode="r|", bufsize=CHUNK, errorlevel=2, tarinfo=BoundedTarInfo) as archive:
+            archive.source = reader
             yield archive
     except _OversizedHeader as exc:
         raise LayerTooLarge(

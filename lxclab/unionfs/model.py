@@ -1,8 +1,9 @@
 """A pure model of a layer stack: which layer provides each path, what it shadows, what whiteouts hide.
 
 Built from the entries of each layer (lxclab.layers.read_entries), bottom layer first,
-with the same rules extraction follows: opaque markers, then whiteouts, then the layer's
-own entries; a directory over a directory merges, anything else replaces. No I/O.
+with the same rules extraction follows: opaque markers, then whiteouts (both resolved
+through the symlinks below, as extraction resolves them), then the layer's own entries;
+a directory over a directory merges, anything else replaces. No I/O.
 
 Efficiency, in the manner of dive: every byte of every regular file in every layer is
 downloaded and stored, but only the bytes visible in the merged tree are of use. Wasted
@@ -16,7 +17,7 @@ from dataclasses import dataclass, field, replace
 
 from ..errors import UnsafeLayerEntry
 from ..layers.entries import DIRECTORY, FILE, HARDLINK, OPAQUE, SYMLINK, WHITEOUT, LayerEntry
-from ..layers.names import depth, is_under, parents, rebase, resolve_links
+from ..layers.names import depth, hidden, is_under, parents, rebase, resolve_links, resolve_markers
 
 ADDED, MODIFIED, DELETED = "added", "modified", "deleted"
 ROOT_ENTRY = LayerEntry("", DIRECTORY, mode=0o755)
@@ -107,6 +108,8 @@ class LayerStack:
         changes.entries = sum(1 for e in entries if not e.is_marker)
         own, implied = _own_view(entries, changes)
         self.layers.append(changes)
+        resolve_markers(changes.whiteouts, changes.opaques, lambda here: self._marker_link(here, own, implied, changes),
+                        str(changes.index))
         for rel in changes.opaques:
             if rel in self.tree and self.tree[rel].entry.is_dir:
                 for child in sorted(self.children_of.get(rel, ())):
@@ -180,6 +183,12 @@ class LayerStack:
         if entry is not None and entry.kind == HARDLINK and entry.target in self.tree:
             entry = self.tree[entry.target].entry  # a hardlink to a symlink is that symlink
         return entry.target if entry is not None and entry.kind == SYMLINK else None
+
+    def _marker_link(self, path: str, own: dict[str, LayerEntry], implied: set[str], changes: LayerChanges) -> str | None:
+        """The target of a symlink below at `path` that this layer neither lists nor hides (what markers follow)."""
+        if (path in own and path not in implied) or hidden(path, changes.whiteouts, changes.opaques):
+            return None
+        return self._link_at(path, {}, set())
 
     def _remove(self, path: str, changes: LayerChanges, how: str) -> None:
         for rel in self._subtree(path):

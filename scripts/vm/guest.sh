@@ -10,16 +10,7 @@ up_at="$(cut -d' ' -f1 /proc/uptime)"
 say() { printf 'vm-guest: %s\n' "$*"; }
 now() { date +%s; }
 
-# The image was built for this commit's setup inputs (its cache key says so), so the venv and the npm
-# assets are current even where git gives a file a new modification time: say so to setup's stamps.
-checkout() {
-  cd /root/lxclab || return 1
-  git update-index -q --refresh
-  git fetch -q "$share/checkout.bundle" HEAD &&
-    git checkout -q -f --detach "$(cat "$share/commit")" &&
-    git clean -q -ffdx -e .venv -e node_modules -e /_build/lesson-home/cache &&
-    touch -c .venv/.lxclab-installed node_modules
-}
+source "$share/checkout.sh"
 
 # The classroom's registry answers once /v2/ asks for a token (Debian's own registry service asks for none).
 registry_answers() {
@@ -49,7 +40,7 @@ run_tests() {
 }
 
 say "booted in ${up_at}s; $(uname -r); cgroup $(stat -fc %T /sys/fs/cgroup); AppArmor $(cat /sys/module/apparmor/parameters/enabled 2>/dev/null || echo absent); in $(cut -d: -f3 /proc/self/cgroup | tail -1)"
-t=$(now); checkout || say "could not check out $(cat "$share/commit")"; t_checkout=$(($(now) - t))
+t=$(now); checkout "$share" || say "could not check out $(cat "$share/commit")"; t_checkout=$(($(now) - t))
 t=$(now); start_classroom; classroom_ok=$?; t_classroom=$(($(now) - t))
 say "classroom: $([[ $classroom_ok == 0 ]] && echo up || echo FAILED) in ${t_classroom}s; running ./kit test $(tr '\0' ' ' 2>/dev/null <"$share/args")"
 t=$(now); run_tests; status=$?; t_test=$(($(now) - t))

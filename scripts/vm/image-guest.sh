@@ -61,7 +61,10 @@ prove_unit() {
   systemctl stop lxclab-classroom.service
 }
 
+source /mnt/host/checkout.sh
+
 say "building the workshop image on $(. /etc/os-release; echo "$PRETTY_NAME"), kernel $(uname -r)"
+checkout /mnt/host || fail "could not check out $(cat /mnt/host/commit)"
 install_grub || fail "grub-install or update-grub failed"
 enable_network || fail "cannot enable systemd-networkd"
 install_unit || fail "cannot install lxclab-classroom.service"

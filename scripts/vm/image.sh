@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Make the workshop VM image: `image.sh RELEASE KIT_DIR` leaves $cache/<release>/workshop-<key>/ holding
+# Make the workshop VM image: `image.sh RELEASE KIT_DIR COMMIT` leaves $cache/<release>/workshop-<key>/ holding
 # lxclab-workshop-<release>.qcow2 (BIOS-bootable, GRUB, kit installed and seeded, JupyterLab at boot)
 # and run-workshop.sh, which boots it with JupyterLab forwarded to the host's 127.0.0.1 only.
 # The kit image is copied onto a partitioned disk, booted once to install GRUB and the unit, compressed,
@@ -7,8 +7,9 @@
 set -euo pipefail
 VM_CHECKOUT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 source "$VM_CHECKOUT/scripts/vm/lib.sh"
-release="${1:?usage: image.sh RELEASE KIT_DIR}" kit="${2:?usage: image.sh RELEASE KIT_DIR}"
-key="$({ basename "$kit"; cat "$VM_CHECKOUT/scripts/vm/image.sh" "$VM_CHECKOUT/scripts/vm/image-guest.sh"; } | sha256sum | cut -c1-12)"
+release="${1:?usage: image.sh RELEASE KIT_DIR COMMIT}" kit="${2:?usage: image.sh RELEASE KIT_DIR COMMIT}"
+commit="${3:?usage: image.sh RELEASE KIT_DIR COMMIT}"
+key="$({ basename "$kit"; echo "$commit"; cat "$VM_CHECKOUT/scripts/vm/image.sh" "$VM_CHECKOUT/scripts/vm/image-guest.sh"; } | sha256sum | cut -c1-12)"
 dir="$(vm_cache)/$release/workshop-$key"
 name="lxclab-workshop-$release"
 accel="${LXCLAB_VM_ACCEL:-tcg}"
@@ -27,6 +28,7 @@ partitioned_disk() {
 configure_in_vm() {
   local disk="$1" share="$dir.tmp/share"
   mkdir -p "$share/out"
+  vm_share_checkout "$share" "$commit"
   cp "$VM_CHECKOUT/scripts/vm/image-guest.sh" "$share/guest.sh"
   # shellcheck disable=SC2086
   timeout 5400 qemu-system-x86_64 -machine q35 -smp 2 -m 4G -no-reboot -display none -monitor none \

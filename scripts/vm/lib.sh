@@ -18,6 +18,14 @@ VM_KIT_INPUTS=(scripts/setup.sh pyproject.toml package.json package-lock.json)
 vm_say() { printf 'vm: %s\n' "$*" >&2; }
 vm_die() { printf 'vm: error: %s\n' "$*" >&2; exit 1; }
 
+# Put what a guest job needs to bring /root/lxclab to `commit` into the 9p share `dir`: checkout.sh, a bundle, the commit.
+vm_share_checkout() {
+  local dir="$1" commit="$2"
+  git -C "$VM_CHECKOUT" bundle create -q "$dir/checkout.bundle" HEAD
+  echo "$commit" >"$dir/commit"
+  cp "$VM_CHECKOUT/scripts/vm/checkout.sh" "$dir/checkout.sh"
+}
+
 # The cache directory: $LXCLAB_VM_CACHE, else _build/vm in the checkout.
 vm_cache() { printf '%s\n' "${LXCLAB_VM_CACHE:-$VM_CHECKOUT/_build/vm}"; }
 

@@ -101,8 +101,7 @@ run_test() {
   kit="$(ensure_image "$RELEASE" "$commit")"
   run="$(vm_cache)/runs/$RELEASE-$(date -u +%Y%m%dT%H%M%SZ)-$$"
   mkdir -p "$run/share/out"
-  git -C "$VM_CHECKOUT" bundle create -q "$run/share/checkout.bundle" HEAD
-  echo "$commit" >"$run/share/commit"
+  vm_share_checkout "$run/share" "$commit"
   cp "$VM_CHECKOUT/scripts/vm/guest.sh" "$run/share/guest.sh"
   ((${#PYTEST_ARGS[@]} == 0)) || printf '%s\0' "${PYTEST_ARGS[@]}" >"$run/share/args"
   qemu-img create -q -f qcow2 -b "$kit/disk.raw" -F raw "$run/disk.qcow2"
@@ -164,5 +163,6 @@ ensure_tools
 case "$MODE" in
   test) run_test ;;
   build) ensure_image "$RELEASE" "$(git -C "$VM_CHECKOUT" rev-parse HEAD)" ;;
-  image) "$VM_CHECKOUT/scripts/vm/image.sh" "$RELEASE" "$(ensure_image "$RELEASE" "$(git -C "$VM_CHECKOUT" rev-parse HEAD)")" ;;
+  image) commit="$(git -C "$VM_CHECKOUT" rev-parse HEAD)"
+    "$VM_CHECKOUT/scripts/vm/image.sh" "$RELEASE" "$(ensure_image "$RELEASE" "$commit")" "$commit" ;;
 esac
