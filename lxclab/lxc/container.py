@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ from ..security import Profile, lxckeys
 from ._binding import liblxc_set_config_item, pylxc
 from .execute import ExecResult, run_captured, run_interactive
 from .foreground import Init, start_foreground
-from .hierarchies import any_alive, monitor_pids, remove_leftovers, start_cgroup
+from .hierarchies import Monitor, remove_leftovers, start_cgroup
 from .usage import UsageMixin
 from .runfile import SECCOMP_FILE, copy_lxclab_files, read_command, write_command
 from .snapshots import SnapshotsMixin
@@ -241,10 +242,10 @@ class Container(UsageMixin, SnapshotsMixin):
     def stop(self, timeout: int = 10) -> None:
         """Stop kills the container's processes and waits until it is STOPPED, then removes LXC's leftover cgroups."""
         self._must_be_up("stop")
-        monitors = monitor_pids(self.name)
-        if not self._lxc.stop() or not self._lxc.wait(State.STOPPED.value, timeout):
-            raise LxcError(f"LXC could not stop container {self.name!r} within {timeout}s: {self._log_tail()}")
-        remove_leftovers(self.name, monitors)
+        with self._held_monitor() as monitor:
+            if not self._lxc.stop() or not self._lxc.wait(State.STOPPED.value, timeout):
+                raise LxcError(f"LXC could not stop container {self.name!r} within {timeout}s: {self._log_tail()}")
+            self._clear_run(monitor)
 
     def shutdown(self, timeout: int = 10) -> None:
         """Shutdown asks init to halt (LXC's halt signal, SIGPWR) and waits up to `timeout` seconds for STOPPED.
@@ -254,12 +255,12 @@ class Container(UsageMixin, SnapshotsMixin):
         and ShutdownTimeout says so; stop() kills it instead.
         """
         self._must_be_up("shut down")
-        monitors = monitor_pids(self.name)
-        if not self._lxc.shutdown(timeout):
-            raise ShutdownTimeout(f"container {self.name!r} still runs {timeout}s after LXC sent its init the halt "
-                                  "signal (SIGPWR unless lxc.signal.halt names another): an init like sh or sleep "
-                                  "ignores it; run one that handles it (busybox init) or stop() the container")
-        remove_leftovers(self.name, monitors)
+        with self._held_monitor() as monitor:
+            if not self._lxc.shutdown(timeout):
+                raise ShutdownTimeout(f"container {self.name!r} still runs {timeout}s after LXC sent its init the "
+                                      "halt signal (SIGPWR unless lxc.signal.halt names another): an init like sh or "
+                                      "sleep ignores it; run one that handles it (busybox init) or stop() the container")
+            self._clear_run(monitor)
 
     def reboot(self, timeout: int = 10) -> None:
         """Reboot asks init to reboot (LXC's reboot signal, SIGINT) and waits up to `timeout` seconds for a new init.
@@ -269,21 +270,22 @@ class Container(UsageMixin, SnapshotsMixin):
         Profile.build(cap_add=["SYS_BOOT"]) and an init that handles SIGINT (busybox init).
         """
         self._must_be_up("reboot")
-        old_init, monitors = self._lxc.init_pid, monitor_pids(self.name)
-        if not self._lxc.reboot():
-            raise LxcError(f"LXC could not signal the init of container {self.name!r}: {self._log_tail()}")
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.running and self._lxc.init_pid not in (old_init, -1):
-                return
-            if monitors and not self.running and not any_alive(monitors):
-                break  # stopped for good: a reboot keeps the monitor
-            time.sleep(0.1)
-        if self.running:
-            raise RebootFailed(f"the init of container {self.name!r} ignored the reboot signal (SIGINT unless "
-                               f"lxc.signal.reboot names another) for {timeout}s: run one that handles it "
-                               "(busybox init), or stop() and start() the container")
-        remove_leftovers(self.name, monitors)
+        old_init = self._lxc.init_pid
+        with self._held_monitor() as monitor:
+            if not self._lxc.reboot():
+                raise LxcError(f"LXC could not signal the init of container {self.name!r}: {self._log_tail()}")
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                if self.running and self._lxc.init_pid not in (old_init, -1):
+                    return
+                if monitor and not self.running and not monitor.alive():
+                    break  # stopped for good: a reboot keeps the monitor
+                time.sleep(0.1)
+            if self.running:
+                raise RebootFailed(f"the init of container {self.name!r} ignored the reboot signal (SIGINT unless "
+                                   f"lxc.signal.reboot names another) for {timeout}s: run one that handles it "
+                                   "(busybox init), or stop() and start() the container")
+            self._clear_run(monitor)
         raise RebootFailed(f"container {self.name!r} stopped instead of rebooting: its init could not call "
                            "reboot(2) without CAP_SYS_BOOT; create it with profile=Profile.build(cap_add=['SYS_BOOT'])"
                            " or start() it again")
@@ -420,6 +422,23 @@ class Container(UsageMixin, SnapshotsMixin):
         self._must_be_defined()
         if not self.running:
             raise NotRunning(f"container {self.name!r} is {self.state.value}, not running: nothing to {action}")
+
+    @contextmanager
+    def _held_monitor(self) -> Iterator[Monitor | None]:
+        """The running container's monitor, held by a pidfd with its cgroups noted, for the block (None if init went)."""
+        monitor = Monitor.of(self.name, self._lxc.init_pid)
+        try:
+            yield monitor
+        finally:
+            if monitor is not None:
+                monitor.close()
+
+    def _clear_run(self, monitor: Monitor | None) -> None:
+        """Once the container has stopped: wait for its monitor to exit, then remove the cgroups LXC left of the run."""
+        if monitor is None:  # init had gone before it could be asked: sweep every hierarchy by name
+            remove_leftovers(self.name)
+        else:
+            monitor.release()
 
     def _must_be_free(self, name: str, action: str, lxcpath: Path | None = None) -> None:
         """Raise AlreadyDefined if a container `name` exists in `lxcpath` (default: this container's)."""
