@@ -221,10 +221,11 @@ class Monitor:
     def release(self, timeout: float = 2.0) -> list[Path]:
         """Wait up to `timeout` seconds for the monitor to exit, then remove this run's cgroups; the ones still busy.
 
-        Removed: the payload and monitor groups (LXC removes them itself, mostly), the idle
-        lxc.pivot beside them and each idle pivot holding that, and on v2 the start leaf.
-        A pivot is shared by every container started from its cgroup: while another monitor
-        passes through it, it stays. The pidfd is closed.
+        Removed: the payload and monitor groups (LXC removes them itself, mostly), an idle
+        group of the container's plain name beside them (a stale one LXC stepped around with
+        `-1`), the idle lxc.pivot there and each idle pivot holding that, and on v2 the start
+        leaf. A pivot is shared by every container started from its cgroup: while another
+        monitor passes through it, it stays. The pidfd is closed.
         """
         deadline = time.monotonic() + timeout
         try:
@@ -235,6 +236,8 @@ class Monitor:
             _rmdir_tree(group, deadline)
         places = sorted({group.parent for group in self.groups})
         for place in places:
+            for prefix in (PAYLOAD_PREFIX, MONITOR_PREFIX):
+                _rmdir_until(place / (prefix + self.name), deadline=0)
             _remove_idle_pivots(place)
         leaves = sorted({leaf for place in places if (leaf := _lxc_group(place, START_PREFIX, self.name, suffix=False))})
         for leaf in leaves:
