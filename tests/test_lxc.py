@@ -13,8 +13,8 @@ from fixture_lxc import KEEPALIVE, unique_container_name
 
 from lxclab import cgroups, procfs
 from lxclab.errors import (
-    AlreadyDefined, AlreadyFrozen, AlreadyRunning, ContainerError, InvalidLimit, NotDefined, NotFrozen, NotRunning,
-    SnapshotNotFound,
+    AlreadyDefined, AlreadyFrozen, AlreadyRunning, ContainerError, InvalidLimit, LxcError, LxcUnavailable, NotDefined,
+    NotFrozen, NotRunning, SnapshotNotFound,
 )
 from lxclab.lxc import Container, Limits, State, cgroup_version, container_names, lxc_cgroups, rootfs_path
 from lxclab.lxc.hierarchies import Monitor, join, lxc_bases, remove_leftovers, start_cgroup
@@ -232,6 +232,27 @@ def test_stop_removes_the_groups_lxc_named_around_a_stale_one_and_the_stale_one(
     assert f"/lxc.payload.{container.name}-1\n" in Path(f"/proc/{container.init_pid}/cgroup").read_text()
     container.stop()
     assert lxc_cgroups(container.name) == [] and not any(group.exists() for group in stale)
+
+
+def test_a_start_that_fails_says_why_from_the_log_and_leaves_no_cgroup(make_container):
+    container = make_container()
+    with pytest.raises(LxcError, match=r"could not start .*'no-such-program'.*full log: .*lxc\.log"):
+        container.start(["no-such-program"])
+    assert container.state is State.STOPPED and lxc_cgroups(container.name) == []
+    container.start()  # and it starts afterwards
+    assert container.execute(["true"]).ok
+
+
+@pytest.mark.skipif(cgroup_version() == 2, reason="on v2 a forked starter calls liblxc's start, not lxc-start")
+def test_start_on_v1_runs_lxcs_own_lxc_start_and_says_so_when_it_is_missing(make_container, monkeypatch, tmp_path):
+    container = make_container()
+    monkeypatch.setenv("PATH", str(tmp_path))  # no lxc-start here
+    with pytest.raises(LxcUnavailable, match="lxc-start is not on PATH.*lxc package"):
+        container.start()
+    assert container.state is State.STOPPED
+    monkeypatch.undo()
+    container.start()
+    assert container.state is State.RUNNING
 
 
 def test_start_leaves_the_callers_cgroups_alone(make_container):

@@ -18,8 +18,8 @@ from typing import Any
 from .. import paths, validation
 from ..chroot import ExitStatus
 from ..errors import (
-    AlreadyDefined, AlreadyFrozen, AlreadyRunning, ContainerError, InvalidValue, LxcError, NotDefined, NotFrozen,
-    NotRunning, RebootFailed, ShutdownTimeout, UnknownConfigKey,
+    AlreadyDefined, AlreadyFrozen, AlreadyRunning, ContainerError, InvalidValue, LxcError, LxcUnavailable, NotDefined,
+    NotFrozen, NotRunning, RebootFailed, ShutdownTimeout, UnknownConfigKey,
 )
 from ..limits import Limits
 from ..manifest import ImageConfig
@@ -34,6 +34,7 @@ from .snapshots import SnapshotsMixin
 from .state import State
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
+LXC_START = "lxc-start"  # LXC's tool: liblxc's start in a small process of its own
 
 
 def default_lxcpath() -> Path:
@@ -176,13 +177,14 @@ class Container(UsageMixin, SnapshotsMixin):
 
     # --- lifecycle -------------------------------------------------------------------------
     def start(self, argv: Sequence[str] | None = None) -> None:
-        """Start starts the container with `argv` (default: its command) as init, from a forked child.
+        """Start starts the container with `argv` (default: its command) as init, from a short-lived child.
 
-        python-lxc's start moves its caller into LXC's monitor cgroup; a short-lived child
-        takes that move, so the caller's own cgroups stay as they were.
+        liblxc's start moves its caller into LXC's monitor cgroup; the child takes that move,
+        so the caller's own cgroups stay as they were. A start that fails leaves no cgroup.
         """
         argv = self._argv_to_start(argv)
         if not self._start_in_child(argv):
+            remove_leftovers(self.name)
             raise LxcError(f"LXC could not start container {self.name!r} with {list(argv)!r}: {self._log_tail()}")
 
     def run(self, argv: Sequence[str] | None = None, stdin: int | None = None, stdout: int | None = None,
@@ -206,21 +208,24 @@ class Container(UsageMixin, SnapshotsMixin):
         return argv
 
     def _start_in_child(self, argv: tuple[str, ...]) -> bool:
-        """Fork a child that calls liblxc's start (which daemonizes a monitor) and report its success.
+        """Start the container from a child that calls liblxc's start (which daemonizes a monitor); its success.
 
-        On v2 liblxc's caller must not stay in the cgroup LXC enables controllers in, so the
-        child instead leaves a foreground starter running in the container's start leaf.
+        On v1 the child is LXC's own `lxc-start -d`, spawned (vfork and exec): liblxc's forks
+        (its intermediate child, the monitor, init) then copy a small C program, not this
+        Python process, whose copies cost milliseconds each. On v2 liblxc's caller must not
+        stay in the cgroup LXC enables controllers in, so a forked child instead leaves a
+        foreground starter running in the container's start leaf.
         """
         leaf = start_cgroup(self.name)
         if leaf is not None:
             return self._start_detached(argv, leaf)
-        pid = os.fork()
-        if pid == 0:  # the child: only liblxc runs here, then _exit skips every Python cleanup
-            started = False
-            try:
-                started = bool(self._lxc.start(cmd=argv))
-            finally:
-                os._exit(0 if started else 1)  # noqa: B012 - nothing may escape the child
+        command = [LXC_START, "-n", self.name, "-P", str(self.lxcpath), "-d", "--", *argv]
+        quiet = [(os.POSIX_SPAWN_OPEN, fd, os.devnull, os.O_RDWR, 0) for fd in (0, 1, 2)]  # errors go to its log
+        try:
+            pid = os.posix_spawnp(LXC_START, command, os.environ, file_actions=quiet)
+        except FileNotFoundError:
+            raise LxcUnavailable(f"LXC's {LXC_START} is not on PATH: install LXC's tools (Debian: the lxc package)") \
+                from None
         _pid, status = os.waitpid(pid, 0)
         return os.waitstatus_to_exitcode(status) == 0
 
