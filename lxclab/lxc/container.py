@@ -276,7 +276,7 @@ class Container(UsageMixin, SnapshotsMixin):
         """
         self._must_be_up("reboot")
         old_init = self._lxc.init_pid
-        with self._held_monitor() as monitor:
+        with self._held_monitor(old_init) as monitor:
             if not self._lxc.reboot():
                 raise LxcError(f"LXC could not signal the init of container {self.name!r}: {self._log_tail()}")
             deadline = time.monotonic() + timeout
@@ -429,9 +429,9 @@ class Container(UsageMixin, SnapshotsMixin):
             raise NotRunning(f"container {self.name!r} is {self.state.value}, not running: nothing to {action}")
 
     @contextmanager
-    def _held_monitor(self) -> Iterator[Monitor | None]:
+    def _held_monitor(self, init_pid: int | None = None) -> Iterator[Monitor | None]:
         """The running container's monitor, held by a pidfd with its cgroups noted, for the block (None if init went)."""
-        monitor = Monitor.of(self.name, self._lxc.init_pid)
+        monitor = Monitor.of(self.name, self._lxc.init_pid if init_pid is None else init_pid)
         try:
             yield monitor
         finally:
