@@ -130,14 +130,16 @@ def open_parent(pid: int) -> tuple[int, int] | None:
     looked up, opened, then checked to be `pid`'s parent still (a child whose parent dies is
     given another at once).
     """
-    born, parent = start_time(pid), parent_pid(pid)
-    if born < 0 or parent <= 0:
+    before = _stat(pid)
+    parent = -1 if before is None else int(before[_PARENT])
+    if parent <= 0:
         return None
     try:
         pidfd = os.pidfd_open(parent)
     except ProcessLookupError:
         return None
-    if parent_pid(pid) != parent or start_time(pid) != born:
+    after = _stat(pid)  # the same process (start time), with the same parent
+    if after is None or (after[_PARENT], after[_START_TIME]) != (before[_PARENT], before[_START_TIME]):
         os.close(pidfd)
         return None
     return parent, pidfd

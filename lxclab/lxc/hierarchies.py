@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import errno
 import functools
+import itertools
 import os
 import re
 import time
@@ -259,7 +260,7 @@ def _cgroup_dirs(mountinfo: str, pid: int) -> tuple[Path, ...]:
 def _lxc_group(path: Path, prefix: str, name: str, suffix: bool = True) -> Path | None:
     """`path` or the nearest cgroup above it named `prefix` + `name` (+ LXC's `-N`, with `suffix`), or None."""
     pattern = re.compile(re.escape(prefix + name) + (r"(-\d+)?" if suffix else ""))
-    return next((place for place in (path, *path.parents) if pattern.fullmatch(place.name)), None)
+    return next((place for place in itertools.chain([path], path.parents) if pattern.fullmatch(place.name)), None)
 
 
 def _remove_idle_pivots(place: Path) -> None:
