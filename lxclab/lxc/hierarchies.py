@@ -139,6 +139,8 @@ def recorded_cgroups(name: str) -> list[str]:
 
 def _rmdir_tree(cgroup: Path, deadline: float) -> None:
     """Remove a cgroup and its children, retrying while processes are still leaving it."""
+    if _rmdir_until(cgroup, deadline=0):  # gone already (LXC removes its own), or empty: nothing to walk
+        return
     for parent, children, _files in os.walk(cgroup, topdown=False):
         for child in children:
             _rmdir_until(Path(parent) / child, deadline)
