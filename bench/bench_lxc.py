@@ -11,9 +11,9 @@ cycle on that same config and rootfs, interleaved:
 
 - LXC's tools (baseline): `lxc-start -n N -P LXCPATH -d -- INIT`, `lxc-attach -n N -P
   LXCPATH -- true`, `lxc-stop -n N -P LXCPATH`; three processes, liblxc in each;
-- lxclab's Container: `start(INIT)` (liblxc's start in a forked child), `execute(["true"])`
-  (attach_wait with output captured in temporary files), `stop()` (then LXC's leftover
-  cgroups removed);
+- lxclab's Container: `start(INIT)` (on v1 LXC's `lxc-start -d`, spawned; on v2 a forked
+  starter), `execute(["true"])` (attach_wait with output captured in memfds), `stop()` (its
+  monitor held by a pidfd, then the cgroups of the run removed);
 - python-lxc as it is: start from a forked child, `attach_wait(attach_run_command, ["true"])`,
   `stop()` and `wait("STOPPED")`: the floor under lxclab's wrapper.
 

@@ -15,8 +15,10 @@ signalling another user's process needs root.
 
 from __future__ import annotations
 
+import math
 import os
 import re
+import select
 import signal
 import time
 from collections.abc import Callable, Iterable
@@ -25,6 +27,7 @@ from pathlib import Path
 
 _ESCAPE = re.compile(r"\\([0-7]{3})")
 _STATE, _START_TIME = 0, 19  # fields 3 and 22 of stat(5), counted after the command name
+_PARENT = 1  # field 4 of stat(5), the parent's PID
 ZOMBIE = "Z"  # the state of a process that has ended and waits for its parent to collect it
 
 
@@ -112,6 +115,41 @@ def running(pid: int) -> bool:
     """Whether `pid` exists and is not a zombie (dead, waiting only for its parent to collect it)."""
     fields = _stat(pid)
     return fields is not None and fields[_STATE] != ZOMBIE
+
+
+def parent_pid(pid: int) -> int:
+    """The PID of process `pid`'s parent (-1 once `pid` is gone)."""
+    fields = _stat(pid)
+    return -1 if fields is None else int(fields[_PARENT])
+
+
+def open_parent(pid: int) -> tuple[int, int] | None:
+    """(PID, pidfd) of the parent of process `pid`, pinned while `pid` was still its child; None if either has gone.
+
+    The pidfd names that one process for good, whatever later reuses its PID: the parent is
+    looked up, opened, then checked to be `pid`'s parent still (a child whose parent dies is
+    given another at once).
+    """
+    before = _stat(pid)
+    parent = -1 if before is None else int(before[_PARENT])
+    if parent <= 0:
+        return None
+    try:
+        pidfd = os.pidfd_open(parent)
+    except ProcessLookupError:
+        return None
+    after = _stat(pid)  # the same process (start time), with the same parent
+    if after is None or (after[_PARENT], after[_START_TIME]) != (before[_PARENT], before[_START_TIME]):
+        os.close(pidfd)
+        return None
+    return parent, pidfd
+
+
+def pidfd_exited(pidfd: int, timeout: float) -> bool:
+    """Whether the process behind `pidfd` ends within `timeout` seconds (0: has it ended?); the kernel wakes the wait."""
+    poller = select.poll()
+    poller.register(pidfd, select.POLLIN)  # readable once the process has exited
+    return bool(poller.poll(math.ceil(max(timeout, 0) * 1000)))
 
 
 def is_alive(recorded: list[int] | None) -> bool:

@@ -5,18 +5,19 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
 from fixture_lxc import KEEPALIVE, unique_container_name
 
-from lxclab import cgroups
+from lxclab import cgroups, procfs
 from lxclab.errors import (
-    AlreadyDefined, AlreadyFrozen, AlreadyRunning, ContainerError, InvalidLimit, NotDefined, NotFrozen, NotRunning,
-    SnapshotNotFound,
+    AlreadyDefined, AlreadyFrozen, AlreadyRunning, ContainerError, InvalidLimit, LxcError, LxcUnavailable, NotDefined,
+    NotFrozen, NotRunning, SnapshotNotFound,
 )
 from lxclab.lxc import Container, Limits, State, cgroup_version, container_names, lxc_cgroups, rootfs_path
-from lxclab.lxc.hierarchies import join, remove_leftovers, start_cgroup
+from lxclab.lxc.hierarchies import Monitor, join, lxc_bases, remove_leftovers, start_cgroup
 from lxclab.lxc.usage import config_items
 from lxclab.manifest import ImageConfig
 
@@ -170,6 +171,88 @@ def test_attach_returns_the_exit_code(make_container):
     container = make_container()
     container.start()
     assert container.attach(["/bin/sh", "-c", "exit 5"]).exit_code == 5
+
+
+def test_execute_captures_output_in_memory_files_not_temporary_files(make_container):
+    container = make_container()
+    container.start()
+    result = container.execute(["/bin/sh", "-c", "readlink /proc/self/fd/1; readlink /proc/self/fd/2 >&2"])
+    assert (result.stdout, result.stderr) == ("/memfd:lxclab-stdout (deleted)\n", "/memfd:lxclab-stderr (deleted)\n")
+    fed = container.execute(["/bin/sh", "-c", "readlink /proc/self/fd/0; cat"], stdin=b"fed")
+    assert fed.stdout == "/memfd:lxclab-stdin (deleted)\nfed"
+
+
+# --- stopping: the monitor, held by a pidfd, and exactly the cgroups of the run ----------------
+def test_parent_is_opened_as_a_pidfd_only_while_the_child_is_still_its_own():
+    shell = subprocess.Popen(["/bin/sh", "-c", "sleep 600 & echo $!; wait"], stdout=subprocess.PIPE, text=True)
+    child = int(shell.stdout.readline())
+    try:
+        assert procfs.parent_pid(child) == shell.pid
+        parent, pidfd = procfs.open_parent(child)
+        assert parent == shell.pid and not procfs.pidfd_exited(pidfd, 0)
+        shell.kill()  # its sleep is handed to another parent at once
+        assert procfs.pidfd_exited(pidfd, 5)  # woken by the exit itself, before anyone collects the shell
+        os.close(pidfd)
+        reparented = procfs.open_parent(child)
+        assert reparented is not None and reparented[0] not in (shell.pid, -1)
+        os.close(reparented[1])
+    finally:
+        shell.kill()
+        shell.wait()
+        os.kill(child, 9)
+    done = subprocess.Popen(["true"])
+    done.wait()  # collected: its PID names no process now
+    assert procfs.open_parent(done.pid) is None and procfs.parent_pid(done.pid) == -1
+
+
+def test_monitor_is_inits_parent_and_stop_returns_only_once_it_has_exited(make_container):
+    container = make_container()
+    container.start()
+    monitor = Monitor.of(container.name, container.init_pid)
+    try:
+        cmdline = Path(f"/proc/{monitor.pid}/cmdline").read_bytes()
+        assert cmdline.startswith(b"[lxc monitor]") and container.name.encode() in cmdline and monitor.alive()
+        # The payload's and the monitor's groups, in every hierarchy: read from /proc, found by no walk.
+        assert sorted(monitor.groups) == sorted(base / f"lxc.{role}.{container.name}" for base in lxc_bases(container.name)
+                                                for role in ("payload", "monitor"))
+    finally:
+        monitor.close()
+    container.stop()
+    assert not procfs.running(monitor.pid) and lxc_cgroups(container.name) == []
+    assert Monitor.of(container.name, monitor.pid) is None  # no process, no monitor
+
+
+@pytest.mark.skipif(cgroup_version() == 2, reason="on v2 each start makes its leaf afresh: no stale group in the way")
+def test_stop_removes_the_groups_lxc_named_around_a_stale_one_and_the_stale_one(make_container):
+    container = make_container()
+    stale = [base / f"lxc.payload.{container.name}" for base in lxc_bases(container.name)]
+    for group in stale:
+        group.mkdir()
+    container.start()
+    assert f"/lxc.payload.{container.name}-1\n" in Path(f"/proc/{container.init_pid}/cgroup").read_text()
+    container.stop()
+    assert lxc_cgroups(container.name) == [] and not any(group.exists() for group in stale)
+
+
+def test_a_start_that_fails_says_why_from_the_log_and_leaves_no_cgroup(make_container):
+    container = make_container()
+    with pytest.raises(LxcError, match=r"could not start .*'no-such-program'.*full log: .*lxc\.log"):
+        container.start(["no-such-program"])
+    assert container.state is State.STOPPED and lxc_cgroups(container.name) == []
+    container.start()  # and it starts afterwards
+    assert container.execute(["true"]).ok
+
+
+@pytest.mark.skipif(cgroup_version() == 2, reason="on v2 a forked starter calls liblxc's start, not lxc-start")
+def test_start_on_v1_runs_lxcs_own_lxc_start_and_says_so_when_it_is_missing(make_container, monkeypatch, tmp_path):
+    container = make_container()
+    monkeypatch.setenv("PATH", str(tmp_path))  # no lxc-start here
+    with pytest.raises(LxcUnavailable, match="lxc-start is not on PATH.*lxc package"):
+        container.start()
+    assert container.state is State.STOPPED
+    monkeypatch.undo()
+    container.start()
+    assert container.state is State.RUNNING
 
 
 def test_start_leaves_the_callers_cgroups_alone(make_container):

@@ -10,15 +10,16 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from .. import paths, validation
 from ..chroot import ExitStatus
 from ..errors import (
-    AlreadyDefined, AlreadyFrozen, AlreadyRunning, ContainerError, InvalidValue, LxcError, NotDefined, NotFrozen,
-    NotRunning, RebootFailed, ShutdownTimeout, UnknownConfigKey,
+    AlreadyDefined, AlreadyFrozen, AlreadyRunning, ContainerError, InvalidValue, LxcError, LxcUnavailable, NotDefined,
+    NotFrozen, NotRunning, RebootFailed, ShutdownTimeout, UnknownConfigKey,
 )
 from ..limits import Limits
 from ..manifest import ImageConfig
@@ -26,13 +27,14 @@ from ..security import Profile, lxckeys
 from ._binding import liblxc_set_config_item, pylxc
 from .execute import ExecResult, run_captured, run_interactive
 from .foreground import Init, start_foreground
-from .hierarchies import any_alive, monitor_pids, remove_leftovers, start_cgroup
+from .hierarchies import Monitor, remove_leftovers, start_cgroup
 from .usage import UsageMixin
 from .runfile import SECCOMP_FILE, copy_lxclab_files, read_command, write_command
 from .snapshots import SnapshotsMixin
 from .state import State
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
+LXC_START = "lxc-start"  # LXC's tool: liblxc's start in a small process of its own
 
 
 def default_lxcpath() -> Path:
@@ -175,13 +177,14 @@ class Container(UsageMixin, SnapshotsMixin):
 
     # --- lifecycle -------------------------------------------------------------------------
     def start(self, argv: Sequence[str] | None = None) -> None:
-        """Start starts the container with `argv` (default: its command) as init, from a forked child.
+        """Start starts the container with `argv` (default: its command) as init, from a short-lived child.
 
-        python-lxc's start moves its caller into LXC's monitor cgroup; a short-lived child
-        takes that move, so the caller's own cgroups stay as they were.
+        liblxc's start moves its caller into LXC's monitor cgroup; the child takes that move,
+        so the caller's own cgroups stay as they were. A start that fails leaves no cgroup.
         """
         argv = self._argv_to_start(argv)
         if not self._start_in_child(argv):
+            remove_leftovers(self.name)
             raise LxcError(f"LXC could not start container {self.name!r} with {list(argv)!r}: {self._log_tail()}")
 
     def run(self, argv: Sequence[str] | None = None, stdin: int | None = None, stdout: int | None = None,
@@ -205,21 +208,24 @@ class Container(UsageMixin, SnapshotsMixin):
         return argv
 
     def _start_in_child(self, argv: tuple[str, ...]) -> bool:
-        """Fork a child that calls liblxc's start (which daemonizes a monitor) and report its success.
+        """Start the container from a child that calls liblxc's start (which daemonizes a monitor); its success.
 
-        On v2 liblxc's caller must not stay in the cgroup LXC enables controllers in, so the
-        child instead leaves a foreground starter running in the container's start leaf.
+        On v1 the child is LXC's own `lxc-start -d`, spawned (vfork and exec): liblxc's forks
+        (its intermediate child, the monitor, init) then copy a small C program, not this
+        Python process, whose copies cost milliseconds each. On v2 liblxc's caller must not
+        stay in the cgroup LXC enables controllers in, so a forked child instead leaves a
+        foreground starter running in the container's start leaf.
         """
         leaf = start_cgroup(self.name)
         if leaf is not None:
             return self._start_detached(argv, leaf)
-        pid = os.fork()
-        if pid == 0:  # the child: only liblxc runs here, then _exit skips every Python cleanup
-            started = False
-            try:
-                started = bool(self._lxc.start(cmd=argv))
-            finally:
-                os._exit(0 if started else 1)  # noqa: B012 - nothing may escape the child
+        command = [LXC_START, "-n", self.name, "-P", str(self.lxcpath), "-d", "--", *argv]
+        quiet = [(os.POSIX_SPAWN_OPEN, fd, os.devnull, os.O_RDWR, 0) for fd in (0, 1, 2)]  # errors go to its log
+        try:
+            pid = os.posix_spawnp(LXC_START, command, os.environ, file_actions=quiet)
+        except FileNotFoundError:
+            raise LxcUnavailable(f"LXC's {LXC_START} is not on PATH: install LXC's tools (Debian: the lxc package)") \
+                from None
         _pid, status = os.waitpid(pid, 0)
         return os.waitstatus_to_exitcode(status) == 0
 
@@ -241,10 +247,10 @@ class Container(UsageMixin, SnapshotsMixin):
     def stop(self, timeout: int = 10) -> None:
         """Stop kills the container's processes and waits until it is STOPPED, then removes LXC's leftover cgroups."""
         self._must_be_up("stop")
-        monitors = monitor_pids(self.name)
-        if not self._lxc.stop() or not self._lxc.wait(State.STOPPED.value, timeout):
-            raise LxcError(f"LXC could not stop container {self.name!r} within {timeout}s: {self._log_tail()}")
-        remove_leftovers(self.name, monitors)
+        with self._held_monitor() as monitor:
+            if not self._lxc.stop() or not self._lxc.wait(State.STOPPED.value, timeout):
+                raise LxcError(f"LXC could not stop container {self.name!r} within {timeout}s: {self._log_tail()}")
+            self._clear_run(monitor)
 
     def shutdown(self, timeout: int = 10) -> None:
         """Shutdown asks init to halt (LXC's halt signal, SIGPWR) and waits up to `timeout` seconds for STOPPED.
@@ -254,12 +260,12 @@ class Container(UsageMixin, SnapshotsMixin):
         and ShutdownTimeout says so; stop() kills it instead.
         """
         self._must_be_up("shut down")
-        monitors = monitor_pids(self.name)
-        if not self._lxc.shutdown(timeout):
-            raise ShutdownTimeout(f"container {self.name!r} still runs {timeout}s after LXC sent its init the halt "
-                                  "signal (SIGPWR unless lxc.signal.halt names another): an init like sh or sleep "
-                                  "ignores it; run one that handles it (busybox init) or stop() the container")
-        remove_leftovers(self.name, monitors)
+        with self._held_monitor() as monitor:
+            if not self._lxc.shutdown(timeout):
+                raise ShutdownTimeout(f"container {self.name!r} still runs {timeout}s after LXC sent its init the "
+                                      "halt signal (SIGPWR unless lxc.signal.halt names another): an init like sh or "
+                                      "sleep ignores it; run one that handles it (busybox init) or stop() the container")
+            self._clear_run(monitor)
 
     def reboot(self, timeout: int = 10) -> None:
         """Reboot asks init to reboot (LXC's reboot signal, SIGINT) and waits up to `timeout` seconds for a new init.
@@ -269,21 +275,22 @@ class Container(UsageMixin, SnapshotsMixin):
         Profile.build(cap_add=["SYS_BOOT"]) and an init that handles SIGINT (busybox init).
         """
         self._must_be_up("reboot")
-        old_init, monitors = self._lxc.init_pid, monitor_pids(self.name)
-        if not self._lxc.reboot():
-            raise LxcError(f"LXC could not signal the init of container {self.name!r}: {self._log_tail()}")
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.running and self._lxc.init_pid not in (old_init, -1):
-                return
-            if monitors and not self.running and not any_alive(monitors):
-                break  # stopped for good: a reboot keeps the monitor
-            time.sleep(0.1)
-        if self.running:
-            raise RebootFailed(f"the init of container {self.name!r} ignored the reboot signal (SIGINT unless "
-                               f"lxc.signal.reboot names another) for {timeout}s: run one that handles it "
-                               "(busybox init), or stop() and start() the container")
-        remove_leftovers(self.name, monitors)
+        old_init = self._lxc.init_pid
+        with self._held_monitor(old_init) as monitor:
+            if not self._lxc.reboot():
+                raise LxcError(f"LXC could not signal the init of container {self.name!r}: {self._log_tail()}")
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                if self.running and self._lxc.init_pid not in (old_init, -1):
+                    return
+                if monitor and not self.running and not monitor.alive():
+                    break  # stopped for good: a reboot keeps the monitor
+                time.sleep(0.1)
+            if self.running:
+                raise RebootFailed(f"the init of container {self.name!r} ignored the reboot signal (SIGINT unless "
+                                   f"lxc.signal.reboot names another) for {timeout}s: run one that handles it "
+                                   "(busybox init), or stop() and start() the container")
+            self._clear_run(monitor)
         raise RebootFailed(f"container {self.name!r} stopped instead of rebooting: its init could not call "
                            "reboot(2) without CAP_SYS_BOOT; create it with profile=Profile.build(cap_add=['SYS_BOOT'])"
                            " or start() it again")
@@ -420,6 +427,23 @@ class Container(UsageMixin, SnapshotsMixin):
         self._must_be_defined()
         if not self.running:
             raise NotRunning(f"container {self.name!r} is {self.state.value}, not running: nothing to {action}")
+
+    @contextmanager
+    def _held_monitor(self, init_pid: int | None = None) -> Iterator[Monitor | None]:
+        """The running container's monitor, held by a pidfd with its cgroups noted, for the block (None if init went)."""
+        monitor = Monitor.of(self.name, self._lxc.init_pid if init_pid is None else init_pid)
+        try:
+            yield monitor
+        finally:
+            if monitor is not None:
+                monitor.close()
+
+    def _clear_run(self, monitor: Monitor | None) -> None:
+        """Once the container has stopped: wait for its monitor to exit, then remove the cgroups LXC left of the run."""
+        if monitor is None:  # init had gone before it could be asked: sweep every hierarchy by name
+            remove_leftovers(self.name)
+        else:
+            monitor.release()
 
     def _must_be_free(self, name: str, action: str, lxcpath: Path | None = None) -> None:
         """Raise AlreadyDefined if a container `name` exists in `lxcpath` (default: this container's)."""

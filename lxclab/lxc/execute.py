@@ -2,14 +2,14 @@
 
 attach_wait forks a child that enters the container's namespaces and cgroups and
 execs the command, then waits for it and returns its raw wait status. Output goes to
-temporary files, never pipes: a pipe holds 64 KiB, and a command that fills it blocks
-forever because nobody reads the pipe until attach_wait returns.
+files in memory (memfd_create: no path, no disk, gone with their last descriptor), never
+pipes: a pipe holds 64 KiB, and a command that fills it blocks forever because nobody
+reads the pipe until attach_wait returns.
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import IO, Any
@@ -57,8 +57,12 @@ def _wait_status(name: str, argv: Sequence[str], status: int) -> ExitStatus:
 
 def run_captured(container: Any, argv: Sequence[str], env: Mapping[str, str] | None = None,
                  cwd: str | None = None, stdin: bytes | None = None) -> ExecResult:
-    """Run `argv` in the running python-lxc `container` and capture its output, of any size."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, _stdin_file(stdin) as inp:
+    """Run `argv` in the running python-lxc `container` and capture its output, of any size.
+
+    Like a file on tmpfs, the output's pages count against the memory limit of the
+    container whose command writes them, until the call returns.
+    """
+    with _memory_file("stdout") as out, _memory_file("stderr") as err, _stdin_file(stdin) as inp:
         status = container.attach_wait(pylxc().attach_run_command, list(argv), stdin=inp, stdout=out,
                                        stderr=err, **_attach_options(env, cwd))
         ended = _wait_status(container.name, argv, status)
@@ -73,17 +77,22 @@ def run_interactive(container: Any, argv: Sequence[str], env: Mapping[str, str] 
     return _wait_status(container.name, argv, status)
 
 
+def _memory_file(name: str) -> IO[bytes]:
+    """A new, empty file in memory (memfd_create), open for reading and writing; `name` shows in /proc/PID/fd."""
+    return open(os.memfd_create(f"lxclab-{name}", os.MFD_CLOEXEC), "w+b")
+
+
 def _stdin_file(data: bytes | None) -> IO[bytes]:
-    """A file to feed the command: `data` in a temporary file, or /dev/null."""
+    """A file to feed the command: `data` in a file in memory, or /dev/null."""
     if data is None:
         return open(os.devnull, "rb")
-    feed = tempfile.TemporaryFile()
+    feed = _memory_file("stdin")
     feed.write(data)
     feed.seek(0)
     return feed
 
 
 def _read_text(file: IO[bytes]) -> str:
-    """All a temporary output file holds, decoded as UTF-8 (undecodable bytes replaced)."""
+    """All an output file holds, decoded as UTF-8 (undecodable bytes replaced)."""
     file.seek(0)
     return file.read().decode("utf-8", errors="replace")

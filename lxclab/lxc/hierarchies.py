@@ -12,16 +12,22 @@ for its monitor, and one shared `lxc.pivot` that each monitor moves into as it e
   there; from a shell's session scope it could not ("Failed to set memory.max").
 
 LXC 5.0 removes the monitor and payload cgroups itself but leaves `lxc.pivot` (one inside
-it per reboot of a container, and sometimes a monitor cgroup) behind; `remove_leftovers` tidies them once the monitor has gone.
+it per reboot of a container, and sometimes a monitor cgroup) behind. Stopping a container
+takes hold of its monitor first (`Monitor.of`: a pidfd on init's parent and the exact
+cgroups of init and monitor, from /proc) and, once the monitor has gone, removes just
+those and the pivots beside them (`Monitor.release`); `remove_leftovers` sweeps every
+hierarchy for a container's groups by name when there is no running container to ask.
 """
 
 from __future__ import annotations
 
 import errno
 import functools
+import itertools
 import os
 import re
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from .. import cgroups, procfs
@@ -54,10 +60,9 @@ def start_cgroup(name: str, controllers: bool = True) -> Path | None:
     that stays inside while liblxc daemonizes (python-lxc's plain start) must ask for
     `controllers=False`: a cgroup one level down with none, so no limits apply.
     """
-    hierarchy = cgroups.detect()
-    if hierarchy.version == 1:
+    if cgroup_version() == 1:
         return None
-    leaf = hierarchy.parent_dirs()["memory"] / (START_PREFIX + name)
+    leaf = cgroups.detect().parent_dirs()["memory"] / (START_PREFIX + name)
     if leaf.exists():  # a leaf whose controllers LXC enabled before cannot take a process again
         _rmdir_tree(leaf, time.monotonic() + 2.0)
     try:
@@ -134,6 +139,8 @@ def recorded_cgroups(name: str) -> list[str]:
 
 def _rmdir_tree(cgroup: Path, deadline: float) -> None:
     """Remove a cgroup and its children, retrying while processes are still leaving it."""
+    if _rmdir_until(cgroup, deadline=0):  # gone already (LXC removes its own), or empty: nothing to walk
+        return
     for parent, children, _files in os.walk(cgroup, topdown=False):
         for child in children:
             _rmdir_until(Path(parent) / child, deadline)
@@ -156,32 +163,14 @@ def _rmdir_until(cgroup: Path, deadline: float) -> bool:
             time.sleep(0.005)
 
 
-def monitor_pids(name: str) -> set[int]:
-    """The PIDs in container `name`'s monitor cgroups: its `[lxc monitor]` process while it runs."""
-    pids = set()
-    for cgroup in lxc_cgroups(name):
-        if cgroup.name == MONITOR_PREFIX + name:
-            try:
-                pids.update(int(pid) for pid in (cgroup / "cgroup.procs").read_text().split())
-            except FileNotFoundError:
-                continue
-    return pids
-
-
-def any_alive(pids: set[int]) -> bool:
-    """Whether any of `pids` (monitor_pids of a container) still runs: a rebooting container keeps its monitor."""
-    return any(procfs.running(pid) for pid in pids)
-
-
-def remove_leftovers(name: str, monitors: set[int] = frozenset(), timeout: float = 2.0) -> list[Path]:
-    """Remove container `name`'s monitor and payload cgroups and an idle lxc.pivot once `monitors` exited.
+def remove_leftovers(name: str, timeout: float = 2.0) -> list[Path]:
+    """Remove container `name`'s monitor and payload cgroups and an idle lxc.pivot, in every hierarchy, by name.
 
     Returns the cgroups still busy at the deadline. On v1 the pivot is shared by every
     container started from this cgroup: while another monitor passes through it, it stays.
     On v2 the container's whole start leaf goes.
     """
     deadline = time.monotonic() + timeout
-    procfs.wait_gone(lambda: filter(procfs.running, monitors), timeout)
     exact = {MONITOR_PREFIX + name, PAYLOAD_PREFIX + name}
     for cgroup in lxc_cgroups(name):
         if cgroup.name in exact or cgroup.name.startswith(START_PREFIX):
@@ -191,3 +180,95 @@ def remove_leftovers(name: str, monitors: set[int] = frozenset(), timeout: float
     for base in lxc_bases(name):
         _rmdir_tree(base / PIVOT, deadline=0)  # idle only; a monitor that rebooted its container nests one more
     return [cgroup for cgroup in lxc_cgroups(name) if cgroup.exists()]
+
+
+@dataclass
+class Monitor:
+    """A running container's LXC monitor, held by a pidfd, and the cgroups of its run: what a stop leaves to clear.
+
+    `groups` are the payload's and the monitor's cgroups in each hierarchy, read from /proc
+    while init and the monitor run: with a `-1` suffix or under lxc.pivot after a reboot,
+    wherever LXC put them.
+    """
+
+    name: str
+    pid: int
+    pidfd: int
+    groups: tuple[Path, ...]
+
+    @classmethod
+    def of(cls, name: str, init_pid: int) -> Monitor | None:
+        """Take hold of the monitor of container `name` through its init (LXC's monitor is init's parent).
+
+        None when init has already gone or is in no payload group of LXC's: remove_leftovers sweeps instead.
+        """
+        parent = procfs.open_parent(init_pid) if init_pid > 0 else None
+        if parent is None:
+            return None
+        pid, pidfd = parent
+        try:
+            mountinfo = Path("/proc/self/mountinfo").read_text()
+            payload = [_lxc_group(group, PAYLOAD_PREFIX, name) for group in _cgroup_dirs(mountinfo, init_pid)]
+            monitor = [_lxc_group(group, MONITOR_PREFIX, name) for group in _cgroup_dirs(mountinfo, pid)]
+        except (OSError, CgroupError):
+            payload = []
+        if not payload or None in payload:
+            os.close(pidfd)
+            return None
+        return cls(name, pid, pidfd, tuple(payload) + tuple(group for group in monitor if group is not None))
+
+    def alive(self) -> bool:
+        """Whether the monitor still runs (a rebooting container keeps it)."""
+        return not procfs.pidfd_exited(self.pidfd, 0)
+
+    def release(self, timeout: float = 2.0) -> list[Path]:
+        """Wait up to `timeout` seconds for the monitor to exit, then remove this run's cgroups; the ones still busy.
+
+        Removed: the payload and monitor groups (LXC removes them itself, mostly), an idle
+        group of the container's plain name beside them (a stale one LXC stepped around with
+        `-1`), the idle lxc.pivot there and each idle pivot holding that, and on v2 the start
+        leaf. A pivot is shared by every container started from its cgroup: while another
+        monitor passes through it, it stays. The pidfd is closed.
+        """
+        deadline = time.monotonic() + timeout
+        try:
+            procfs.pidfd_exited(self.pidfd, timeout)
+        finally:
+            self.close()
+        for group in self.groups:
+            _rmdir_tree(group, deadline)
+        places = sorted({group.parent for group in self.groups})
+        for place in places:
+            for prefix in (PAYLOAD_PREFIX, MONITOR_PREFIX):
+                _rmdir_until(place / (prefix + self.name), deadline=0)
+            _remove_idle_pivots(place)
+        leaves = sorted({leaf for place in places if (leaf := _lxc_group(place, START_PREFIX, self.name, suffix=False))})
+        for leaf in leaves:
+            _rmdir_tree(leaf, deadline)
+        return [group for group in (*self.groups, *leaves) if group.exists()]
+
+    def close(self) -> None:
+        """Let go of the monitor's pidfd (once)."""
+        if self.pidfd >= 0:
+            os.close(self.pidfd)
+            self.pidfd = -1
+
+
+def _cgroup_dirs(mountinfo: str, pid: int) -> tuple[Path, ...]:
+    """Process `pid`'s cgroup directory in every mounted hierarchy, from its /proc/PID/cgroup."""
+    return cgroups.detect(mountinfo, Path(f"/proc/{pid}/cgroup").read_text(), systemd=False).everywhere
+
+
+def _lxc_group(path: Path, prefix: str, name: str, suffix: bool = True) -> Path | None:
+    """`path` or the nearest cgroup above it named `prefix` + `name` (+ LXC's `-N`, with `suffix`), or None."""
+    pattern = re.compile(re.escape(prefix + name) + (r"(-\d+)?" if suffix else ""))
+    return next((place for place in itertools.chain([path], path.parents) if pattern.fullmatch(place.name)), None)
+
+
+def _remove_idle_pivots(place: Path) -> None:
+    """Remove the lxc.pivot in `place` and each pivot `place` itself sits in, deepest first, if idle."""
+    pivots = [place / PIVOT]
+    while pivots[-1].parent.name == PIVOT:  # a rebooted container's groups sit in the pivot its monitor moved into
+        pivots.append(pivots[-1].parent)
+    for pivot in pivots:
+        _rmdir_until(pivot, deadline=0)
