@@ -100,7 +100,7 @@ def _destroy_lxc(records: list[dict[str, str]]) -> None:
     for container in _lxc_containers(records):
         if container.defined:
             container.destroy()
-        remove_leftovers(container.name)
+        remove_leftovers(container.name, container.lxcpath)
 
 
 def _remove_endpoints(endpoints: list[dict[str, str]]) -> None:

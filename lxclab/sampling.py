@@ -171,7 +171,7 @@ class Sampler:
     """Call `read_stats` every `interval` seconds in a background thread and pass each Sample on.
 
     `read_stats` returns a dict with the keys of `Sample.from_stats`; `t` is stamped by the
-    sampler (seconds since `start`). When `read_stats` or a listener raises (a cgroup that
+    sampler (seconds since `start`, at the middle of the read, so a slow read shifts no rate). When `read_stats` or a listener raises (a cgroup that
     disappeared with its container, say) sampling ends and the exception is kept in `error`.
     """
 
@@ -235,7 +235,7 @@ class Sampler:
         try:
             next_tick = started
             while not self._stopping.is_set():
-                self._take(self.clock() - started)
+                self._take(started)
                 next_tick = self._next_tick(next_tick)
                 self._stopping.wait(max(0.0, next_tick - self.clock()))
         except BaseException as err:  # kept for the caller: this thread has no one to raise to
@@ -244,8 +244,10 @@ class Sampler:
             for listener in self._stop_listeners:
                 listener(self.error)
 
-    def _take(self, t: float) -> None:
-        sample = Sample.from_stats(t, self.read_stats())
+    def _take(self, started: float) -> None:
+        before = self.clock()
+        stats = self.read_stats()
+        sample = Sample.from_stats((before + self.clock()) / 2 - started, stats)
         for listener in list(self._listeners):
             listener(sample)
 

@@ -319,9 +319,11 @@ def test_cpu_spinner_gets_its_quota(busybox_rootfs):
         process = namespaces.spawn(busybox_rootfs, ["sh", "-c", "while :; do :; done"], cgroup=group)
         try:
             time.sleep(0.3)
-            start, started = group.stats(), time.monotonic()
+            started = time.monotonic()  # each clock read outside its stats read: a slow read (TCG) can
+            start = group.stats()       # only lengthen the interval, never add CPU time to it
             time.sleep(2)
-            end, ended = group.stats(), time.monotonic()
+            end = group.stats()
+            ended = time.monotonic()
         finally:
             process.kill()
             process.wait()

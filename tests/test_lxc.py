@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
-from fixture_lxc import KEEPALIVE, unique_container_name
+from fixture_lxc import KEEPALIVE, discard, remove_lock_dirs, unique_container_name
 
 from lxclab import cgroups, procfs
 from lxclab.errors import (
@@ -115,7 +116,7 @@ def test_python_lxcs_own_daemonized_start_works_from_a_start_cgroup_without_cont
     for key, value in [("lxc.rootfs.path", str(busybox_rootfs)), ("lxc.uts.name", name), ("lxc.net.0.type", "empty"),
                        ("lxc.mount.auto", "proc:mixed sys:mixed"), ("lxc.autodev", "1"), ("lxc.cgroup.relative", "1")]:
         assert raw.set_config_item(key, value)
-    cgroup = start_cgroup(name, controllers=False)
+    cgroup = start_cgroup(name, lxcpath, controllers=False)
     assert (cgroup is None) == (cgroup_version() == 1)
     child = os.fork()
     if child == 0:
@@ -132,7 +133,7 @@ def test_python_lxcs_own_daemonized_start_works_from_a_start_cgroup_without_cont
     finally:
         raw.stop()
         raw.wait("STOPPED", 10)
-        remove_leftovers(name)
+        remove_leftovers(name, lxcpath)
     assert lxc_cgroups(name) == []
 
 
@@ -213,7 +214,7 @@ def test_monitor_is_inits_parent_and_stop_returns_only_once_it_has_exited(make_c
         cmdline = Path(f"/proc/{monitor.pid}/cmdline").read_bytes()
         assert cmdline.startswith(b"[lxc monitor]") and container.name.encode() in cmdline and monitor.alive()
         # The payload's and the monitor's groups, in every hierarchy: read from /proc, found by no walk.
-        assert sorted(monitor.groups) == sorted(base / f"lxc.{role}.{container.name}" for base in lxc_bases(container.name)
+        assert sorted(monitor.groups) == sorted(base / f"lxc.{role}.{container.name}" for base in lxc_bases(container.name, container.lxcpath)
                                                 for role in ("payload", "monitor"))
     finally:
         monitor.close()
@@ -225,13 +226,36 @@ def test_monitor_is_inits_parent_and_stop_returns_only_once_it_has_exited(make_c
 @pytest.mark.skipif(cgroup_version() == 2, reason="on v2 each start makes its leaf afresh: no stale group in the way")
 def test_stop_removes_the_groups_lxc_named_around_a_stale_one_and_the_stale_one(make_container):
     container = make_container()
-    stale = [base / f"lxc.payload.{container.name}" for base in lxc_bases(container.name)]
+    stale = [base / f"lxc.payload.{container.name}" for base in lxc_bases(container.name, container.lxcpath)]
     for group in stale:
         group.mkdir()
     container.start()
     assert f"/lxc.payload.{container.name}-1\n" in Path(f"/proc/{container.init_pid}/cgroup").read_text()
     container.stop()
     assert lxc_cgroups(container.name) == [] and not any(group.exists() for group in stale)
+
+
+def test_two_containers_of_one_name_in_two_lxcpaths_run_at_once_and_each_stop_clears_only_its_own(
+        make_container, busybox_rootfs, tmp_path):
+    """Two checkouts running lesson 08 at once each start a `lab-busybox` of their own."""
+    first = make_container()
+    other_path = tmp_path / "other-lxc"
+    shutil.copytree(busybox_rootfs, rootfs_path(first.name, other_path), symlinks=True)
+    second = Container.create(first.name, rootfs_path(first.name, other_path), lxcpath=other_path, cmd=KEEPALIVE)
+    try:
+        first.start()
+        second.start()
+        assert first.init_pid != second.init_pid
+        assert first.execute(["true"]).ok and second.execute(["true"]).ok
+        firsts = Monitor.of(first.name, first.init_pid)
+        firsts.close()
+        first.stop()
+        assert not any(group.exists() for group in firsts.groups) and second.execute(["true"]).ok
+        second.stop()
+        assert lxc_cgroups(first.name) == []
+    finally:
+        discard(second)
+        remove_lock_dirs(other_path)
 
 
 def test_a_start_that_fails_says_why_from_the_log_and_leaves_no_cgroup(make_container):

@@ -52,7 +52,7 @@ def launch(container: ContainerRecord, image: StoredImage, stdio: tuple[int, int
         box = LxcContainer.create(box.name, rootfs, cmd=config.argv, env=env, working_dir=config.cwd,
                                   hostname=config.hostname, limits=config.limits, lxcpath=box.lxcpath,
                                   profile=config.profile)
-    container.record(cgroups=recorded_cgroups(box.name))
+    container.record(cgroups=recorded_cgroups(box.name, box.lxcpath))
     init = box.run(config.argv, *stdio)
     container.record(pids=[identity(init.monitor_pid)] + ([identity(init.init_pid)] if init.init_pid else []))
     container.state.pid = identity(init.init_pid) if init.init_pid else None
@@ -72,7 +72,7 @@ def _make_root(container: ContainerRecord, image: StoredImage, rootfs: Path) -> 
 
 def after_exit(container: ContainerRecord) -> list[str]:
     """What an exited LXC container no longer needs: its root's mount (returned, to release) and idle LXC cgroups."""
-    remove_leftovers(container.config.lxc_name, timeout=0.5)
+    remove_leftovers(container.config.lxc_name, default_lxcpath(), timeout=0.5)
     return list(container.state.footprint.mounts)
 
 

@@ -184,7 +184,7 @@ class Container(UsageMixin, SnapshotsMixin):
         """
         argv = self._argv_to_start(argv)
         if not self._start_in_child(argv):
-            remove_leftovers(self.name)
+            remove_leftovers(self.name, self.lxcpath)
             raise LxcError(f"LXC could not start container {self.name!r} with {list(argv)!r}: {self._log_tail()}")
 
     def run(self, argv: Sequence[str] | None = None, stdin: int | None = None, stdout: int | None = None,
@@ -194,7 +194,8 @@ class Container(UsageMixin, SnapshotsMixin):
         Init.wait() gives how init ended (its exit code or signal), which start() cannot tell.
         """
         argv = self._argv_to_start(argv)
-        return start_foreground(self._lxc, argv, self.log_file, (stdin, stdout, stderr), start_cgroup(self.name))
+        leaf = start_cgroup(self.name, self.lxcpath)
+        return start_foreground(self._lxc, argv, self.log_file, (stdin, stdout, stderr), leaf)
 
     def _argv_to_start(self, argv: Sequence[str] | None) -> tuple[str, ...]:
         """The command to start (default: its own), once the container is known to be defined and stopped."""
@@ -216,7 +217,7 @@ class Container(UsageMixin, SnapshotsMixin):
         stay in the cgroup LXC enables controllers in, so a forked child instead leaves a
         foreground starter running in the container's start leaf.
         """
-        leaf = start_cgroup(self.name)
+        leaf = start_cgroup(self.name, self.lxcpath)
         if leaf is not None:
             return self._start_detached(argv, leaf)
         command = [LXC_START, "-n", self.name, "-P", str(self.lxcpath), "-d", "--", *argv]
@@ -324,7 +325,7 @@ class Container(UsageMixin, SnapshotsMixin):
         self._destroy_snapshots()
         if not self._lxc.destroy():
             raise LxcError(f"LXC could not destroy container {self.name!r}: {self._log_tail()}")
-        remove_leftovers(self.name)
+        remove_leftovers(self.name, self.lxcpath)
         self._remove_lock_files()
 
     def clone(self, new_name: str, lxcpath: Path | str | None = None) -> Container:
@@ -441,7 +442,7 @@ class Container(UsageMixin, SnapshotsMixin):
     def _clear_run(self, monitor: Monitor | None) -> None:
         """Once the container has stopped: wait for its monitor to exit, then remove the cgroups LXC left of the run."""
         if monitor is None:  # init had gone before it could be asked: sweep every hierarchy by name
-            remove_leftovers(self.name)
+            remove_leftovers(self.name, self.lxcpath)
         else:
             monitor.release()
 

@@ -6,8 +6,9 @@ for its monitor, and one shared `lxc.pivot` that each monitor moves into as it e
 
 - v1: the starter is lxclab's own child, so they land under the caller's cgroup in every
   hierarchy, as lxclab's own groups do.
-- v2: the starter first joins `lxc.start.<name>`, a fresh leaf of the delegated subtree
-  (lxclab.cgroups.delegation), alone. Once LXC has moved it into the monitor cgroup the
+- v2: the starter first joins `lxc.start.<name>.<key>`, a fresh leaf of the delegated subtree
+  (lxclab.cgroups.delegation), alone; the key, from the container's lxcpath, keeps two
+  containers of one name (two checkouts running lesson 08) apart. Once LXC has moved it into the monitor cgroup the
   leaf holds no process, so LXC may enable the controllers the payload's limits need
   there; from a shell's session scope it could not ("Failed to set memory.max").
 
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import errno
 import functools
+import hashlib
 import itertools
 import os
 import re
@@ -52,8 +54,19 @@ def swap_accounting() -> bool:
     return (memory / cgroups.vocabulary.SWAP_LIMIT_FILE[hierarchy.version]).exists()
 
 
-def start_cgroup(name: str, controllers: bool = True) -> Path | None:
-    """The v2 cgroup a starter of container `name` joins, made afresh; None on v1 (the starter stays put).
+def start_leaf(name: str, lxcpath: Path | str) -> str:
+    """The name of the v2 start leaf of container `name` in `lxcpath`: lxc.start.<name>.<8 hex digits of lxcpath>."""
+    key = hashlib.sha256(os.path.abspath(lxcpath).encode()).hexdigest()[:8]
+    return f"{START_PREFIX}{name}.{key}"
+
+
+def _start_leaf_pattern(name: str | None) -> re.Pattern[str]:
+    """Matches the start leaf of container `name` in any lxcpath (of any container when None)."""
+    return re.compile(re.escape(START_PREFIX) + (re.escape(name) if name else ".+") + r"\.[0-9a-f]{8}")
+
+
+def start_cgroup(name: str, lxcpath: Path | str, controllers: bool = True) -> Path | None:
+    """The v2 cgroup a starter of container `name` in `lxcpath` joins, made afresh; None on v1 (the starter stays put).
 
     LXC hands every controller of the starter's cgroup on to its own groups, which needs that
     cgroup empty by then: true of a foreground starter, which becomes the monitor. A caller
@@ -62,7 +75,7 @@ def start_cgroup(name: str, controllers: bool = True) -> Path | None:
     """
     if cgroup_version() == 1:
         return None
-    leaf = cgroups.detect().parent_dirs()["memory"] / (START_PREFIX + name)
+    leaf = cgroups.detect().parent_dirs()["memory"] / start_leaf(name, lxcpath)
     if leaf.exists():  # a leaf whose controllers LXC enabled before cannot take a process again
         _rmdir_tree(leaf, time.monotonic() + 2.0)
     try:
@@ -70,9 +83,18 @@ def start_cgroup(name: str, controllers: bool = True) -> Path | None:
         if not controllers:
             leaf = leaf / "starter"
             leaf.mkdir()
+    except FileExistsError:
+        raise CgroupError(f"cannot create cgroup {leaf} for LXC container {name!r}: it is still busy; is the "
+                          f"container already running from {lxcpath}? ({_procs_in(leaf)})") from None
     except OSError as exc:
         raise CgroupError(f"cannot create cgroup {leaf} for LXC container {name!r}: {exc.strerror}") from None
     return leaf
+
+
+def _procs_in(cgroup: Path) -> str:
+    """A note of the processes in `cgroup` and below, for an error message."""
+    pids = [pid for procs in cgroup.rglob("cgroup.procs") for pid in procs.read_text().split()]
+    return f"processes in it: {', '.join(pids)}" if pids else "no process in it"
 
 
 def join(cgroup: Path | None) -> None:
@@ -81,19 +103,21 @@ def join(cgroup: Path | None) -> None:
         (cgroup / "cgroup.procs").write_text(f"{os.getpid()}\n")
 
 
-def lxc_bases(name: str | None = None) -> list[Path]:
-    """The cgroups LXC creates container `name`'s groups under (any container's when None)."""
+def lxc_bases(name: str | None = None, lxcpath: Path | str | None = None) -> list[Path]:
+    """The cgroups LXC creates container `name`'s groups under (any container's when None; in any lxcpath when None)."""
     hierarchy = cgroups.detect()
     if hierarchy.version == 1:
         return [base for base in hierarchy.everywhere if base.is_dir()]
     parent = hierarchy.parent_dirs()["memory"]
-    if name:
-        return [parent / (START_PREFIX + name)]
-    return sorted(entry for entry in parent.glob(START_PREFIX + "*") if entry.is_dir())
+    if name and lxcpath:
+        return [parent / start_leaf(name, lxcpath)]
+    pattern = _start_leaf_pattern(name)
+    return sorted(entry for entry in parent.glob(START_PREFIX + "*") if entry.is_dir() and pattern.fullmatch(entry.name))
 
 
-def lxc_cgroups(name: str | None = None) -> list[Path]:
-    """LXC's cgroups for container `name`, or for any container and the pivot; on v2 the start leaf too.
+def lxc_cgroups(name: str | None = None, lxcpath: Path | str | None = None) -> list[Path]:
+    """LXC's cgroups for container `name` (in `lxcpath`; in any when None), or for any container and the pivot;
+    on v2 the start leaf too.
 
     LXC names them lxc.monitor.<name> and lxc.payload.<name>, or <name>-1, -2 ... when a
     stale one is in the way.
@@ -103,7 +127,7 @@ def lxc_cgroups(name: str | None = None) -> list[Path]:
     else:
         pattern = re.compile(r"lxc\.(monitor|payload)\..+|lxc\.pivot")
     found = []
-    for base in lxc_bases(name):
+    for base in lxc_bases(name, lxcpath):
         for place in _pivot_chain(base):
             found += [entry for entry in _entries(place) if entry.is_dir() and pattern.fullmatch(entry.name)]
         if base.is_dir() and base.name.startswith(START_PREFIX):
@@ -128,12 +152,12 @@ def _pivot_chain(base: Path) -> list[Path]:
     return chain
 
 
-def recorded_cgroups(name: str) -> list[str]:
-    """The cgroups to record before starting container `name`, children before the cgroup holding them."""
+def recorded_cgroups(name: str, lxcpath: Path | str) -> list[str]:
+    """The cgroups to record before starting container `name` in `lxcpath`, children before the cgroup holding them."""
     names = (MONITOR_PREFIX + name, PAYLOAD_PREFIX + name)
     if cgroup_version() == 1:
         return [str(base / child) for base in lxc_bases(name) for child in names]
-    leaf = lxc_bases(name)[0]
+    leaf = lxc_bases(name, lxcpath)[0]
     return [str(leaf / child) for child in names + (PIVOT,)] + [str(leaf)]
 
 
@@ -163,8 +187,8 @@ def _rmdir_until(cgroup: Path, deadline: float) -> bool:
             time.sleep(0.005)
 
 
-def remove_leftovers(name: str, timeout: float = 2.0) -> list[Path]:
-    """Remove container `name`'s monitor and payload cgroups and an idle lxc.pivot, in every hierarchy, by name.
+def remove_leftovers(name: str, lxcpath: Path | str, timeout: float = 2.0) -> list[Path]:
+    """Remove container `name`'s (in `lxcpath`) monitor and payload cgroups and an idle lxc.pivot, everywhere, by name.
 
     Returns the cgroups still busy at the deadline. On v1 the pivot is shared by every
     container started from this cgroup: while another monitor passes through it, it stays.
@@ -172,14 +196,14 @@ def remove_leftovers(name: str, timeout: float = 2.0) -> list[Path]:
     """
     deadline = time.monotonic() + timeout
     exact = {MONITOR_PREFIX + name, PAYLOAD_PREFIX + name}
-    for cgroup in lxc_cgroups(name):
+    for cgroup in lxc_cgroups(name, lxcpath):
         if cgroup.name in exact or cgroup.name.startswith(START_PREFIX):
             _rmdir_tree(cgroup, deadline)
         else:  # '<name>-1' may belong to another container called that: only ever remove it empty
             _rmdir_until(cgroup, deadline=0)
-    for base in lxc_bases(name):
+    for base in lxc_bases(name, lxcpath):
         _rmdir_tree(base / PIVOT, deadline=0)  # idle only; a monitor that rebooted its container nests one more
-    return [cgroup for cgroup in lxc_cgroups(name) if cgroup.exists()]
+    return [cgroup for cgroup in lxc_cgroups(name, lxcpath) if cgroup.exists()]
 
 
 @dataclass
@@ -242,7 +266,7 @@ class Monitor:
             for prefix in (PAYLOAD_PREFIX, MONITOR_PREFIX):
                 _rmdir_until(place / (prefix + self.name), deadline=0)
             _remove_idle_pivots(place)
-        leaves = sorted({leaf for place in places if (leaf := _lxc_group(place, START_PREFIX, self.name, suffix=False))})
+        leaves = sorted({leaf for place in places if (leaf := _start_leaf_above(place, self.name))})
         for leaf in leaves:
             _rmdir_tree(leaf, deadline)
         return [group for group in (*self.groups, *leaves) if group.exists()]
@@ -259,9 +283,18 @@ def _cgroup_dirs(mountinfo: str, pid: int) -> tuple[Path, ...]:
     return cgroups.detect(mountinfo, Path(f"/proc/{pid}/cgroup").read_text(), systemd=False).everywhere
 
 
-def _lxc_group(path: Path, prefix: str, name: str, suffix: bool = True) -> Path | None:
-    """`path` or the nearest cgroup above it named `prefix` + `name` (+ LXC's `-N`, with `suffix`), or None."""
-    pattern = re.compile(re.escape(prefix + name) + (r"(-\d+)?" if suffix else ""))
+def _lxc_group(path: Path, prefix: str, name: str) -> Path | None:
+    """`path` or the nearest cgroup above it named `prefix` + `name` (+ LXC's `-N`), or None."""
+    return _nearest(path, re.compile(re.escape(prefix + name) + r"(-\d+)?"))
+
+
+def _start_leaf_above(path: Path, name: str) -> Path | None:
+    """`path` or the nearest cgroup above it that is a start leaf of container `name`, or None."""
+    return _nearest(path, _start_leaf_pattern(name))
+
+
+def _nearest(path: Path, pattern: re.Pattern[str]) -> Path | None:
+    """`path` or the nearest directory above it whose name `pattern` matches in full, or None."""
     return next((place for place in itertools.chain([path], path.parents) if pattern.fullmatch(place.name)), None)
 
 
