@@ -76,10 +76,10 @@ class Entry:
         return self.data.open("rb") if isinstance(self.data, Path) else self.data.open()
 
 
-def clean_path(path: str) -> str:
-    """A tar member name relative to the root, refusing paths that climb out of it."""
+def clean_path(path: str, root_allowed: bool = False) -> str:
+    """A tar member name relative to the root ('' for the root, if allowed), refusing paths that climb out of it."""
     parts = [p for p in PurePosixPath(path).parts if p not in ("/", ".")]
-    if not parts or ".." in parts:
+    if (not parts and not root_allowed) or ".." in parts:
         raise LayerError(f"tar entry {path!r}: a layer path must name something inside the root, without '..'")
     return "/".join(parts)
 
@@ -111,8 +111,9 @@ def whiteout(path: str) -> Entry:
 
 
 def opaque(directory_path: str) -> Entry:
-    """The marker `DIR/.wh..wh..opq` that hides everything the layers below hold in DIR."""
-    return Entry(f"{clean_path(directory_path)}/{OPAQUE_MARKER}", FILE, 0o644)
+    """The marker `DIR/.wh..wh..opq` that hides everything the layers below hold in DIR (`.wh..wh..opq` for the root)."""
+    directory_path = clean_path(directory_path, root_allowed=True)
+    return Entry(f"{directory_path}/{OPAQUE_MARKER}" if directory_path else OPAQUE_MARKER, FILE, 0o644)
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ import os
 from collections.abc import Callable
 
 from ..errors import UnsafeLayerEntry
+from .. import tarball
 from ..tarball import OPAQUE_MARKER, WHITEOUT_PREFIX  # defined where layers are written, below this package
 
 AUFS_META_PREFIX = WHITEOUT_PREFIX * 2  # .wh..wh.: aufs's own bookkeeping, like the opaque marker
@@ -96,10 +97,7 @@ def hidden(rel: str, whiteouts: list[str], opaques: list[str]) -> bool:
 
 def marker_name(path: str, opaque: bool) -> str:
     """The tar name of the marker for `path`: DIR/.wh.NAME deletes it, DIR/.wh..wh..opq (opaque) empties it."""
-    parent, _, base = path.rpartition("/")
-    if opaque:
-        return f"{path}/{OPAQUE_MARKER}" if path else OPAQUE_MARKER
-    return f"{parent}/{WHITEOUT_PREFIX}{base}" if parent else WHITEOUT_PREFIX + base
+    return (tarball.opaque(path) if opaque else tarball.whiteout(path)).path
 
 
 def resolve_markers(whiteouts: list[str], opaques: list[str], link_at: Callable[[str], str | None],
