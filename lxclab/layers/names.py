@@ -17,15 +17,14 @@ from collections.abc import Callable
 
 from ..errors import UnsafeLayerEntry
 from .. import tarball
-from ..tarball import OPAQUE_MARKER, WHITEOUT_PREFIX  # defined where layers are written, below this package
+from ..tarball import (  # defined where layers are written, below this package
+    AUFS_META, ENTRY, OPAQUE, OPAQUE_MARKER, WHITEOUT, WHITEOUT_PREFIX,
+)
 
-AUFS_META_PREFIX = WHITEOUT_PREFIX * 2  # .wh..wh.: aufs's own bookkeeping, like the opaque marker
 STAGING_PREFIX = ".lxclab-staging-"
 MAX_COMPONENT_BYTES = 255
 MAX_PATH_BYTES = 4095
 MAX_SYMLINKS = 40  # as Linux's path walk (ELOOP)
-
-ENTRY, WHITEOUT, OPAQUE, AUFS_META = "entry", "whiteout", "opaque", "aufs-meta"
 
 
 def refuse(layer: str, name: str, reason: str) -> UnsafeLayerEntry:
@@ -55,17 +54,12 @@ def clean_name(name: str, layer: str) -> str:
 
 def classify(path: str, name: str, layer: str) -> tuple[str, str]:
     """What a cleaned path means: (ENTRY, path), (WHITEOUT, deleted path), (OPAQUE, dir) or (AUFS_META, path)."""
-    parent, _, base = path.rpartition("/")
-    if not base.startswith(WHITEOUT_PREFIX):
-        return ENTRY, path
-    if base == OPAQUE_MARKER:
-        return OPAQUE, parent
-    if base.startswith(AUFS_META_PREFIX):
-        return AUFS_META, path
-    deleted = base[len(WHITEOUT_PREFIX):]
-    if deleted in ("", ".", ".."):
+    what, subject = tarball.meaning(path)
+    deleted = subject.rpartition("/")[2]
+    if what == WHITEOUT and deleted in ("", ".", ".."):
+        base = path.rpartition("/")[2]
         raise refuse(layer, name, f"the whiteout {base!r} names no file (it would delete {deleted or 'nothing'!r})")
-    return WHITEOUT, f"{parent}/{deleted}" if parent else deleted
+    return what, subject
 
 
 def parents(path: str) -> list[str]:
