@@ -86,7 +86,12 @@ def rebase(path: str, old: str, new: str) -> str:
 
 def hidden(rel: str, whiteouts: list[str], opaques: list[str]) -> bool:
     """True if a layer's whiteouts or opaque directories hide what the layers below hold at `rel`."""
-    return any(is_under(rel, w) for w in whiteouts) or any(is_under(rel, o) and rel != o for o in opaques)
+    return any(is_under(rel, w) for w in whiteouts) or in_opaque(rel, opaques)
+
+
+def in_opaque(rel: str, opaques: list[str]) -> bool:
+    """True if `rel` lies inside one of the opaque directories (an opaque directory itself is not inside)."""
+    return any(is_under(rel, o) and rel != o for o in opaques)
 
 
 def marker_name(path: str, opaque: bool) -> str:
