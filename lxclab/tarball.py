@@ -113,13 +113,13 @@ def whiteout(path: str) -> Entry:
 
 
 def opaque(directory_path: str) -> Entry:
-    """The marker `DIR/.wh..wh..opq` that hides everything the layers below hold in DIR (`.wh..wh..opq` for the root)."""
+    """The marker `DIR/.wh..wh..opq` hiding all the layers below hold in DIR (just `.wh..wh..opq` for the root)."""
     directory_path = clean_path(directory_path, root_allowed=True)
     return Entry(f"{directory_path}/{OPAQUE_MARKER}" if directory_path else OPAQUE_MARKER, FILE, 0o644)
 
 
 def meaning(path: str) -> tuple[str, str]:
-    """What a relative member name means: (ENTRY, path), (WHITEOUT, deleted path), (OPAQUE, dir) or (AUFS_META, path)."""
+    """What a relative member name means: (ENTRY, path), (WHITEOUT, deleted), (OPAQUE, dir) or (AUFS_META, path)."""
     parent, _, base = path.rpartition("/")
     if not base.startswith(WHITEOUT_PREFIX):
         return ENTRY, path
