@@ -26,10 +26,12 @@ from .manifest import sha256_digest
 
 WHITEOUT_PREFIX = ".wh."  # the OCI whiteout names, defined here once (lxclab.layers.names reads them)
 OPAQUE_MARKER = ".wh..wh..opq"
+AUFS_META_PREFIX = WHITEOUT_PREFIX * 2  # .wh..wh.: aufs's own bookkeeping, like the opaque marker
 DEFAULT_MTIME = 1704067200  # 2024-01-01T00:00:00Z: any fixed time will do; this one is ours
 DEFAULT_GZIP_LEVEL = 6
 
 FILE, DIRECTORY, SYMLINK, HARDLINK = "file", "dir", "symlink", "hardlink"
+ENTRY, WHITEOUT, OPAQUE, AUFS_META = "entry", "whiteout", "opaque", "aufs-meta"  # what a member's name means
 _TAR_TYPES = {FILE: tarfile.REGTYPE, DIRECTORY: tarfile.DIRTYPE, SYMLINK: tarfile.SYMTYPE, HARDLINK: tarfile.LNKTYPE}
 
 
@@ -76,10 +78,10 @@ class Entry:
         return self.data.open("rb") if isinstance(self.data, Path) else self.data.open()
 
 
-def clean_path(path: str) -> str:
-    """A tar member name relative to the root, refusing paths that climb out of it."""
+def clean_path(path: str, root_allowed: bool = False) -> str:
+    """A tar member name relative to the root ('' for the root, if allowed), refusing paths that climb out of it."""
     parts = [p for p in PurePosixPath(path).parts if p not in ("/", ".")]
-    if not parts or ".." in parts:
+    if (not parts and not root_allowed) or ".." in parts:
         raise LayerError(f"tar entry {path!r}: a layer path must name something inside the root, without '..'")
     return "/".join(parts)
 
@@ -111,8 +113,22 @@ def whiteout(path: str) -> Entry:
 
 
 def opaque(directory_path: str) -> Entry:
-    """The marker `DIR/.wh..wh..opq` that hides everything the layers below hold in DIR."""
-    return Entry(f"{clean_path(directory_path)}/{OPAQUE_MARKER}", FILE, 0o644)
+    """The marker `DIR/.wh..wh..opq` hiding all the layers below hold in DIR (just `.wh..wh..opq` for the root)."""
+    directory_path = clean_path(directory_path, root_allowed=True)
+    return Entry(f"{directory_path}/{OPAQUE_MARKER}" if directory_path else OPAQUE_MARKER, FILE, 0o644)
+
+
+def meaning(path: str) -> tuple[str, str]:
+    """What a relative member name means: (ENTRY, path), (WHITEOUT, deleted), (OPAQUE, dir) or (AUFS_META, path)."""
+    parent, _, base = path.rpartition("/")
+    if not base.startswith(WHITEOUT_PREFIX):
+        return ENTRY, path
+    if base == OPAQUE_MARKER:
+        return OPAQUE, parent
+    if base.startswith(AUFS_META_PREFIX):
+        return AUFS_META, path
+    deleted = base[len(WHITEOUT_PREFIX):]
+    return WHITEOUT, f"{parent}/{deleted}" if parent else deleted
 
 
 @dataclass(frozen=True)
@@ -256,12 +272,11 @@ def _kept_below(entries: list[Entry], lower_files: Collection[str]) -> set[str]:
     deleted = set(own)
     prefixes = [path + "/" for path, kind in own.items() if kind != DIRECTORY]
     for path in own:
-        parent, _, base = path.rpartition("/")
-        name = parent + "/" if parent else ""
-        if base == OPAQUE_MARKER:
-            prefixes.append(name)
-        elif base.startswith(WHITEOUT_PREFIX):
-            deleted.add(name + base[len(WHITEOUT_PREFIX):])
-            prefixes.append(name + base[len(WHITEOUT_PREFIX):] + "/")
+        what, subject = meaning(path)
+        if what == OPAQUE:
+            prefixes.append(subject + "/" if subject else "")
+        elif what == WHITEOUT:
+            deleted.add(subject)
+            prefixes.append(subject + "/")
     return {path for path in map(clean_path, lower_files)
             if path not in deleted and not path.startswith(tuple(prefixes))}

@@ -6,6 +6,7 @@ import io
 import os
 import stat
 import subprocess
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from fixture_layers import (
     MTIME, build_tar, device, diff_id, differences, directory, fifo, file, gz, hardlink, opaque, snapshot, symlink,
     whiteout, write_blob, zst,
 )
+from lxclab import tarball
 from lxclab.errors import DigestMismatch, LayerError
 from lxclab.layers import LayerWarning, apply_layer, read_entries
 from lxclab.layers.entries import HARDLINK, OPAQUE, WHITEOUT
@@ -117,6 +119,16 @@ def test_later_duplicate_entries_replace_earlier_ones(tmp_path: Path):
     assert (target / "a").read_bytes() == b"two"
     assert (target / "d").read_bytes() == b"now a file"
     assert (target / "s").is_dir() and not (target / "s").is_symlink()
+
+
+@pytest.mark.parametrize("spelling", ["", ".", "/"])
+def test_the_writers_opaque_root_is_the_top_level_marker_and_empties_the_root(root: Path, spelling: str):
+    layer = tarball.build_layer([tarball.opaque(spelling), tarball.regular_file("etc/hostname", b"box\n")])
+    with tarfile.open(fileobj=io.BytesIO(layer.blob), mode="r:gz") as archive:
+        assert archive.getnames() == [".wh..wh..opq", "etc/hostname"]
+    report = apply_layer(io.BytesIO(layer.blob), root)
+    assert report.opaques == [""]
+    assert sorted(os.listdir(root)) == ["etc"] and os.listdir(root / "etc") == ["hostname"]
 
 
 @pytest.mark.parametrize("compress,media_type", [

@@ -16,15 +16,15 @@ import os
 from collections.abc import Callable
 
 from ..errors import UnsafeLayerEntry
-from ..tarball import OPAQUE_MARKER, WHITEOUT_PREFIX  # defined where layers are written, below this package
+from .. import tarball
+from ..tarball import (  # defined where layers are written, below this package
+    AUFS_META, ENTRY, OPAQUE, OPAQUE_MARKER, WHITEOUT, WHITEOUT_PREFIX,
+)
 
-AUFS_META_PREFIX = WHITEOUT_PREFIX * 2  # .wh..wh.: aufs's own bookkeeping, like the opaque marker
 STAGING_PREFIX = ".lxclab-staging-"
 MAX_COMPONENT_BYTES = 255
 MAX_PATH_BYTES = 4095
 MAX_SYMLINKS = 40  # as Linux's path walk (ELOOP)
-
-ENTRY, WHITEOUT, OPAQUE, AUFS_META = "entry", "whiteout", "opaque", "aufs-meta"
 
 
 def refuse(layer: str, name: str, reason: str) -> UnsafeLayerEntry:
@@ -54,17 +54,12 @@ def clean_name(name: str, layer: str) -> str:
 
 def classify(path: str, name: str, layer: str) -> tuple[str, str]:
     """What a cleaned path means: (ENTRY, path), (WHITEOUT, deleted path), (OPAQUE, dir) or (AUFS_META, path)."""
-    parent, _, base = path.rpartition("/")
-    if not base.startswith(WHITEOUT_PREFIX):
-        return ENTRY, path
-    if base == OPAQUE_MARKER:
-        return OPAQUE, parent
-    if base.startswith(AUFS_META_PREFIX):
-        return AUFS_META, path
-    deleted = base[len(WHITEOUT_PREFIX):]
-    if deleted in ("", ".", ".."):
+    what, subject = tarball.meaning(path)
+    deleted = subject.rpartition("/")[2]
+    if what == WHITEOUT and deleted in ("", ".", ".."):
+        base = path.rpartition("/")[2]
         raise refuse(layer, name, f"the whiteout {base!r} names no file (it would delete {deleted or 'nothing'!r})")
-    return WHITEOUT, f"{parent}/{deleted}" if parent else deleted
+    return what, subject
 
 
 def parents(path: str) -> list[str]:
@@ -91,15 +86,17 @@ def rebase(path: str, old: str, new: str) -> str:
 
 def hidden(rel: str, whiteouts: list[str], opaques: list[str]) -> bool:
     """True if a layer's whiteouts or opaque directories hide what the layers below hold at `rel`."""
-    return any(is_under(rel, w) for w in whiteouts) or any(is_under(rel, o) and rel != o for o in opaques)
+    return any(is_under(rel, w) for w in whiteouts) or in_opaque(rel, opaques)
+
+
+def in_opaque(rel: str, opaques: list[str]) -> bool:
+    """True if `rel` lies inside one of the opaque directories (an opaque directory itself is not inside)."""
+    return any(is_under(rel, o) and rel != o for o in opaques)
 
 
 def marker_name(path: str, opaque: bool) -> str:
     """The tar name of the marker for `path`: DIR/.wh.NAME deletes it, DIR/.wh..wh..opq (opaque) empties it."""
-    parent, _, base = path.rpartition("/")
-    if opaque:
-        return f"{path}/{OPAQUE_MARKER}" if path else OPAQUE_MARKER
-    return f"{parent}/{WHITEOUT_PREFIX}{base}" if parent else WHITEOUT_PREFIX + base
+    return (tarball.opaque(path) if opaque else tarball.whiteout(path)).path
 
 
 def resolve_markers(whiteouts: list[str], opaques: list[str], link_at: Callable[[str], str | None],

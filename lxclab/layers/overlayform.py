@@ -85,8 +85,8 @@ def _lookup_in(layer_dir: Path, parts: list[str]) -> tuple[Path | None, bool]:
 def to_overlay_form(stager: Stager, lower: LowerView) -> None:
     """Write the staged layer's whiteouts and opaque markers as overlayfs markers; fill implied metadata."""
     for rel in sorted(set(stager.whiteouts), key=names.depth):
-        in_opaque = names.hidden(rel, [], stager.opaques)
-        if not in_opaque and not any(stager.hides_below(parent) for parent in names.parents(rel)):
+        covered = names.in_opaque(rel, stager.opaques) or any(map(stager.hides_below, names.parents(rel)))
+        if not covered:  # an opaque dir or a marker on a parent already hides it
             _whiteout(stager, lower, rel)
     for rel in stager.opaques:
         _opaque(stager, lower, rel)
