@@ -16,14 +16,17 @@ Where groups go:
   delegated units. Without systemd it takes `lxclab/` under the root cgroup. See
   `delegation`.
 
-Devices: on v1, where the host mounts a `devices` hierarchy, a group can also deny every
-device but an allow-list (the containers' is lxclab.security.DEVICES_ALLOWED); v2 has no
-devices files (its device controller is an eBPF program, which lxclab does not load).
+Devices: a group can also deny every device but an allow-list of rules like "c 1:3 rwm"
+(the containers' is lxclab.security.DEVICES_ALLOWED). v1 writes them to the group's
+`devices` hierarchy, where the host mounts one; v2 has no devices files: its device
+controller is an eBPF program (BPF_PROG_TYPE_CGROUP_DEVICE) attached to the group, which
+`devices_bpf` builds from the same rules, as runc and LXC do.
 
 Modules: `vocabulary` (pure: Limits to (controller, file, value) writes, files to Stats,
-for both versions; the LXC runtime derives its lxc.cgroup.* / lxc.cgroup2.* keys from the
-same writes), `hierarchy` (detect the version and the caller's cgroups), `delegation` (the
-v2 subtree), `group` (the Cgroup base, killing and removing groups), `v1`, `v2`.
+for both versions, and the device rules; the LXC runtime derives its lxc.cgroup.* /
+lxc.cgroup2.* keys from the same writes), `hierarchy` (detect the version and the caller's
+cgroups), `delegation` (the v2 subtree), `devices_bpf` (v2's device program), `group` (the
+Cgroup base, killing and removing groups), `v1`, `v2`.
 """
 
 from __future__ import annotations
@@ -34,11 +37,12 @@ from .group import Cgroup, kill_all, processes_in, remove_dirs
 from .hierarchy import CONTROLLERS, DEVICES, Hierarchy, create, detect
 from .v1 import CgroupV1
 from .v2 import CgroupV2
-from .vocabulary import (CPU_PERIOD_US, UNLIMITED_V1, Stats, Write, device_writes, limit_writes, parse_stats,
-                         stat_files)
+from .vocabulary import (CPU_PERIOD_US, UNLIMITED_V1, DeviceRule, Stats, Write, device_writes, limit_writes,
+                         parse_device_rule, parse_stats, stat_files)
 
 __all__ = [
-    "CONTROLLERS", "CPU_PERIOD_US", "DEVICES", "UNLIMITED_V1", "Cgroup", "CgroupV1", "CgroupV2", "Hierarchy",
-    "Limits", "Stats", "Write", "create", "delegated_parent", "detect", "device_writes", "kill_all", "limit_writes",
-    "parse_stats", "processes_in", "remove_dirs", "stat_files", "systemd_running",
+    "CONTROLLERS", "CPU_PERIOD_US", "DEVICES", "UNLIMITED_V1", "Cgroup", "CgroupV1", "CgroupV2", "DeviceRule",
+    "Hierarchy", "Limits", "Stats", "Write", "create", "delegated_parent", "detect", "device_writes", "kill_all",
+    "limit_writes", "parse_device_rule", "parse_stats", "processes_in", "remove_dirs", "stat_files",
+    "systemd_running",
 ]

@@ -18,7 +18,7 @@ from .v1 import CgroupV1
 from .v2 import CgroupV2
 
 CONTROLLERS = ("memory", "cpu", "cpuacct", "pids")
-DEVICES = "devices"  # v1 only, where the host mounts it: v2 has an eBPF program instead (vocabulary.device_writes)
+DEVICES = "devices"  # v1 only, where the host mounts it: v2 has an eBPF program instead (devices_bpf)
 
 
 @dataclass(frozen=True)
@@ -47,8 +47,9 @@ class Hierarchy:
     def create(self, name: str, limits: Limits | None = None, devices: tuple[str, ...] | None = None) -> Cgroup:
         """Create group `name` under `parent_dirs()` and apply `limits`; needs root.
 
-        With `devices` (rules like "c 1:3 rwm") and a v1 devices hierarchy, the group also
-        denies every device but those. The caller stays where it is; the group is empty until `add`.
+        With `devices` (rules like "c 1:3 rwm"), the group also denies every device but those: a
+        v1 devices hierarchy's files where the host mounts one, on v2 an eBPF program
+        (`devices_bpf`). The caller stays where it is; the group is empty until `add`.
         """
         if not name or "/" in name or name in (".", ".."):
             raise CgroupError(f"invalid cgroup name {name!r}: use one path component like 'lxclab-abc123'")
@@ -63,8 +64,9 @@ class Hierarchy:
         group = (CgroupV1 if self.version == 1 else CgroupV2)(name, dirs)
         try:
             group.set_limits(limits or Limits())
-            group.allow_devices(devices or ())
-        except CgroupError:
+            if devices is not None:
+                group.allow_devices(devices)
+        except (CgroupError, ValueError):
             group.remove()
             raise
         return group
@@ -130,5 +132,5 @@ def detect(mountinfo: str | None = None, proc_cgroup: str | None = None, systemd
 def create(name: str, limits: Limits | None = None, hierarchy: Hierarchy | None = None,
            devices: tuple[str, ...] | None = None) -> Cgroup:
     """Create a limited group `name` where lxclab's groups go (detected unless given), allowing only `devices`
-    if given (v1); needs root."""
+    if given; needs root."""
     return (hierarchy or detect()).create(name, limits, devices)

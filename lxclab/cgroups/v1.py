@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
-from .group import Cgroup
+from .group import Cgroup, _write
+from .vocabulary import device_writes
 
 
 class CgroupV1(Cgroup):
     """A group in the v1 hierarchies: one directory per controller mount; files from vocabulary.STAT_FILES[1]."""
 
     version = 1
+
+    def allow_devices(self, allowed: tuple[str, ...]) -> None:
+        """Write devices.deny "a" then each rule to devices.allow, where the group has a devices directory."""
+        if "devices" in self.dirs:
+            for controller, file, value in device_writes(allowed):
+                _write(self.dirs[controller] / file, value)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from . import devices_bpf
 from .group import Cgroup, _write
 
 
@@ -9,6 +10,10 @@ class CgroupV2(Cgroup):
     """A group in the unified v2 tree: one directory, controllers enabled by the parent."""
 
     version = 2
+
+    def allow_devices(self, allowed: tuple[str, ...]) -> None:
+        """Attach a device program allowing only the `allowed` rules to the group (`devices_bpf`)."""
+        devices_bpf.attach(self.dirs["memory"], allowed)
 
     def kill(self, timeout: float = 5.0) -> None:
         """Write 1 to cgroup.kill (Linux 5.14+) when the kernel has it, then make sure the group is empty."""

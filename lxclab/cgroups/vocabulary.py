@@ -121,13 +121,52 @@ def _memory_writes(size: int, version: int, swap: bool, current: int | None) -> 
     return [memsw, memory] if growing else [memory, memsw]
 
 
+class DeviceRule(NamedTuple):
+    """One device allow-list rule ("c 1:3 rwm"): type b, c or a (both), major and minor (None: any), access."""
+
+    type: str
+    major: int | None
+    minor: int | None
+    access: str
+
+
+DEVICE_TYPES = "abc"
+DEVICE_ACCESS = "rwm"
+
+
+def parse_device_rule(text: str) -> DeviceRule:
+    """The rule a devices.allow line states: "TYPE MAJOR:MINOR ACCESS" ('*' any number), or "a" for every device.
+
+    Raises ValueError naming what is wrong, so both versions refuse the same rules.
+    """
+    fields = text.split()
+    if fields == ["a"]:
+        return DeviceRule("a", None, None, DEVICE_ACCESS)
+    numbers = fields[1].split(":") if len(fields) == 3 else []
+    if len(numbers) != 2 or fields[0] not in DEVICE_TYPES or not fields[2] \
+            or set(fields[2]) - set(DEVICE_ACCESS) or len(set(fields[2])) != len(fields[2]):
+        raise ValueError(f"device rule {text!r} is not 'TYPE MAJOR:MINOR ACCESS' like 'c 1:3 rwm' "
+                         f"(type one of {DEVICE_TYPES!r}, '*' for any number, access letters of {DEVICE_ACCESS!r})")
+    major, minor = (None if n == "*" else _device_number(n, text) for n in numbers)
+    return DeviceRule(fields[0], major, minor, fields[2])
+
+
+def _device_number(text: str, rule: str) -> int:
+    """A major or minor number of a device rule (20 bits at most)."""
+    if not text.isdigit() or int(text) >= 1 << 20:
+        raise ValueError(f"device rule {rule!r}: {text!r} is not a device number (0 to {(1 << 20) - 1}) or '*'")
+    return int(text)
+
+
 def device_writes(allowed: tuple[str, ...]) -> list[Write]:
     """The v1 device controller's writes that deny every device but the `allowed` rules ("c 1:3 rwm"...).
 
     v1 only: cgroup v2 has no devices files; its device controller is an eBPF program
-    (BPF_PROG_TYPE_CGROUP_DEVICE) attached to the group, which lxclab does not load. There
-    the nodev mounts and the fresh /dev (lxclab.security) alone keep device nodes unusable.
+    (BPF_PROG_TYPE_CGROUP_DEVICE) attached to the group, which `devices_bpf` builds from the
+    same rules. Each rule is checked with `parse_device_rule` first.
     """
+    for rule in allowed:
+        parse_device_rule(rule)
     return [Write("devices", "devices.deny", "a")] + [Write("devices", "devices.allow", rule) for rule in allowed]
 
 
