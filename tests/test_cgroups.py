@@ -1,11 +1,14 @@
-"""cgroups: the vocabulary of both versions (pure), the v1 backend on this host's kernel, v2 delegation on a
-v2-shaped tree and the leaf rule on this host's own (hugetlb-only) cgroup2 mount."""
+"""cgroups: the vocabulary of both versions (pure), the v1 backend on this host's kernel, the device controller
+of both (v2's eBPF program on this host's cgroup2 mount), v2 delegation on a v2-shaped tree and the leaf rule
+on this host's own (hugetlb-only) cgroup2 mount."""
 
 from __future__ import annotations
 
 import errno
 import os
 import signal
+import stat
+import struct
 import subprocess
 import time
 import uuid
@@ -16,8 +19,8 @@ import pytest
 from fixture_engine import busybox, engine_home  # noqa: F401
 
 from lxclab import cgroups, namespaces
-from lxclab.cgroups import (CONTROLLERS, Hierarchy, Stats, Write, delegation, device_writes, limit_writes,
-                            parse_stats, stat_files)
+from lxclab.cgroups import (CONTROLLERS, DeviceRule, Hierarchy, Stats, Write, delegation, device_writes, devices_bpf,
+                            limit_writes, parse_device_rule, parse_stats, stat_files)
 from lxclab.chroot import ExitStatus, in_child
 from lxclab.errors import CgroupError
 from lxclab.engine import gc
@@ -77,6 +80,50 @@ def test_device_writes_deny_everything_then_allow_the_list():
     assert device_writes(("c 1:3 rwm", "b *:* m")) == [
         Write("devices", "devices.deny", "a"), Write("devices", "devices.allow", "c 1:3 rwm"),
         Write("devices", "devices.allow", "b *:* m")]
+
+
+@pytest.mark.parametrize("text, rule", [
+    ("c 1:3 rwm", DeviceRule("c", 1, 3, "rwm")), ("b *:* m", DeviceRule("b", None, None, "m")),
+    ("c 136:* wr", DeviceRule("c", 136, None, "wr")), ("a 7:0 r", DeviceRule("a", 7, 0, "r")),
+    ("a", DeviceRule("a", None, None, "rwm")),
+])
+def test_device_rules_parse_into_type_numbers_and_access(text, rule):
+    assert parse_device_rule(text) == rule
+
+
+@pytest.mark.parametrize("text", ["", "c 1:3", "x 1:3 r", "c 1-3 r", "c 1:3 rx", "c 1:3 rr", "c a:3 r", "c 1:3 r m",
+                                  "c 1:1048576 r", "a *:*"])
+def test_a_malformed_device_rule_is_refused_by_both_versions(text):
+    with pytest.raises(ValueError, match="device rule"):
+        device_writes(("c 1:3 rwm", text))
+    with pytest.raises(ValueError, match="device rule"):
+        devices_bpf.device_program(("c 1:3 rwm", text))
+
+
+def _listing(program: bytes) -> list[tuple[int, int, int, int, int]]:
+    """An eBPF program as (opcode, dst, src, offset, immediate) rows."""
+    return [(op, regs & 0xF, regs >> 4, off, imm) for op, regs, off, imm in struct.iter_unpack("<BBhi", program)]
+
+
+# r2 = type, r3 = access, r4 = major, r5 = minor, from struct bpf_cgroup_dev_ctx at r1
+PROLOGUE = [(0x61, 2, 1, 0, 0), (0x54, 2, 0, 0, 0xFFFF), (0x61, 3, 1, 0, 0), (0x74, 3, 0, 0, 16),
+            (0x61, 4, 1, 4, 0), (0x61, 5, 1, 8, 0)]
+ALLOW, DENY = [(0xB4, 0, 0, 0, 1), (0x95, 0, 0, 0, 0)], [(0xB4, 0, 0, 0, 0), (0x95, 0, 0, 0, 0)]
+C_1_3_R = [(0x55, 2, 0, 5, 2),  # type != char: to the next rule, past the 5 that follow
+           (0x45, 3, 0, 4, 0b101),  # asks to write (4) or mknod (1)
+           (0x55, 4, 0, 3, 1), (0x55, 5, 0, 2, 3)]  # major != 1, minor != 3
+
+
+def test_each_rule_becomes_jumps_to_the_next_past_its_allow_and_the_end_denies():
+    any_block_not_mknod = [(0x55, 2, 0, 3, 1), (0x45, 3, 0, 2, 0b001)]  # no major or minor test: '*'
+    assert _listing(devices_bpf.device_program(("c 1:3 r", "b *:* rw"))) == (
+        PROLOGUE + C_1_3_R + ALLOW + any_block_not_mknod + ALLOW + DENY)
+
+
+def test_a_rule_allowing_every_device_ends_the_program():
+    everything = _listing(devices_bpf.device_program(("c 1:3 r", "a *:* rwm", "b 7:0 r")))
+    assert everything == PROLOGUE + C_1_3_R + ALLOW + ALLOW  # the rest would be dead code, which the verifier refuses
+    assert _listing(devices_bpf.device_program(())) == PROLOGUE + DENY
 
 
 def test_detect_without_any_cgroup_mount_says_what_to_mount():
@@ -226,8 +273,10 @@ def test_a_user_without_rights_gets_a_clear_error():
         in_child(_create_as_nobody, unique_name())
 
 
-# --- the v1 device controller (where the host has one) ------------------------------------------
-needs_devices = pytest.mark.skipif(cgroups.detect().devices is None, reason="no v1 devices hierarchy on this host")
+# --- the device controller: v1's devices files (where the host has them), v2's eBPF program ---------
+UNIFIED = Path("/sys/fs/cgroup/unified")  # this hybrid host's cgroup2 mount, with only hugetlb
+needs_devices = pytest.mark.skipif(cgroups.detect().version == 1 and cgroups.detect().devices is None,
+                                   reason="a v1 host without a devices hierarchy")
 
 
 @pytest.fixture
@@ -243,36 +292,59 @@ def loop_device(tmp_path) -> Iterator[int]:
         subprocess.run(["losetup", "-d", device], check=False)
 
 
-def _open_nodes(directory: str, group_name: str | None, disk: int) -> list[str]:
-    """In a child, as host root, in group `group_name` if given: mknod `disk` and /dev/null, open each."""
-    if group_name is not None:
-        group = cgroups.detect().parent_dirs()
-        Path(group["devices"], group_name, "cgroup.procs").write_text(f"{os.getpid()}\n")
+@pytest.fixture
+def nodes(tmp_path, loop_device) -> str:
+    """A directory (not nodev) holding two nodes the host's root made: `disk` (the loop device) and `null` (1:3)."""
+    directory = tmp_path / "nodes"
+    directory.mkdir()
+    assert not os.statvfs(directory).f_flag & os.ST_NODEV  # only the cgroup stands in the way
+    os.mknod(directory / "disk", stat.S_IFBLK | 0o600, loop_device)
+    os.mknod(directory / "null", stat.S_IFCHR | 0o600, os.makedev(1, 3))
+    return str(directory)
+
+
+OPEN_MODES = {"r": os.O_RDONLY, "w": os.O_WRONLY, "rw": os.O_RDWR}
+
+
+def _use_nodes(directory: str, group: cgroups.Cgroup | None, uses: tuple[str, ...]) -> list[str]:
+    """In a child, as host root, in `group` if given: each use ("r disk", "w null", "rw null", "mknod disk") of
+    a node in `directory`, mknod making a copy of it; 'ok' or the errno's name for each."""
+    if group is not None:
+        group.add(os.getpid())
     answers = []
-    for name, kind, rdev, mode in (("disk", 0o060000, disk, os.O_RDONLY), ("null", 0o020000, os.makedev(1, 3),
-                                                                            os.O_WRONLY)):
+    for index, use in enumerate(uses):
+        how, name = use.split()
         path = os.path.join(directory, name)
-        os.mknod(path, kind | 0o600, rdev)
         try:
-            os.close(os.open(path, mode))
-            answers.append(f"{name} opened")
+            if how == "mknod":
+                node = os.stat(path)
+                os.mknod(f"{path}.{os.getpid()}.{index}", node.st_mode, node.st_rdev)
+            else:
+                os.close(os.open(path, OPEN_MODES[how]))
+            answers.append("ok")
         except OSError as exc:
-            answers.append(f"{name} {errno.errorcode[exc.errno]}")
+            answers.append(errno.errorcode[exc.errno])
     return answers
 
 
+def _device_rules(group: cgroups.Cgroup) -> list[str] | int:
+    """What the group holds of an allow-list: devices.list's lines on v1, the number of device programs on v2."""
+    if group.version == 1:
+        devices = group.dirs.get("devices", cgroups.detect().devices)  # none of its own: the caller's
+        return (devices / "devices.list").read_text().splitlines()
+    return devices_bpf.attached(group.dirs["memory"])
+
+
 @needs_devices
-def test_a_group_with_the_allow_list_lets_its_processes_open_only_the_listed_devices(tmp_path, loop_device):
-    assert not os.statvfs(tmp_path).f_flag & os.ST_NODEV  # only the cgroup stands in the way
+def test_a_group_with_the_allow_list_lets_its_processes_open_only_the_listed_devices(nodes):
+    uses = ("mknod disk", "r disk", "w null")
     with cgroups.create(unique_name(), devices=DEVICES_ALLOWED) as group:
-        listed = (group.dirs["devices"] / "devices.list").read_text().splitlines()
-        (tmp_path / "in").mkdir()
-        inside = in_child(_open_nodes, str(tmp_path / "in"), group.name, loop_device)
-    (tmp_path / "out").mkdir()
-    outside = in_child(_open_nodes, str(tmp_path / "out"), None, loop_device)
-    assert listed == list(DEVICES_ALLOWED)
-    assert inside == ["disk EPERM", "null opened"]  # mknod allowed ("b *:* m"), opening only what is listed
-    assert outside == ["disk opened", "null opened"]
+        listed = _device_rules(group)
+        inside = in_child(_use_nodes, nodes, group, uses)
+    outside = in_child(_use_nodes, nodes, None, uses)
+    assert listed == (list(DEVICES_ALLOWED) if group.version == 1 else 1)
+    assert inside == ["ok", "EPERM", "ok"]  # mknod allowed ("b *:* m"), opening only what is listed
+    assert outside == ["ok", "ok", "ok"]
 
 
 @needs_devices
@@ -288,20 +360,74 @@ def test_in_a_container_whose_root_is_not_nodev_the_cgroup_still_refuses_the_nod
 
 
 @needs_devices
-def test_a_containers_group_allows_exactly_dockers_devices_and_privileged_all(busybox):
-    for profile, expected in ((None, list(DEVICES_ALLOWED)), (Profile.build(privileged=True), ["a *:* rwm"])):
+def test_a_containers_group_allows_exactly_dockers_devices_and_privileged_all(busybox, nodes):
+    for profile, listed, opened in ((None, list(DEVICES_ALLOWED), ["EPERM", "ok"]),
+                                    (Profile.build(privileged=True), ["a *:* rwm"], ["ok", "ok"])):
         container = engine.start(busybox, ["sleep", "60"], profile=profile)
         try:
-            devices = container.cgroup().dirs.get("devices", cgroups.detect().devices)
-            assert (devices / "devices.list").read_text().splitlines() == expected
+            group = container.cgroup()
+            assert _device_rules(group) == (listed if group.version == 1 else len(listed) - 1)  # v2: one or none
+            assert in_child(_use_nodes, nodes, group, ("r disk", "w null")) == opened
         finally:
             gc.rm(container.id, force=True)
 
 
 @needs_devices
-def test_without_an_allow_list_no_devices_group_is_made():
+def test_without_an_allow_list_no_devices_group_is_made(nodes):
     with cgroups.create(unique_name()) as group:
-        assert "devices" not in group.dirs
+        assert "devices" not in group.dirs and (group.version == 1 or devices_bpf.attached(group.paths[0]) == 0)
+        assert in_child(_use_nodes, nodes, group, ("mknod disk", "r disk")) == ["ok", "ok"]
+
+
+@pytest.fixture
+def v2_group() -> Iterator[cgroups.CgroupV2]:
+    """A fresh real v2 group: under this hybrid host's cgroup2 mount, where lxclab's groups go on a v2 host."""
+    hierarchy = cgroups.detect()
+    if hierarchy.version == 2:
+        group = hierarchy.create(unique_name())
+    else:
+        path = UNIFIED / unique_name()
+        path.mkdir()
+        group = cgroups.CgroupV2(path.name, {controller: path for controller in CONTROLLERS})
+    yield group
+    group.remove()
+
+
+def test_a_v2_group_with_the_device_program_opens_only_the_listed_devices(v2_group, nodes):
+    uses = ("mknod disk", "r disk", "w null", "rw null")
+    before = in_child(_use_nodes, nodes, v2_group, uses)
+    v2_group.allow_devices(DEVICES_ALLOWED)
+    assert devices_bpf.attached(v2_group.paths[0]) == 1  # held by the attachment: no descriptor of ours is open
+    assert in_child(_use_nodes, nodes, v2_group, uses) == ["ok", "EPERM", "ok", "ok"]
+    assert before == ["ok", "ok", "ok", "ok"]
+
+
+def test_a_program_the_verifier_refuses_is_reported_with_its_log():
+    with pytest.raises(CgroupError, match=r"(?s)verifier refused the program.*R0 !read_ok"):
+        devices_bpf.load(bytes([0x95]) + bytes(7))  # exit without setting r0, the answer
+
+
+def test_a_malformed_rule_leaves_no_group_behind():
+    name = unique_name()
+    with pytest.raises(ValueError, match="device rule 'c 1:3 rx'"):
+        cgroups.create(name, devices=("c 1:3 rwm", "c 1:3 rx"))
+    assert not [parent for parent in cgroups.detect().parent_dirs().values() if (parent / name).exists()]
+
+
+@pytest.mark.parametrize("rules, answers", [
+    (("c 1:3 r",), ["ok", "EPERM", "EPERM", "EPERM", "EPERM"]),  # access: read only, not mknod
+    (("c 1:3 w", "c 1:3 r"), ["ok", "ok", "ok", "EPERM", "EPERM"]),  # one device's rules joined, as v1 does
+    (("c 1:* w", "c 1:3 r"), ["ok", "ok", "EPERM", "EPERM", "EPERM"]),  # ... not a wider rule's: neither grants rw
+    (("c 1:* rwm",), ["ok", "ok", "ok", "ok", "EPERM"]),  # any minor of major 1
+    (("c *:3 m", "b *:* r"), ["EPERM", "EPERM", "EPERM", "ok", "ok"]),  # any major
+    (("b 1:3 rwm",), ["EPERM", "EPERM", "EPERM", "EPERM", "EPERM"]),  # the type counts: null is a char device
+    (("a *:* rw",), ["ok", "ok", "ok", "EPERM", "ok"]),  # both types
+    (("a",), ["ok", "ok", "ok", "ok", "ok"]),
+    ((), ["EPERM", "EPERM", "EPERM", "EPERM", "EPERM"]),  # deny by default
+])
+def test_the_device_program_allows_what_each_rule_says(v2_group, nodes, rules, answers):
+    v2_group.allow_devices(rules)
+    assert in_child(_use_nodes, nodes, v2_group, ("r null", "w null", "rw null", "mknod null", "r disk")) == answers
 
 
 def test_memory_hog_is_oom_killed_at_its_limit_and_reported(busybox_rootfs):
@@ -413,7 +539,6 @@ def test_v2_tree_missing_controllers_are_reported(v2_tree):
 
 
 # --- the leaf rule on the real kernel: a v2 cgroup and one controller its children may get ---
-UNIFIED = Path("/sys/fs/cgroup/unified")  # this hybrid host's cgroup2 mount, with only hugetlb
 
 
 @pytest.fixture

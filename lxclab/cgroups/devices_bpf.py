@@ -29,7 +29,7 @@ from pathlib import Path
 
 from .._libc import check, libc
 from ..errors import CgroupError, KernelError
-from .vocabulary import parse_device_rule
+from .vocabulary import DEVICE_ACCESS, DeviceRule, parse_device_rule
 
 # bpf(2): commands, the program and attach types, the flag that lets groups below add their own programs
 BPF_PROG_LOAD, BPF_PROG_ATTACH, BPF_PROG_QUERY = 5, 8, 16
@@ -66,14 +66,22 @@ _ALLOW = [instruction(_MOV32_K, R0, imm=1), instruction(_EXIT)]
 _DENY = [instruction(_MOV32_K, R0, imm=0), instruction(_EXIT)]
 
 
-def _conditions(rule: str) -> list[tuple[int, int, int]]:
+def joined_rules(allowed: tuple[str, ...] | list[str]) -> list[DeviceRule]:
+    """The parsed rules, those naming the same devices made one with the access of all (as v1 joins them), in order."""
+    access: dict[tuple[str, int | None, int | None], set[str]] = {}
+    for rule in map(parse_device_rule, allowed):
+        access.setdefault((rule.type, rule.major, rule.minor), set()).update(rule.access)
+    return [DeviceRule(*devices, "".join(letter for letter in DEVICE_ACCESS if letter in letters))
+            for devices, letters in access.items()]
+
+
+def _conditions(rule: DeviceRule) -> list[tuple[int, int, int]]:
     """The tests a device must pass for `rule` to allow it, as (opcode, register, value) jumps to the next rule."""
-    parsed = parse_device_rule(rule)
-    access = sum(ACCESS_BITS[letter] for letter in parsed.access)
-    tests = [(_JNE_K, R2, DEVICE_TYPE[parsed.type])] if parsed.type != "a" else []
+    access = sum(ACCESS_BITS[letter] for letter in rule.access)
+    tests = [(_JNE_K, R2, DEVICE_TYPE[rule.type])] if rule.type != "a" else []
     if access != _ALL_ACCESS:
         tests.append((_JSET_K, R3, _ALL_ACCESS & ~access))  # any access bit the rule does not grant
-    tests += [(_JNE_K, register, number) for register, number in ((R4, parsed.major), (R5, parsed.minor))
+    tests += [(_JNE_K, register, number) for register, number in ((R4, rule.major), (R5, rule.minor))
               if number is not None]
     return tests
 
@@ -81,7 +89,7 @@ def _conditions(rule: str) -> list[tuple[int, int, int]]:
 def device_program(allowed: tuple[str, ...] | list[str]) -> bytes:
     """The eBPF program (8-byte instructions) that allows exactly the `allowed` rules and denies every other device."""
     code = list(_PROLOGUE)
-    for rule in allowed:
+    for rule in joined_rules(allowed):
         tests = _conditions(rule)
         for index, (opcode, register, value) in enumerate(tests):
             code.append(instruction(opcode, register, off=len(tests) - index - 1 + len(_ALLOW), imm=value))

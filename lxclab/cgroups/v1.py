@@ -13,6 +13,7 @@ class CgroupV1(Cgroup):
 
     def allow_devices(self, allowed: tuple[str, ...]) -> None:
         """Write devices.deny "a" then each rule to devices.allow, where the group has a devices directory."""
+        writes = device_writes(allowed)  # refuses a malformed rule even where the host has no devices hierarchy
         if "devices" in self.dirs:
-            for controller, file, value in device_writes(allowed):
+            for controller, file, value in writes:
                 _write(self.dirs[controller] / file, value)
