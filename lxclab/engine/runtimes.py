@@ -155,7 +155,7 @@ def _namespace_kinds(config: ContainerConfig) -> set[str]:
 
 def _cgroup(container: ContainerRecord) -> cgroups.Cgroup | None:
     """Create the container's cgroup with its limits and, unless its profile lets devices through, Docker's device
-    allow-list where the host has a v1 devices controller (None when rootless); recorded before it exists."""
+    allow-list (v1's devices files, v2's eBPF program; None when rootless); recorded before it exists."""
     if container.config.rootless:
         return None
     hierarchy = cgroups.detect()

@@ -8,8 +8,8 @@ runc, crun and Docker contain a root process with five defences, and so does lxc
   READONLY_PATHS and the whole of /sys read-only;
 - devices: a fresh /dev holding only DEV_NODES (and pts, shm, the fd links), the root
   and every writable mount `nodev`, so a device node from an image or mknod opens nothing;
-  where the host has a device controller (cgroup v1), the container's group allows only
-  DEVICES_ALLOWED, Docker's list;
+  the container's group allows only DEVICES_ALLOWED, Docker's list (v1's devices files
+  where the host has them, v2's eBPF program);
 - no_new_privs: no setuid binary or file capability can give back what was dropped;
 - seccomp: the calls of `seccomp.RULES` refused with EPERM.
 
