@@ -532,6 +532,12 @@ def test_v2_tree_kill_uses_cgroup_kill_and_remove_deletes_the_group(v2_tree):
     assert not directory.exists()
 
 
+def test_v2_tree_a_device_program_needs_a_real_cgroup_and_the_group_is_removed(v2_tree):
+    with pytest.raises(CgroupError, match="BPF_PROG_ATTACH.*not a cgroup v2 directory"):
+        v2_tree.create("lxclab-f", devices=DEVICES_ALLOWED)
+    assert not (v2_tree.parent_dirs()["memory"] / "lxclab-f").exists()
+
+
 def test_v2_tree_missing_controllers_are_reported(v2_tree):
     (v2_tree.mount / "cgroup.controllers").write_text("cpu io\n")
     with pytest.raises(CgroupError, match=r"lacks controllers \['memory', 'pids'\]"):

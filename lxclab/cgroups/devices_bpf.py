@@ -46,7 +46,7 @@ _ATTR_BYTES = 128  # union bpf_attr as this module fills it; the kernel wants th
 
 # eBPF opcodes (class | operation | source), and the registers the program uses
 _LDX_W = 0x61  # BPF_LDX | BPF_MEM | BPF_W: dst = *(u32 *)(src + off)
-_AND32_K, _RSH32_K, _MOV32_K, _MOV32_X = 0x54, 0x74, 0xB4, 0xBC  # BPF_ALU (32-bit) with BPF_K or BPF_X
+_AND32_K, _RSH32_K, _MOV32_K = 0x54, 0x74, 0xB4  # BPF_ALU (32-bit) with BPF_K: dst &=, >>=, = imm
 _JNE_K, _JSET_K, _EXIT = 0x55, 0x45, 0x95  # BPF_JMP: jump `off` instructions on !=, on a common bit; return r0
 R0, R1, R2, R3, R4, R5 = range(6)
 
@@ -100,7 +100,7 @@ def device_program(allowed: tuple[str, ...] | list[str]) -> bytes:
 
 
 def _bpf(command: int, attr: bytes, call: str, hints: dict[int, str] | None = None) -> tuple[int, bytes]:
-    """Call bpf(2) with `attr` (zero-padded to the size of union bpf_attr this module uses); its result and attr after."""
+    """Call bpf(2) with `attr`, zero-padded to the union bpf_attr's size here; its result and `attr` after the call."""
     number = _SYS_BPF.get(platform.machine())
     if number is None:
         raise KernelError(f"bpf(2)'s number on {platform.machine()} is unknown here: add it to _SYS_BPF")
@@ -152,7 +152,8 @@ def attach(directory: Path | str, allowed: tuple[str, ...] | list[str]) -> None:
         _bpf(BPF_PROG_ATTACH, struct.pack("<IIII", group, program, BPF_CGROUP_DEVICE, BPF_F_ALLOW_MULTI),
              f"bpf(BPF_PROG_ATTACH, {directory}, BPF_CGROUP_DEVICE, BPF_F_ALLOW_MULTI)",
              {errnos.EBADF: "the directory is not a cgroup v2 directory",
-              errnos.EPERM: "a program an ancestor attached without BPF_F_ALLOW_MULTI forbids more below it"})
+              errnos.EPERM: "it needs root; or an ancestor's program, attached without BPF_F_ALLOW_MULTI, "
+                            "forbids more below it"})
     except KernelError as exc:
         raise CgroupError(str(exc)) from None
     finally:
