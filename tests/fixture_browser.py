@@ -20,8 +20,10 @@ from playwright.sync_api import Browser as PlaywrightBrowser
 from playwright.sync_api import BrowserContext, Page, Route, WebSocketRoute, sync_playwright
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+# Vulkan and WebGPU off: under QEMU's TCG, Chromium's GPU process crashed probing them (trixie VM, exit code 11)
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-features=Vulkan,WebGPU",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run",
+                  "--disable-quic"]
 LOCAL_SCHEMES = ("file", "data", "blob", "about")
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"

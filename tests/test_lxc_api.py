@@ -126,7 +126,9 @@ def test_cpu_stats_are_the_hosts_cgroup_counters_in_seconds(box):
         else:
             usec = dict(line.split() for line in host_cgroup_file(box, "cpu", "cpu.stat").splitlines())
             expected = CPUStats(int(usec["user_usec"]) / 1e6, int(usec["system_usec"]) / 1e6)
-        assert stats == expected and stats.user > 0.1
+        # v2 derives user/system from its runtime when read (cputime_adjust): two reads may split a few µs apart
+        assert stats.user == pytest.approx(expected.user, abs=0.005) and stats.user > 0.1
+        assert stats.system == pytest.approx(expected.system, abs=0.005)
         assert stats.user + stats.system <= box.cpu_time + 0.05  # the same time, counted in coarser units
     finally:
         box.unfreeze()
