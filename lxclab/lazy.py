@@ -1,0 +1,26 @@
+"""Names a package exports, imported from their modules on first use (PEP 562's module `__getattr__`).
+
+A package whose `__init__` imports every module makes each user pay for all of them: a
+container's start would load the layer extraction code (tarfile, gzip) to read three
+constants. With `__getattr__ = lazy_names(__name__, {name: module})` the package keeps its
+public names and `__all__`, and `from package import name` loads only `name`'s module.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from importlib import import_module
+
+
+def lazy_names(package: str, homes: dict[str, str]) -> Callable[[str], object]:
+    """A `__getattr__` for `package` importing each name of `homes` ({name: its submodule}) when first asked for."""
+
+    def __getattr__(name: str) -> object:
+        if name not in homes:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        value = getattr(import_module(f"{package}.{homes[name]}"), name)
+        setattr(sys.modules[package], name, value)  # asked once: later lookups find it without __getattr__
+        return value
+
+    return __getattr__
