@@ -82,6 +82,25 @@ def test_run_of_an_extracted_image_loads_no_layer_code_and_a_first_or_copy_run_d
     assert {"lxclab.layers.apply", "tarfile"} <= first[1] & copied[1]
 
 
+LAZY_PACKAGE = """
+import json, sys
+package = __import__(sys.argv[1], fromlist=["__all__"])
+loaded = lambda: sorted(m for m in sys.modules if m.startswith(sys.argv[1] + "."))
+before = loaded()
+exec(f"from {sys.argv[1]} import *")  # AttributeError if a name of __all__ cannot be found
+print(json.dumps([before, loaded(), sorted(set(package.__all__) - set(dir(package))), hasattr(package, "nothing")]))
+"""
+
+
+@pytest.mark.parametrize("package", ["lxclab.layers", "lxclab.unionfs"])
+def test_a_lazy_package_keeps_its_names_and_loads_their_modules_when_asked(package):
+    done = subprocess.run([sys.executable, "-c", LAZY_PACKAGE, package], capture_output=True, text=True, timeout=60,
+                          check=True)
+    before, after, missing_from_dir, has_nothing = json.loads(done.stdout)
+    assert (before, missing_from_dir, has_nothing) == ([], [], False)
+    assert {f"{package}.{module}" for module in __import__(package, fromlist=["_HOMES"])._HOMES.values()} <= set(after)
+
+
 def test_pull_loads_the_registry_client_and_nothing_that_unpacks_or_runs(busybox):
     status, modules, _ = loaded_by("pull", "-q", busybox)
     assert status == 0 and {"httpx", "lxclab.registry.client"} <= modules

@@ -45,4 +45,4 @@ _HOMES = {
     "LowerView": "overlayform", "is_whiteout_node": "overlayform", "ApplyReport": "report", "LayerWarning": "report",
 }
 __all__ = sorted(_HOMES)
-__getattr__ = lazy_names(__name__, _HOMES)  # a container's start reads metadata.py without the extraction code
+__getattr__, __dir__ = lazy_names(__name__, _HOMES)  # a container's start reads metadata.py without the extraction code

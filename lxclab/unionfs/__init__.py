@@ -17,4 +17,4 @@ _HOMES = {
     **dict.fromkeys(["OverlayMount", "find_mount", "mount_overlay", "mounts_dir", "unmount"], "overlay"),
 }
 __all__ = sorted(_HOMES)
-__getattr__ = lazy_names(__name__, _HOMES)  # the model (and the layers' tar readers) load only when asked for
+__getattr__, __dir__ = lazy_names(__name__, _HOMES)  # the model (and the layers' tar readers) load only when asked for
