@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from importlib import import_module
 
 
 def lazy_names(package: str, homes: dict[str, str]) -> tuple[Callable[[str], object], Callable[[], list[str]]]:
@@ -21,7 +20,9 @@ def lazy_names(package: str, homes: dict[str, str]) -> tuple[Callable[[str], obj
     def __getattr__(name: str) -> object:
         if name not in homes:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
-        value = getattr(import_module(f"{package}.{homes[name]}"), name)
+        module = f"{package}.{homes[name]}"
+        __import__(module)  # not importlib.import_module, which `python -X importtime` does not report
+        value = getattr(sys.modules[module], name)
         setattr(sys.modules[package], name, value)  # asked once: later lookups find it without __getattr__
         return value
 
