@@ -14,7 +14,6 @@ import ctypes
 import errno as errnos
 import fcntl
 import os
-import platform
 import socket
 import struct
 
@@ -93,9 +92,9 @@ def pivot_root(new_root: str, put_old: str) -> None:
     `new_root` must be a mount point, not on the same mount as the current root, and the
     mounts involved must not be shared: use a new mount namespace with MS_PRIVATE first.
     """
-    number = _SYS_PIVOT_ROOT.get(platform.machine())
+    number = _SYS_PIVOT_ROOT.get(os.uname().machine)
     if number is None:
-        raise KernelError(f"pivot_root: no system call number known for {platform.machine()}; add it to _linux")
+        raise KernelError(f"pivot_root: no system call number known for {os.uname().machine}; add it to _linux")
     check(
         libc.syscall(ctypes.c_long(number), str(new_root).encode(), str(put_old).encode()),
         f"pivot_root({str(new_root)!r}, {str(put_old)!r})",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import platform as _platform
+import os
 import re
 from dataclasses import dataclass, field
 
@@ -77,7 +77,7 @@ class Platform:
     @classmethod
     def host(cls) -> Platform:
         """The platform of this machine."""
-        machine = _platform.machine()
+        machine = os.uname().machine
         return cls("linux", _ARCH_ALIASES.get(machine, machine))
 
     def matches(self, other: Platform) -> bool:

@@ -22,6 +22,7 @@ from lxclab import cli
 HEAVY = ("httpx", "lxc", "matplotlib", "ipywidgets", "cryptography", "tqdm", "zstandard", "lxclab.registry", "lxclab.lxc")
 NOT_FOR_PULL = ("lxc", "matplotlib", "ipywidgets", "cryptography", "tqdm", "lxclab.lxc", "lxclab.layers", "lxclab.unionfs",
                 "lxclab.tarball", "tarfile", "lxclab.cgroups", "lxclab.namespaces", "lxclab.security", "lxclab.engine.run")
+NOT_FOR_A_CACHED_RUN = ("lxclab.tarball", "tarfile", "gzip", "zstandard", "platform", "lxclab.unionfs.model")
 
 REPORTER = """
 import json, os, sys
@@ -67,6 +68,37 @@ def test_run_of_a_stored_image_loads_no_http_client_or_liblxc(busybox):
     status, modules, out = loaded_by("run", "--rm", busybox, "echo", "ran")
     assert (status, out) == (0, "ran\n")
     assert heavy(modules) == []
+
+
+def test_run_of_an_extracted_image_loads_no_layer_code_and_a_first_or_copy_run_does(busybox):
+    first = loaded_by("run", "--rm", busybox, "echo", "first")  # extracts the three layers into the cache
+    cached = loaded_by("run", "--rm", busybox, "echo", "cached")
+    copied = loaded_by("run", "--rm", "--mode", "copy", busybox, "echo", "copied")
+    assert [(status, out) for status, _, out in (first, cached, copied)] == [
+        (0, "first\n"), (0, "cached\n"), (0, "copied\n")]
+    assert heavy(cached[1], NOT_FOR_A_CACHED_RUN) == []
+    # only metadata.py: the container's upper dir takes the metadata of the top layer's root directory
+    assert heavy(cached[1], ("lxclab.layers",)) == ["lxclab.layers", "lxclab.layers.metadata"]
+    assert {"lxclab.layers.apply", "tarfile"} <= first[1] & copied[1]
+
+
+LAZY_PACKAGE = """
+import json, sys
+package = __import__(sys.argv[1], fromlist=["__all__"])
+loaded = lambda: sorted(m for m in sys.modules if m.startswith(sys.argv[1] + "."))
+before = loaded()
+exec(f"from {sys.argv[1]} import *")  # AttributeError if a name of __all__ cannot be found
+print(json.dumps([before, loaded(), sorted(set(package.__all__) - set(dir(package))), hasattr(package, "nothing")]))
+"""
+
+
+@pytest.mark.parametrize("package", ["lxclab.layers", "lxclab.unionfs"])
+def test_a_lazy_package_keeps_its_names_and_loads_their_modules_when_asked(package):
+    done = subprocess.run([sys.executable, "-c", LAZY_PACKAGE, package], capture_output=True, text=True, timeout=60,
+                          check=True)
+    before, after, missing_from_dir, has_nothing = json.loads(done.stdout)
+    assert (before, missing_from_dir, has_nothing) == ([], [], False)
+    assert {f"{package}.{module}" for module in __import__(package, fromlist=["_HOMES"])._HOMES.values()} <= set(after)
 
 
 def test_pull_loads_the_registry_client_and_nothing_that_unpacks_or_runs(busybox):

@@ -27,8 +27,7 @@ from pathlib import Path
 
 from ..container_init import IdMap, Mount
 from ..errors import ContainerError, MountError
-from ..layers.metadata import apply_metadata
-from ..layers.overlayform import dir_metadata
+from ..layers.metadata import apply_metadata, dir_metadata
 from ..store import StoredImage
 from ..unionfs import COPY, image_layers, unpack_layers
 from ..unionfs.cache import ensure_layer

@@ -37,14 +37,12 @@ The safety policy, in one place:
 - A refused layer, or one whose DiffID does not match, leaves the root exactly as it was.
 """
 
-from .apply import apply_layer
-from .diff import diff_directory, write_diff
-from .entries import LayerEntry, read_entries
-from .names import OPAQUE_MARKER, WHITEOUT_PREFIX
-from .overlayform import OPAQUE_XATTR, LowerView, is_whiteout_node
-from .report import ApplyReport, LayerWarning
+from ..lazy import lazy_names
 
-__all__ = [
-    "ApplyReport", "LayerEntry", "LayerWarning", "LowerView", "OPAQUE_MARKER", "OPAQUE_XATTR", "WHITEOUT_PREFIX",
-    "apply_layer", "diff_directory", "is_whiteout_node", "read_entries", "write_diff",
-]
+_HOMES = {
+    "apply_layer": "apply", "diff_directory": "diff", "write_diff": "diff", "LayerEntry": "entries",
+    "read_entries": "entries", "OPAQUE_MARKER": "names", "WHITEOUT_PREFIX": "names", "OPAQUE_XATTR": "overlayform",
+    "LowerView": "overlayform", "is_whiteout_node": "overlayform", "ApplyReport": "report", "LayerWarning": "report",
+}
+__all__ = sorted(_HOMES)
+__getattr__, __dir__ = lazy_names(__name__, _HOMES)  # a container's start reads metadata.py without the extraction code

@@ -31,8 +31,7 @@ from typing import Protocol
 
 from . import names
 from .merge import is_real_dir, join
-from .metadata import apply_metadata
-from .overlayform import dir_metadata
+from .metadata import apply_metadata, dir_metadata
 from .stage import Stager, describe, lstat_or_none
 
 

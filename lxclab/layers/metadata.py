@@ -12,10 +12,12 @@ from __future__ import annotations
 import errno
 import os
 import stat
-import tarfile
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # a container's start reads and applies metadata without loading tarfile
+    import tarfile
 
 XATTR_PAX_PREFIX = "SCHILY.xattr."
 OVERLAY_XATTR_PREFIX = "trusted.overlay."
@@ -53,6 +55,7 @@ def from_tarinfo(info: tarfile.TarInfo) -> Metadata:
 
 
 def _mtime_ns(info: tarfile.TarInfo) -> int:
+    from decimal import Decimal, InvalidOperation  # only PAX headers' exact mtimes need it
     exact = info.pax_headers.get("mtime")
     try:
         return int(Decimal(exact) * 1_000_000_000) if exact else int(info.mtime) * 1_000_000_000
@@ -64,6 +67,17 @@ def read_metadata(path: Path) -> Metadata:
     """The metadata of an existing file, not following a final symlink (xattrs left out)."""
     st = os.lstat(path)
     return Metadata(stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid, st.st_mtime_ns)
+
+
+def dir_metadata(path: Path) -> Metadata:
+    """A directory's (or file's) metadata including its xattrs (overlayfs's own left out)."""
+    st = os.lstat(path)
+    xattrs = tuple(
+        (name, os.getxattr(path, name, follow_symlinks=False))
+        for name in sorted(os.listxattr(path, follow_symlinks=False))
+        if not name.startswith(OVERLAY_XATTR_PREFIX)
+    )
+    return Metadata(stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid, st.st_mtime_ns, xattrs)
 
 
 def apply_metadata(path: Path, meta: Metadata, warnings: list[str] | None = None) -> None:

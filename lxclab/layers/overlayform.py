@@ -16,7 +16,7 @@ import stat
 from pathlib import Path
 
 from . import names
-from .metadata import DEFAULT_DIRECTORY, OVERLAY_XATTR_PREFIX, Metadata
+from .metadata import DEFAULT_DIRECTORY, dir_metadata
 from .stage import Stager, lstat_or_none
 
 OPAQUE_XATTR = "trusted.overlay.opaque"
@@ -36,17 +36,6 @@ def is_opaque(directory: Path | int) -> bool:
         return os.getxattr(directory, OPAQUE_XATTR, follow_symlinks=False) == b"y"
     except OSError:
         return False
-
-
-def dir_metadata(path: Path) -> Metadata:
-    """A directory's (or file's) metadata including its xattrs (overlayfs's own left out)."""
-    st = os.lstat(path)
-    xattrs = tuple(
-        (name, os.getxattr(path, name, follow_symlinks=False))
-        for name in sorted(os.listxattr(path, follow_symlinks=False))
-        if not name.startswith(OVERLAY_XATTR_PREFIX)
-    )
-    return Metadata(stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid, st.st_mtime_ns, xattrs)
 
 
 class LowerView:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import errno
 import functools
-import platform
+import os
 import struct
 from dataclasses import dataclass
 
@@ -132,7 +132,8 @@ RULES = (
 
 def machine() -> str:
     """This machine's architecture as SYSCALLS names it; InvalidValue if the filter has no table for it."""
-    name = {"arm64": "aarch64", "amd64": "x86_64"}.get(platform.machine(), platform.machine())
+    arch = os.uname().machine
+    name = {"arm64": "aarch64", "amd64": "x86_64"}.get(arch, arch)
     if name not in SYSCALLS:
         raise InvalidValue(f"no seccomp table for {name}: lxclab's filter knows {sorted(SYSCALLS)}; "
                            "run with --security-opt seccomp=unconfined")

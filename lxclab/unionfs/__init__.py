@@ -8,12 +8,13 @@
 - image.py: `unpack_layers` / `unpack_image` in overlay or copy mode, `image_stack`.
 """
 
-from .image import COPY, OVERLAY, LayerSource, Unpacked, image_layers, image_stack, layers_stack, unpack_image, unpack_layers
-from .model import ADDED, DELETED, MODIFIED, Hidden, LayerChanges, LayerStack, Node, Version
-from .overlay import OverlayMount, find_mount, mount_overlay, mounts_dir, unmount
+from ..lazy import lazy_names
 
-__all__ = [
-    "ADDED", "COPY", "DELETED", "MODIFIED", "OVERLAY", "Hidden", "LayerChanges", "LayerSource", "LayerStack", "Node",
-    "OverlayMount", "Unpacked", "Version", "find_mount", "image_layers", "image_stack", "layers_stack", "mount_overlay",
-    "mounts_dir", "unmount", "unpack_image", "unpack_layers",
-]
+_HOMES = {
+    **dict.fromkeys(["COPY", "OVERLAY", "LayerSource", "Unpacked", "image_layers", "image_stack", "layers_stack",
+                     "unpack_image", "unpack_layers"], "image"),
+    **dict.fromkeys(["ADDED", "DELETED", "MODIFIED", "Hidden", "LayerChanges", "LayerStack", "Node", "Version"], "model"),
+    **dict.fromkeys(["OverlayMount", "find_mount", "mount_overlay", "mounts_dir", "unmount"], "overlay"),
+}
+__all__ = sorted(_HOMES)
+__getattr__, __dir__ = lazy_names(__name__, _HOMES)  # the model (and the layers' tar readers) load only when asked for

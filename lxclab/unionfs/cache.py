@@ -19,12 +19,13 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from .. import paths
 from ..errors import LayerError
-from ..layers import ApplyReport, apply_layer
-from ..layers.stage import remove_tree
+
+if TYPE_CHECKING:  # the extraction code (tarfile, gzip) loads only when a layer is missing
+    from ..layers import ApplyReport
 
 LAYER_RECORD = "layer.json"
 
@@ -57,6 +58,8 @@ def ensure_layer(source: Path | BinaryIO, chain_id: str, media_type: str | None,
     home = layer_home(chain_id)
     if is_cached(chain_id):
         return home / "diff", None
+    from ..layers import apply_layer
+    from ..layers.stage import remove_tree
     paths.layers_dir().mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".tmp-", dir=paths.layers_dir()))
     try:
@@ -73,6 +76,7 @@ def ensure_layer(source: Path | BinaryIO, chain_id: str, media_type: str | None,
 
 
 def _rename_or_discard(staging: Path, home: Path) -> None:
+    from ..layers.stage import remove_tree
     try:
         os.rename(staging, home)
     except OSError as exc:

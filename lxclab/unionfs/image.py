@@ -14,15 +14,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import LayerError, MountError
-from ..layers import ApplyReport, apply_layer, read_entries
 from ..layers.metadata import DEFAULT_DIRECTORY, apply_metadata, privileged
 from ..manifest import chain_ids
 from .cache import ensure_layer
-from .model import LayerStack
 from .overlay import OverlayMount, mount_overlay
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the extraction code (tarfile, gzip) loads only when a layer is read or applied
+    from ..layers import ApplyReport
     from ..store import StoredImage
+    from .model import LayerStack
 
 OVERLAY, COPY = "overlay", "copy"
 
@@ -85,6 +85,7 @@ def _unpack_copy(layers: list[LayerSource], target: Path) -> Unpacked:
         raise LayerError(f"{target} is not empty: unpack into a new or empty directory")
     target.mkdir(parents=True, exist_ok=True)
     apply_metadata(target, DEFAULT_DIRECTORY)
+    from ..layers import apply_layer
     reports = [apply_layer(layer.path, target, layer.media_type, layer.diff_id, layer.name) for layer in layers]
     return Unpacked(target, COPY, reports)
 
@@ -109,6 +110,8 @@ def _unpack_overlay(layers: list[LayerSource], target: Path) -> Unpacked:
 
 def layers_stack(layers: list[LayerSource], created_by: list[str] | None = None) -> LayerStack:
     """The union-filesystem model of `layers`, read from their blobs (DiffIDs checked)."""
+    from ..layers import read_entries
+    from .model import LayerStack
     entries = [read_entries(layer.path, layer.media_type, layer.diff_id, layer.name) for layer in layers]
     return LayerStack.build(entries, [layer.diff_id or "" for layer in layers], created_by)
 

@@ -18,9 +18,7 @@ from pathlib import Path
 
 from .. import _libc, paths
 from ..errors import KernelError, MountError
-from ..layers.metadata import apply_metadata
-from ..layers.overlayform import dir_metadata
-from ..layers.stage import remove_tree
+from ..layers.metadata import apply_metadata, dir_metadata
 from ..procfs import is_mountpoint
 
 MAX_MOUNT_DATA = 4095
@@ -67,7 +65,7 @@ class OverlayMount:
                 raise MountError(f"cannot unmount the overlay at {self.target}: {exc}; is a process using it?") from exc
         state = self.upper.parent
         if state.exists():
-            remove_tree(state)
+            _remove_tree(state)
 
 
 def mount_overlay(lower: list[Path], target: Path) -> OverlayMount:
@@ -85,7 +83,7 @@ def mount_overlay(lower: list[Path], target: Path) -> OverlayMount:
     try:
         _libc.mount("overlay", str(target), "overlay", 0, overlay_options(mount.lower, upper, work))
     except KernelError as exc:
-        remove_tree(state)
+        _remove_tree(state)
         raise MountError(f"cannot mount the overlay at {target}: {exc}; overlay mode needs root "
                          "(use --mode copy otherwise)") from exc
     record = {"target": str(target.resolve()), "lower": [str(p) for p in lower], "upper": str(upper), "work": str(work)}
@@ -99,6 +97,11 @@ def _check_target(target: Path) -> None:
         raise MountError(f"{target} is already a mount point: unmount it first")
     if any(target.iterdir()):
         raise MountError(f"{target} is not empty: overlay mounts go on an empty directory")
+
+
+def _remove_tree(path: Path) -> None:
+    from ..layers.stage import remove_tree  # the extraction code loads only when an overlay's state is removed
+    remove_tree(path)
 
 
 def overlay_options(lower: list[Path], upper: Path, work: Path) -> str:
