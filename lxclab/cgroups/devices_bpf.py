@@ -23,7 +23,6 @@ from __future__ import annotations
 import ctypes
 import errno as errnos
 import os
-import platform
 import struct
 from pathlib import Path
 
@@ -101,9 +100,9 @@ def device_program(allowed: tuple[str, ...] | list[str]) -> bytes:
 
 def _bpf(command: int, attr: bytes, call: str, hints: dict[int, str] | None = None) -> tuple[int, bytes]:
     """Call bpf(2) with `attr`, zero-padded to the union bpf_attr's size here; its result and `attr` after the call."""
-    number = _SYS_BPF.get(platform.machine())
+    number = _SYS_BPF.get(os.uname().machine)
     if number is None:
-        raise KernelError(f"bpf(2)'s number on {platform.machine()} is unknown here: add it to _SYS_BPF")
+        raise KernelError(f"bpf(2)'s number on {os.uname().machine} is unknown here: add it to _SYS_BPF")
     buffer = ctypes.create_string_buffer(attr.ljust(_ATTR_BYTES, b"\0"), _ATTR_BYTES)
     result = check(libc.syscall(ctypes.c_long(number), ctypes.c_int(command), buffer, ctypes.c_uint(_ATTR_BYTES)),
                    call, hints)
