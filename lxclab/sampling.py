@@ -171,8 +171,9 @@ class Sampler:
     """Call `read_stats` every `interval` seconds in a background thread and pass each Sample on.
 
     `read_stats` returns a dict with the keys of `Sample.from_stats`; `t` is stamped by the
-    sampler (seconds since `start`, at the middle of the read, so a slow read shifts no rate). When `read_stats` or a listener raises (a cgroup that
-    disappeared with its container, say) sampling ends and the exception is kept in `error`.
+    sampler (seconds since `start`, at the middle of the read, so a slow read shifts no rate).
+    When `read_stats` or a listener raises (a cgroup that disappeared with its container, say)
+    sampling ends and the exception is kept in `error`.
     """
 
     def __init__(self, read_stats: Callable[[], Mapping[str, object]], interval: float = 0.1,

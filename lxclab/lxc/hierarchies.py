@@ -8,9 +8,10 @@ for its monitor, and one shared `lxc.pivot` that each monitor moves into as it e
   hierarchy, as lxclab's own groups do.
 - v2: the starter first joins `lxc.start.<name>.<key>`, a fresh leaf of the delegated subtree
   (lxclab.cgroups.delegation), alone; the key, from the container's lxcpath, keeps two
-  containers of one name (two checkouts running lesson 08) apart. Once LXC has moved it into the monitor cgroup the
-  leaf holds no process, so LXC may enable the controllers the payload's limits need
-  there; from a shell's session scope it could not ("Failed to set memory.max").
+  containers of one name (two checkouts running lesson 08) apart. Once LXC has moved it
+  into the monitor cgroup the leaf holds no process, so LXC may enable the controllers the
+  payload's limits need there; from a shell's session scope it could not ("Failed to set
+  memory.max").
 
 LXC 5.0 removes the monitor and payload cgroups itself but leaves `lxc.pivot` (one inside
 it per reboot of a container, and sometimes a monitor cgroup) behind. Stopping a container
@@ -112,7 +113,8 @@ def lxc_bases(name: str | None = None, lxcpath: Path | str | None = None) -> lis
     if name and lxcpath:
         return [parent / start_leaf(name, lxcpath)]
     pattern = _start_leaf_pattern(name)
-    return sorted(entry for entry in parent.glob(START_PREFIX + "*") if entry.is_dir() and pattern.fullmatch(entry.name))
+    leaves = parent.glob(START_PREFIX + "*")
+    return sorted(entry for entry in leaves if entry.is_dir() and pattern.fullmatch(entry.name))
 
 
 def lxc_cgroups(name: str | None = None, lxcpath: Path | str | None = None) -> list[Path]:
