@@ -24,6 +24,7 @@ import nbformat
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
 TWINS = NOTEBOOKS / "md"
+UNVERSIONED = "-jupytext.text_representation.jupytext_version"  # the twins leave out the jupytext release
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 _SOLUTION = re.compile(rf"^([ \t]*){re.escape(BEGIN)}\n.*?^[ \t]*{re.escape(END)}[ \t]*$", re.M | re.S)
 STUB = '{indent}raise NotImplementedError("exercise: replace this line with your code")'
@@ -53,8 +54,12 @@ def execute(paths: list[Path]) -> None:
 
 
 def twin_text(path: Path) -> str:
-    """The MyST markdown twin of a notebook: its cells without outputs, for review in diffs."""
-    return jupytext.writes(nbformat.read(path, as_version=4), fmt="md:myst")
+    """The MyST markdown twin of a notebook: its cells without outputs, for review in diffs.
+
+    The twin leaves out the jupytext version, so a new jupytext release does not make every twin stale."""
+    notebook = nbformat.read(path, as_version=4)
+    notebook.metadata.setdefault("jupytext", {})["notebook_metadata_filter"] = UNVERSIONED
+    return jupytext.writes(notebook, fmt="md:myst")
 
 
 def write_twins(paths: list[Path]) -> None:
