@@ -1,4 +1,4 @@
-"""What /proc says about mounts and processes, read in one place: mountinfo, stat, cgroup.
+"""What /proc says about mounts and processes, read in one place: mountinfo, stat, cgroup, status.
 
 - `/proc/PID/mountinfo`: one line per mount, its paths octal-escaped (a space is `\\040`);
   `mounts` gives them as `Mount` records with the escapes undone.
@@ -8,6 +8,8 @@
   reuses the PID.
 - `/proc/PID/cgroup`: the process's cgroup in each hierarchy, `ID:CONTROLLERS:PATH` (v1)
   or `0::PATH` (v2).
+- `/proc/PID/status`: among much else, the signals a process blocks, ignores and catches
+  (SigBlk, SigIgn, SigCgt: bit N-1 stands for signal N).
 
 And one way to kill processes and wait until they are gone. Reading needs no privileges;
 signalling another user's process needs root.
@@ -115,6 +117,23 @@ def running(pid: int) -> bool:
     """Whether `pid` exists and is not a zombie (dead, waiting only for its parent to collect it)."""
     fields = _stat(pid)
     return fields is not None and fields[_STATE] != ZOMBIE
+
+
+def settled_for(pid: int, signum: int) -> bool:
+    """Whether a PID namespace's init `pid` would take `signum` now (True once `pid` is gone: nothing to wait for).
+
+    The kernel drops a signal sent to such an init that neither catches, blocks nor ignores it.
+    Right after exec every signal meets that fate, until the init sets up its handlers; an init
+    that catches any signal has done so. (One that sits in sigtimedwait shows the signals it
+    waits for in neither set, so its other handlers are the sign.)
+    """
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+    masks = {key: int(value, 16) for key, _, value in (line.partition(":\t") for line in lines)
+             if key in ("SigBlk", "SigIgn", "SigCgt")}
+    return masks["SigCgt"] != 0 or bool((masks["SigBlk"] | masks["SigIgn"]) >> (signum - 1) & 1)
 
 
 def parent_pid(pid: int) -> int:

@@ -135,3 +135,56 @@ def test_wait_gone_without_kill_returns_what_is_still_there(odd_process):
     assert procfs.wait_gone(lambda: [odd_process.pid] if procfs.running(odd_process.pid) else [], 0.05) == [
         odd_process.pid]
     assert odd_process.poll() is None  # waiting alone sends nothing
+
+
+# A PID namespace's init that takes SIGINT only once `go` exists: it says "up" with SIGINT at its default, waits for
+# `go`, then catches SIGINT (saying "settled"), and says "caught" when one comes.
+LATE_INIT = """
+import os, signal, sys, time
+signal.signal(signal.SIGINT, signal.SIG_DFL)
+print("up", flush=True)
+while not os.path.exists(sys.argv[1]):
+    time.sleep(0.01)
+signal.signal(signal.SIGINT, lambda *_: (print("caught", flush=True), sys.exit(0)))
+print("settled", flush=True)
+time.sleep(600)
+"""
+
+
+@pytest.fixture
+def late_init(tmp_path: Path):
+    """LATE_INIT as PID 1 of a new PID namespace: (its host PID, its output, the file that lets it settle)."""
+    go = tmp_path / "go"
+    child = subprocess.Popen(["unshare", "--pid", "--fork", "--kill-child", sys.executable, "-c", LATE_INIT, str(go)],
+                             stdout=subprocess.PIPE, text=True)
+    assert child.stdout.readline() == "up\n"
+    init_pid = int(Path(f"/proc/{child.pid}/task/{child.pid}/children").read_text().split()[0])
+    yield init_pid, child.stdout, go
+    child.kill()
+    child.wait()
+
+
+def test_a_namespace_init_drops_a_signal_until_it_has_settled_its_signals(late_init):
+    init_pid, output, go = late_init
+    assert not procfs.settled_for(init_pid, signal.SIGINT)
+    os.kill(init_pid, signal.SIGINT)  # the kernel drops it: a namespace's init at SIGINT's default
+    go.touch()
+    assert output.readline() == "settled\n"  # it outlived the SIGINT, then set up its handler
+    assert procfs.settled_for(init_pid, signal.SIGINT)
+    os.kill(init_pid, signal.SIGINT)
+    assert output.readline() == "caught\n"
+
+
+def test_an_init_that_blocks_or_ignores_a_signal_has_settled_it_and_a_gone_one_needs_no_wait():
+    script = "import signal, time; signal.signal(signal.SIGINT, signal.SIG_DFL); signal.pthread_sigmask(" \
+             "signal.SIG_BLOCK, [signal.SIGPWR]); signal.signal(signal.SIGUSR1, signal.SIG_IGN); print(1, flush=True);" \
+             " time.sleep(600)"
+    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline() == "1\n"
+        assert [procfs.settled_for(child.pid, s) for s in (signal.SIGINT, signal.SIGPWR, signal.SIGUSR1)] == [
+            False, True, True]
+    finally:
+        child.kill()
+        child.wait()
+    assert procfs.settled_for(child.pid, signal.SIGINT)  # reaped: nothing left to wait for

@@ -7,15 +7,17 @@ become LxcError quoting the end of the container's LXC log.
 
 from __future__ import annotations
 
+import math
 import os
 import re
+import signal
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from .. import paths, validation
+from .. import paths, procfs, validation
 from ..chroot import ExitStatus
 from ..errors import (
     AlreadyDefined, AlreadyFrozen, AlreadyRunning, ContainerError, InvalidValue, LxcError, LxcUnavailable, NotDefined,
@@ -258,11 +260,13 @@ class Container(UsageMixin, SnapshotsMixin):
 
         An init that handles the signal (busybox init) stops its processes and exits; one
         that does not (sh, sleep: PID 1 ignores signals it has no handler for) keeps running,
-        and ShutdownTimeout says so; stop() kills it instead.
+        and ShutdownTimeout says so; stop() kills it instead. A just-started init is given the
+        time to set up its signals first, since the kernel drops one that comes before.
         """
         self._must_be_up("shut down")
         with self._held_monitor() as monitor:
-            if not self._lxc.shutdown(timeout):
+            deadline = self._await_settled_init(self._lxc.init_pid, signal.SIGPWR, timeout)
+            if not self._lxc.shutdown(max(1, math.ceil(deadline - time.monotonic()))):  # 0 would not wait
                 raise ShutdownTimeout(f"container {self.name!r} still runs {timeout}s after LXC sent its init the "
                                       "halt signal (SIGPWR unless lxc.signal.halt names another): an init like sh or "
                                       "sleep ignores it; run one that handles it (busybox init) or stop() the container")
@@ -274,13 +278,14 @@ class Container(UsageMixin, SnapshotsMixin):
         LXC starts the container again only when init ends through reboot(2), which needs
         CAP_SYS_BOOT: Docker's defaults drop it, so give the container
         Profile.build(cap_add=["SYS_BOOT"]) and an init that handles SIGINT (busybox init).
+        As shutdown() does, it lets a just-started init set up its signals before it sends one.
         """
         self._must_be_up("reboot")
         old_init = self._lxc.init_pid
         with self._held_monitor(old_init) as monitor:
+            deadline = self._await_settled_init(old_init, signal.SIGINT, timeout)
             if not self._lxc.reboot():
                 raise LxcError(f"LXC could not signal the init of container {self.name!r}: {self._log_tail()}")
-            deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
                 if self.running and self._lxc.init_pid not in (old_init, -1):
                     return
@@ -428,6 +433,17 @@ class Container(UsageMixin, SnapshotsMixin):
         self._must_be_defined()
         if not self.running:
             raise NotRunning(f"container {self.name!r} is {self.state.value}, not running: nothing to {action}")
+
+    @staticmethod
+    def _await_settled_init(pid: int, signum: signal.Signals, timeout: float) -> float:
+        """Wait until init `pid` would take `signum` (a just-started init drops it) and return the deadline.
+
+        An init that never sets up its signals (sleep) is waited for until the deadline: it would drop the signal anyway.
+        """
+        deadline = time.monotonic() + timeout
+        while not procfs.settled_for(pid, signum) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return deadline
 
     @contextmanager
     def _held_monitor(self, init_pid: int | None = None) -> Iterator[Monitor | None]:
