@@ -8,6 +8,7 @@ import statistics
 import threading
 import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import httpx
@@ -17,7 +18,7 @@ from fixture_images import push_image, random_image, unique_repository
 
 from lxclab.classroom import jwt, keys
 from lxclab.classroom import access
-from lxclab.classroom.tokenserver import make_server
+from lxclab.classroom.tokenserver import HangUpTolerantServer, make_server
 from lxclab.engine import pull
 from lxclab.errors import TokenError
 from lxclab.store import Store
@@ -169,3 +170,22 @@ def test_a_real_token_verifies_with_the_classroom_defaults(classroom):
     assert claims["aud"] == classroom.service and claims["iss"] == jwt.CLASSROOM
     with pytest.raises(TokenError, match="expired"):
         jwt.verify(response.json()["token"], certificate.public_key(), now=time.time() + 3600)
+
+
+@pytest.mark.parametrize("error, reported", [(BrokenPipeError, False), (ConnectionResetError, False), (KeyError, True)])
+def test_a_client_that_hangs_up_is_no_traceback_but_a_server_fault_is(capfd, error, reported):
+    class Failing(BaseHTTPRequestHandler):
+        def do_GET(self):
+            raise error("raised by the handler")
+
+    server = HangUpTolerantServer(("127.0.0.1", 0), Failing)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        with pytest.raises(httpx.TransportError):
+            httpx.get(f"http://127.0.0.1:{server.server_address[1]}/", timeout=5)
+    finally:
+        server.shutdown()
+        server.server_close()
+    stderr = capfd.readouterr().err
+    assert ("raised by the handler" in stderr) is reported and ("Traceback" in stderr) is reported

@@ -14,7 +14,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import urlsplit
 
 import httpx
@@ -23,6 +23,7 @@ from faultproxy import Fault, FaultProxy, proxy  # noqa: F401 (proxy is a fixtur
 from fixture_images import push_image, random_image, unique_repository
 
 from lxclab import manifest as m
+from lxclab.classroom.tokenserver import HangUpTolerantServer
 from lxclab.engine import pull
 from lxclab.errors import RegistryError, ResponseTooLarge, UntrustedRealm
 from lxclab.registry import RegistryClient, credentials
@@ -38,7 +39,7 @@ class Realm:
         self.upstream, self.body, self.endless = upstream, body, endless
         self.seen: list[str | None] = []
         self.sent = 0
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server = HangUpTolerantServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
 

@@ -170,7 +170,16 @@ class TokenRequestHandler(BaseHTTPRequestHandler):
         self.wfile.write(payload)
 
 
-class TokenServer(ThreadingHTTPServer):
+class HangUpTolerantServer(ThreadingHTTPServer):
+    """A threading HTTP server for which a client that hangs up mid-request is ordinary, not a traceback on stderr."""
+
+    def handle_error(self, request, client_address) -> None:
+        """Say nothing of a connection the client closed or reset; report anything else as the base server does."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
+class TokenServer(HangUpTolerantServer):
     """At most MAX_WORKERS threads at once, a deep listen queue, and a rate limit per client address."""
 
     daemon_threads = True
