@@ -12,9 +12,9 @@ import tarfile
 import tempfile
 from pathlib import Path
 
+from .. import tarball
 from ..errors import UnsafeLayerEntry
 from ..layers import apply_layer as library_apply_layer
-from ..layers.names import WHITEOUT_PREFIX
 from ..layers.stream import open_layer, tar_stream
 
 
@@ -32,8 +32,8 @@ def safe_path(root: Path, relative: str) -> Path:
 
 
 def is_marker(name: str) -> bool:
-    """Whether a tar member's name is a whiteout or an opaque marker (`.wh.` names)."""
-    return Path(name).name.startswith(WHITEOUT_PREFIX)  # the opaque marker .wh..wh..opq is one too
+    """Whether a tar member's name is a whiteout, an opaque marker or aufs bookkeeping (`.wh.` names)."""
+    return tarball.meaning(name.rstrip("/"))[0] != tarball.ENTRY
 
 
 def extract_files(layer: Path, root: Path) -> None:
