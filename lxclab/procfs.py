@@ -9,7 +9,8 @@
 - `/proc/PID/cgroup`: the process's cgroup in each hierarchy, `ID:CONTROLLERS:PATH` (v1)
   or `0::PATH` (v2).
 - `/proc/PID/status`: among much else, the signals a process blocks, ignores and catches
-  (SigBlk, SigIgn, SigCgt: bit N-1 stands for signal N).
+  (SigBlk, SigIgn, SigCgt: bit N-1 stands for signal N); `/proc/PID/wchan`, the kernel
+  function a sleeping process waits in.
 
 And one way to kill processes and wait until they are gone. Reading needs no privileges;
 signalling another user's process needs root.
@@ -30,6 +31,7 @@ from pathlib import Path
 _ESCAPE = re.compile(r"\\([0-7]{3})")
 _STATE, _START_TIME = 0, 19  # fields 3 and 22 of stat(5), counted after the command name
 _PARENT = 1  # field 4 of stat(5), the parent's PID
+SIGTIMEDWAIT = "do_sigtimedwait"  # where a process waits in sigtimedwait (the kernel may add a suffix: .isra.0)
 ZOMBIE = "Z"  # the state of a process that has ended and waits for its parent to collect it
 
 
@@ -122,18 +124,19 @@ def running(pid: int) -> bool:
 def settled_for(pid: int, signum: int) -> bool:
     """Whether a PID namespace's init `pid` would take `signum` now (True once `pid` is gone: nothing to wait for).
 
-    The kernel drops a signal sent to such an init that neither catches, blocks nor ignores it.
-    Right after exec every signal meets that fate, until the init sets up its handlers; an init
-    that catches any signal has done so. (One that sits in sigtimedwait shows the signals it
-    waits for in neither set, so its other handlers are the sign.)
+    The kernel drops a signal sent to such an init that neither catches, blocks nor ignores it,
+    as every init does right after exec, before it sets up its signals. An init that waits for
+    its signals in sigtimedwait (busybox init) shows them in none of those sets meanwhile, so
+    where it waits (`/proc/PID/wchan`) counts too.
     """
     try:
         lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+        waits_in = Path(f"/proc/{pid}/wchan").read_text()
     except (FileNotFoundError, ProcessLookupError):
         return True
-    masks = {key: int(value, 16) for key, _, value in (line.partition(":\t") for line in lines)
-             if key in ("SigBlk", "SigIgn", "SigCgt")}
-    return masks["SigCgt"] != 0 or bool((masks["SigBlk"] | masks["SigIgn"]) >> (signum - 1) & 1)
+    masks = [int(value, 16) for key, _, value in (line.partition(":\t") for line in lines)
+             if key in ("SigBlk", "SigIgn", "SigCgt")]
+    return any(mask >> (signum - 1) & 1 for mask in masks) or waits_in.startswith(SIGTIMEDWAIT)
 
 
 def parent_pid(pid: int) -> int:

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -175,16 +176,36 @@ def test_a_namespace_init_drops_a_signal_until_it_has_settled_its_signals(late_i
     assert output.readline() == "caught\n"
 
 
-def test_an_init_that_blocks_or_ignores_a_signal_has_settled_it_and_a_gone_one_needs_no_wait():
-    script = "import signal, time; signal.signal(signal.SIGINT, signal.SIG_DFL); signal.pthread_sigmask(" \
-             "signal.SIG_BLOCK, [signal.SIGPWR]); signal.signal(signal.SIGUSR1, signal.SIG_IGN); print(1, flush=True);" \
-             " time.sleep(600)"
-    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+def test_an_init_that_blocks_ignores_or_waits_for_a_signal_has_settled_it_and_a_gone_one_needs_no_wait():
+    script = ("import signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); signal.signal(signal.SIGUSR1, "
+              "signal.SIG_IGN); signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGPWR, signal.SIGTERM]); "
+              "print(1, flush=True); sys.stdin.readline(); signal.sigtimedwait([signal.SIGTERM], 600)")
+    child = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert child.stdout.readline() == "1\n"
         assert [procfs.settled_for(child.pid, s) for s in (signal.SIGINT, signal.SIGPWR, signal.SIGUSR1)] == [
             False, True, True]
+        child.stdin.write("\n")
+        child.stdin.flush()  # now in sigtimedwait, which unblocks SIGTERM meanwhile: no set shows it
+        assert eventually(lambda: Path(f"/proc/{child.pid}/wchan").read_text().startswith("do_sigtimedwait"))
+        assert _status_bit(child.pid, "SigBlk", signal.SIGTERM) == 0 and procfs.settled_for(child.pid, signal.SIGTERM)
     finally:
         child.kill()
         child.wait()
     assert procfs.settled_for(child.pid, signal.SIGINT)  # reaped: nothing left to wait for
+
+
+def eventually(check, timeout: float = 5.0) -> bool:
+    """Poll `check` until it holds or `timeout` passes; whether it held."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def _status_bit(pid: int, field: str, signum: int) -> int:
+    """Bit `signum` of signal set `field` in /proc/PID/status."""
+    line = next(line for line in Path(f"/proc/{pid}/status").read_text().splitlines() if line.startswith(field + ":"))
+    return int(line.split()[1], 16) >> (signum - 1) & 1

@@ -265,7 +265,7 @@ class Container(UsageMixin, SnapshotsMixin):
         """
         self._must_be_up("shut down")
         with self._held_monitor() as monitor:
-            deadline = self._await_settled_init(self._lxc.init_pid, signal.SIGPWR, timeout)
+            deadline = self._await_settled_init(self._lxc.init_pid, "lxc.signal.halt", signal.SIGPWR, timeout)
             if not self._lxc.shutdown(max(1, math.ceil(deadline - time.monotonic()))):  # 0 would not wait
                 raise ShutdownTimeout(f"container {self.name!r} still runs {timeout}s after LXC sent its init the "
                                       "halt signal (SIGPWR unless lxc.signal.halt names another): an init like sh or "
@@ -283,7 +283,7 @@ class Container(UsageMixin, SnapshotsMixin):
         self._must_be_up("reboot")
         old_init = self._lxc.init_pid
         with self._held_monitor(old_init) as monitor:
-            deadline = self._await_settled_init(old_init, signal.SIGINT, timeout)
+            deadline = self._await_settled_init(old_init, "lxc.signal.reboot", signal.SIGINT, timeout)
             if not self._lxc.reboot():
                 raise LxcError(f"LXC could not signal the init of container {self.name!r}: {self._log_tail()}")
             while time.monotonic() < deadline:
@@ -434,12 +434,13 @@ class Container(UsageMixin, SnapshotsMixin):
         if not self.running:
             raise NotRunning(f"container {self.name!r} is {self.state.value}, not running: nothing to {action}")
 
-    @staticmethod
-    def _await_settled_init(pid: int, signum: signal.Signals, timeout: float) -> float:
-        """Wait until init `pid` would take `signum` (a just-started init drops it) and return the deadline.
+    def _await_settled_init(self, pid: int, key: str, default: signal.Signals, timeout: float) -> float:
+        """Wait until init `pid` would take the signal LXC config `key` names (a just-started init drops it).
 
-        An init that never sets up its signals (sleep) is waited for until the deadline: it would drop the signal anyway.
+        Return the deadline. An init that never sets up its signals (sleep) is waited for until
+        then: it would drop the signal anyway.
         """
+        signum = int(self._lxc.get_config_item(key) or 0) or default  # LXC gives "0" when the key is unset
         deadline = time.monotonic() + timeout
         while not procfs.settled_for(pid, signum) and time.monotonic() < deadline:
             time.sleep(0.01)
