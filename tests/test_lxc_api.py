@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+from polling import eventually
 from fixture_lxc import host_cgroup_file, make_module_container, unique_container_name  # noqa: F401
 
 from lxclab.errors import (
@@ -46,12 +47,6 @@ def running(container: Container) -> Container:
     return container
 
 
-def eventually(check, timeout: float = 5.0):
-    """Poll `check` until it returns something truthy or `timeout` passes; return its last value."""
-    deadline = time.monotonic() + timeout
-    while not (result := check()) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return result
 
 
 # --- shutdown and reboot --------------------------------------------------------------------------------

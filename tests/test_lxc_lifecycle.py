@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from polling import eventually
 from fixture_lxc import host_cgroup_file, unique_container_name
 
 from lxclab import cgroups
@@ -20,12 +21,6 @@ MIB = 1 << 20
 SPIN = ["/bin/sh", "-c", "/bin/sh -c 'renice -n -15 -p $$ >/dev/null; while :; do :; done' >/dev/null 2>&1 &"]
 
 
-def eventually(check, timeout: float = 5.0):
-    """Poll `check` until it returns something truthy or `timeout` passes; return its last value."""
-    deadline = time.monotonic() + timeout
-    while not (result := check()) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return result
 
 
 def sample_cpu_time(container) -> tuple[float, float]:

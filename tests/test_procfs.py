@@ -7,10 +7,10 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from polling import eventually
 
 from lxclab import cgroups, procfs
 from lxclab.limits import Limits
@@ -193,16 +193,6 @@ def test_an_init_that_blocks_ignores_or_waits_for_a_signal_has_settled_it_and_a_
         child.kill()
         child.wait()
     assert procfs.settled_for(child.pid, signal.SIGINT)  # reaped: nothing left to wait for
-
-
-def eventually(check, timeout: float = 5.0) -> bool:
-    """Poll `check` until it holds or `timeout` passes; whether it held."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
 
 
 def _status_bit(pid: int, field: str, signum: int) -> int:
