@@ -25,8 +25,10 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from fixture_classroom import free_port
+from polling import eventually
 
 from lxclab.classroom import Classroom, access, jwt, keys
+from lxclab.classroom.daemon import Daemon
 from lxclab.errors import ClassroomError, TokenError
 
 
@@ -358,3 +360,29 @@ def test_free_ports_lie_below_the_ephemeral_range_and_are_free():
     for port in ports:
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", port))
+
+
+def test_a_daemon_this_process_started_runs_until_it_ends_whatever_its_cmdline_says_yet(tmp_path):
+    # Popen returns once exec has closed the child's close-on-exec pipe, before the kernel has
+    # written the new command line: under load /proc/PID/cmdline can still be empty then.
+    daemon = Daemon("sleeper", ("sleep", "60"), tmp_path, marker="not-in-its-command-line")
+    pid = daemon.start()
+    try:
+        assert daemon.pid() == pid
+    finally:
+        os.kill(pid, signal.SIGKILL)
+    assert eventually(lambda: daemon.pid() is None)
+    assert daemon.how_it_ended() == "killed by signal 9"
+
+
+def test_a_pid_file_left_by_another_process_counts_only_for_a_process_with_the_marker(tmp_path):
+    other = subprocess.Popen(["sh", "-c", "sleep 60", str(tmp_path)])  # not started through Daemon: judged by cmdline
+    try:
+        assert eventually(Path(f"/proc/{other.pid}/cmdline").read_bytes)  # exec has written it
+        (tmp_path / "sleeper.pid").write_text(f"{other.pid}\n")
+        assert Daemon("sleeper", ("sleep",), tmp_path, marker=str(tmp_path)).pid() == other.pid
+        assert Daemon("sleeper", ("sleep",), tmp_path, marker="another-marker").pid() is None
+    finally:
+        other.kill()
+        other.wait()
+    assert Daemon("sleeper", ("sleep",), tmp_path, marker=str(tmp_path)).pid() is None

@@ -106,7 +106,9 @@ DEBIAN_REGISTRY_UNIT = "docker-registry.service"  # the systemd unit of Debian's
 def is_alive(pid: int, marker: str) -> bool:
     """Whether `pid` is a live (not zombie) process whose command line holds `marker`."""
     child = _STARTED.get(pid)
-    if child is not None and child.poll() is not None:
+    if child is not None:  # this process's own: its cmdline may still be empty, exec not quite done (under load)
+        if child.poll() is None:
+            return True
         _ENDED[pid] = _STARTED.pop(pid).returncode
         return False
     try:

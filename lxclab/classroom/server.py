@@ -200,8 +200,8 @@ class Classroom:
         return Daemon("registry", (str(self.registry_binary), "serve", config), self.state_dir, config)
 
     def _token_daemon(self) -> Daemon:
-        """The token server: `python -m lxclab.classroom.tokenserver` in this Python."""
-        argv = (sys.executable, "-m", "lxclab.classroom.tokenserver", "--state-dir", str(self.state_dir),
+        """The token server: `python -m lxclab.classroom` in this Python."""
+        argv = (sys.executable, "-m", "lxclab.classroom", "--state-dir", str(self.state_dir),
                 "--host", self.host, "--port", str(self.token_port), "--ttl", str(self.token_ttl),
                 "--rate", str(self.token_rate), "--burst", str(self.token_burst), *self._token_tls_args())
         return Daemon("tokenserver", argv, self.state_dir, str(self.state_dir))

@@ -11,7 +11,7 @@ once (the rest wait in the kernel's listen queue), and each client address may a
 With `--tls-cert`/`--tls-key` it serves HTTPS, the TLS handshake done in the worker thread,
 and `GET /ca.crt` hands out the classroom CA's certificate (learners check its fingerprint).
 
-Run it as `python -m lxclab.classroom.tokenserver --state-dir DIR --host H --port P`.
+Run it as `python -m lxclab.classroom --state-dir DIR --host H --port P`.
 """
 
 from __future__ import annotations
@@ -236,7 +236,7 @@ def make_server(state_dir: Path, host: str, port: int, ttl: int = DEFAULT_TTL,
 
 def main(argv: list[str] | None = None) -> int:
     """Serve tokens until killed (the classroom stops it with SIGTERM)."""
-    parser = argparse.ArgumentParser(prog="python -m lxclab.classroom.tokenserver", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m lxclab.classroom", description=__doc__.splitlines()[0])
     parser.add_argument("--state-dir", type=Path, required=True, help="classroom state: signing key and users.json")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=5001, help="port to bind (default 5001)")
@@ -253,6 +253,3 @@ def main(argv: list[str] | None = None) -> int:
     server.serve_forever()
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())
