@@ -18,10 +18,13 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import Browser as PlaywrightBrowser
 from playwright.sync_api import BrowserContext, Page, Route, WebSocketRoute, sync_playwright
+from playwright.sync_api import Error as PlaywrightError
 
 CHROMIUM = "/usr/bin/chromium"
-# Vulkan and WebGPU off: under QEMU's TCG, Chromium's GPU process crashed probing them (trixie VM, exit code 11)
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-features=Vulkan,WebGPU",
+# Under QEMU's TCG (the trixie VM) Chromium's GPU process now and then dies of SIGSEGV (exit code 11), Vulkan and
+# WebGPU off or not; after a few restarts Chromium gave up and closed the browser mid-test ("GPU process isn't
+# usable. Goodbye"). Without that limit it starts the GPU process again and the page carries on.
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-gpu-process-crash-limit",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run",
                   "--disable-quic"]
 LOCAL_SCHEMES = ("file", "data", "blob", "about")
@@ -123,5 +126,10 @@ def screenshot(page: Page, name: str) -> Path:
     """Save a full-page screenshot as test-artifacts/<name>.png (kept by CI, ignored by git)."""
     ARTIFACTS.mkdir(exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
+    try:
+        page.screenshot(path=str(path), full_page=True)
+    except PlaywrightError as error:  # a GPU process that died meanwhile (see CHROMIUM_FLAGS): once more, then fail
+        if "Unable to capture screenshot" not in str(error):
+            raise
+        page.screenshot(path=str(path), full_page=True)
     return path
