@@ -34,6 +34,7 @@ ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 # many times slower. Every browser wait is scaled by it; a wait still fails, only later.
 SLOWDOWN = float(os.environ.get("LXCLAB_TEST_SLOWDOWN", "1"))
 PAGE_TIMEOUT_MS = 30_000 * SLOWDOWN
+SCREENSHOT_ATTEMPTS = 3
 
 
 def is_local(url: str) -> bool:
@@ -126,10 +127,12 @@ def screenshot(page: Page, name: str) -> Path:
     """Save a full-page screenshot as test-artifacts/<name>.png (kept by CI, ignored by git)."""
     ARTIFACTS.mkdir(exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
-    try:
-        page.screenshot(path=str(path), full_page=True)
-    except PlaywrightError as error:  # a GPU process that died meanwhile (see CHROMIUM_FLAGS): once more, then fail
-        if "Unable to capture screenshot" not in str(error):
-            raise
-        page.screenshot(path=str(path), full_page=True)
+    for attempt in range(SCREENSHOT_ATTEMPTS):
+        try:
+            page.screenshot(path=str(path), full_page=True, animations="disabled")
+            return path
+        except PlaywrightError as error:  # under TCG Chromium sometimes has no frame to give yet (the slide deck)
+            if "Unable to capture screenshot" not in str(error) or attempt == SCREENSHOT_ATTEMPTS - 1:
+                raise
+            page.wait_for_timeout(2000 * SLOWDOWN)
     return path
