@@ -123,13 +123,13 @@ def browser(chromium: PlaywrightBrowser) -> Iterator[Browser]:
         context.close()
 
 
-def screenshot(page: Page, name: str) -> Path:
+def screenshot(page: Page, name: str, full_page: bool = True) -> Path:
     """Save a full-page screenshot as test-artifacts/<name>.png (kept by CI, ignored by git)."""
     ARTIFACTS.mkdir(exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
     for attempt in range(SCREENSHOT_ATTEMPTS):
         try:
-            page.screenshot(path=str(path), full_page=True, animations="disabled")
+            page.screenshot(path=str(path), full_page=full_page, animations="disabled")
             return path
         except PlaywrightError as error:  # under TCG Chromium sometimes has no frame to give yet (the slide deck)
             if "Unable to capture screenshot" not in str(error) or attempt == SCREENSHOT_ATTEMPTS - 1:
