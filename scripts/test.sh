@@ -20,6 +20,8 @@ python -m pytest -n 2 --dist loadfile tests || library=$?
 trap '"$here/scripts/lesson-classroom.sh" down' EXIT
 export LXCLAB_HOME="${LXCLAB_LESSON_HOME:-$here/_build/lesson-home}"
 lessons=0
+# A kernel gets 5 minutes to start, not nbval's 60 s: in a VM under TCG on a busy host, lesson 02's took longer.
 "$here/scripts/lesson-classroom.sh" exec python -m pytest -n 2 --dist loadfile --nbval \
-  --nbval-sanitize-with tests/sanitize.cfg -p no:cacheprovider notebooks || lessons=$?
+  --nbval-sanitize-with tests/sanitize.cfg --nbval-kernel-startup-timeout 300 -p no:cacheprovider notebooks \
+  || lessons=$?
 exit $((library ? library : lessons))
