@@ -146,7 +146,7 @@ signal.signal(signal.SIGINT, signal.SIG_DFL)
 print("up", flush=True)
 while not os.path.exists(sys.argv[1]):
     time.sleep(0.01)
-signal.signal(signal.SIGINT, lambda *_: (print("caught", flush=True), sys.exit(0)))
+signal.signal(signal.SIGINT, lambda *_: (os.write(1, b"caught\\n"), os._exit(0)))  # print could re-enter stdout
 print("settled", flush=True)
 time.sleep(600)
 """
