@@ -139,6 +139,17 @@ def settled_for(pid: int, signum: int) -> bool:
     return any(mask >> (signum - 1) & 1 for mask in masks) or waits_in.startswith(SIGTIMEDWAIT)
 
 
+def has_execed(pid: int) -> bool:
+    """Whether `pid` runs another program than its parent (a forked child that has not exec'ed yet runs the same).
+
+    True once either is gone: nothing to wait for."""
+    try:
+        own, parents = os.stat(f"/proc/{pid}/exe"), os.stat(f"/proc/{parent_pid(pid)}/exe")
+    except OSError:
+        return True
+    return (own.st_dev, own.st_ino) != (parents.st_dev, parents.st_ino)
+
+
 def parent_pid(pid: int) -> int:
     """The PID of process `pid`'s parent (-1 once `pid` is gone)."""
     fields = _stat(pid)

@@ -199,3 +199,20 @@ def _status_bit(pid: int, field: str, signum: int) -> int:
     """Bit `signum` of signal set `field` in /proc/PID/status."""
     line = next(line for line in Path(f"/proc/{pid}/status").read_text().splitlines() if line.startswith(field + ":"))
     return int(line.split()[1], 16) >> (signum - 1) & 1
+
+
+def test_a_forked_child_has_not_execed_until_it_runs_another_program():
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: the same program as its parent until it execs sleep
+        os.read(read, 1)
+        os.execvp("sleep", ["sleep", "60"])
+    try:
+        assert not procfs.has_execed(pid)
+        os.write(write, b"x")
+        assert eventually(lambda: procfs.has_execed(pid))
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        os.close(read)
+        os.close(write)

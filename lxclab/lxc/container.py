@@ -442,7 +442,8 @@ class Container(UsageMixin, SnapshotsMixin):
         """
         signum = int(self._lxc.get_config_item(key) or 0) or default  # LXC gives "0" when the key is unset
         deadline = time.monotonic() + timeout
-        while not procfs.settled_for(pid, signum) and time.monotonic() < deadline:
+        # LXC's child blocks signals until it execs init, which starts with them at their defaults
+        while not (procfs.has_execed(pid) and procfs.settled_for(pid, signum)) and time.monotonic() < deadline:
             time.sleep(0.01)
         return deadline
 
