@@ -295,17 +295,23 @@ def loop_device(tmp_path) -> Iterator[int]:
 
 
 @pytest.fixture
-def nodes(loop_device) -> Iterator[str]:
-    """A directory (not nodev) holding two nodes the host's root made: `disk` (the loop device) and `null` (1:3)."""
+def dev_dir() -> Iterator[Path]:
+    """An empty directory on a filesystem that allows device nodes, removed afterwards."""
     # Not under /tmp: Debian 13 mounts a tmpfs there with nodev, which would refuse every node before the cgroup
     directory = Path(tempfile.mkdtemp(prefix="lxclab-nodes-", dir="/var/tmp"))
     try:
         assert not os.statvfs(directory).f_flag & os.ST_NODEV  # only the cgroup stands in the way
-        os.mknod(directory / "disk", stat.S_IFBLK | 0o600, loop_device)
-        os.mknod(directory / "null", stat.S_IFCHR | 0o600, os.makedev(1, 3))
-        yield str(directory)
+        yield directory
     finally:
         shutil.rmtree(directory)
+
+
+@pytest.fixture
+def nodes(dev_dir, loop_device) -> str:
+    """A directory (not nodev) holding two nodes the host's root made: `disk` (the loop device) and `null` (1:3)."""
+    os.mknod(dev_dir / "disk", stat.S_IFBLK | 0o600, loop_device)
+    os.mknod(dev_dir / "null", stat.S_IFCHR | 0o600, os.makedev(1, 3))
+    return str(dev_dir)
 
 
 OPEN_MODES = {"r": os.O_RDONLY, "w": os.O_WRONLY, "rw": os.O_RDWR}
@@ -353,18 +359,15 @@ def test_a_group_with_the_allow_list_lets_its_processes_open_only_the_listed_dev
 
 
 @needs_devices
-def test_in_a_container_whose_root_is_not_nodev_the_cgroup_still_refuses_the_node(busybox_rootfs, loop_device):
+def test_in_a_container_whose_root_is_not_nodev_the_cgroup_still_refuses_the_node(busybox_rootfs, loop_device,
+                                                                                    dev_dir):
     script = f"mknod /disk b {os.major(loop_device)} {os.minor(loop_device)} && head -c 512 /disk | wc -c"
     devices_only = Profile(nodev=False)  # the default profile but nodev: the image's root and /dev allow nodes
-    place = Path(tempfile.mkdtemp(prefix="lxclab-nodes-", dir="/var/tmp"))  # not Debian 13's nodev /tmp
-    try:
-        rootfs = shutil.copytree(busybox_rootfs, place / "rootfs", symlinks=True)
-        with cgroups.create(unique_name(), devices=DEVICES_ALLOWED) as group:
-            inside = namespaces.run(rootfs, ["sh", "-c", script], cgroup=group, profile=devices_only, timeout=60)
-        os.unlink(rootfs / "disk")
-        without = namespaces.run(rootfs, ["sh", "-c", script], profile=devices_only, timeout=60)
-    finally:
-        shutil.rmtree(place)
+    rootfs = shutil.copytree(busybox_rootfs, dev_dir / "rootfs", symlinks=True)
+    with cgroups.create(unique_name(), devices=DEVICES_ALLOWED) as group:
+        inside = namespaces.run(rootfs, ["sh", "-c", script], cgroup=group, profile=devices_only, timeout=60)
+    os.unlink(rootfs / "disk")
+    without = namespaces.run(rootfs, ["sh", "-c", script], profile=devices_only, timeout=60)
     assert inside.output == "head: /disk: Operation not permitted\n0\n"  # EPERM: the device controller's answer
     assert without.output == "512\n"
 
