@@ -86,7 +86,7 @@ qemu_command() {
         -append "root=LABEL=lxclab-root rw console=ttyS0,115200 quiet loglevel=3"
         -drive "file=$disk,if=virtio,format=qcow2,cache=unsafe,discard=unmap")
   case "$accel" in
-    tcg) QEMU+=(-accel tcg,thread=multi -cpu max) ;;
+    tcg) QEMU+=(-accel tcg,thread=multi -cpu "${LXCLAB_VM_CPU:-max}") ;;
     kvm) QEMU+=(-accel kvm -cpu host,-arch-capabilities) ;;
     *) vm_die "LXCLAB_VM_ACCEL must be tcg or kvm, not '$accel'" ;;
   esac
