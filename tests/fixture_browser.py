@@ -21,9 +21,10 @@ from playwright.sync_api import BrowserContext, Page, Route, WebSocketRoute, syn
 from playwright.sync_api import Error as PlaywrightError
 
 CHROMIUM = "/usr/bin/chromium"
-# Under QEMU's TCG (the trixie VM) Chromium's GPU process now and then dies of SIGSEGV (exit code 11), Vulkan and
-# WebGPU off or not; after a few restarts Chromium gave up and closed the browser mid-test ("GPU process isn't
-# usable. Goodbye"). Without that limit it starts the GPU process again and the page carries on.
+# Under QEMU's TCG with its `max` CPU (AVX2 emulated) Chromium's GPU process now and then died of SIGSEGV (exit
+# code 11), and after a few restarts Chromium gave up and closed the browser mid-test ("GPU process isn't usable.
+# Goodbye"). ./kit vm-test now emulates a CPU without AVX (scripts/vm/lib.sh); should the GPU process still die,
+# without that limit Chromium starts it again and the page carries on.
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-gpu-process-crash-limit",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run",
                   "--disable-quic"]

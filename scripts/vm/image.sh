@@ -12,8 +12,8 @@ commit="${3:?usage: image.sh RELEASE KIT_DIR COMMIT}"
 key="$({ basename "$kit"; echo "$commit"; cat "$VM_CHECKOUT/scripts/vm/image.sh" "$VM_CHECKOUT/scripts/vm/image-guest.sh"; } | sha256sum | cut -c1-12)"
 dir="$(vm_cache)/$release/workshop-$key"
 name="lxclab-workshop-$release"
-accel="${LXCLAB_VM_ACCEL:-tcg}"
-[[ "$accel" == kvm ]] && accel_args="-accel kvm -cpu host,-arch-capabilities" || accel_args="-accel tcg,thread=multi -cpu max"
+vm_accel_args
+accel_args="${VM_ACCEL_ARGS[*]}"
 
 # A disk with one bootable partition at 1 MiB holding the kit's ext4 filesystem.
 partitioned_disk() {
@@ -47,7 +47,7 @@ write_runner() {
 # console below prints its URL (copy the token from it). Console login: root / lxclab. Quit: Ctrl-A X.
 # Nothing but this machine's 127.0.0.1 can reach the VM; the VM has no route out.
 here="\$(cd "\$(dirname "\$0")" && pwd)"
-exec qemu-system-x86_64 -machine q35 -smp 2 -m \${MEMORY:-4G} \${ACCEL:--accel kvm -accel tcg,thread=multi} -cpu max \\
+exec qemu-system-x86_64 -machine q35 -smp 2 -m \${MEMORY:-4G} \${ACCEL:--accel kvm -accel tcg,thread=multi -cpu max} \\
   -drive file="\$here/$name.qcow2",if=virtio,format=qcow2 -nographic \\
   -nic user,model=virtio-net-pci,restrict=on,hostfwd=tcp:127.0.0.1:\${PORT:-8888}-:8888 "\$@"
 EOF

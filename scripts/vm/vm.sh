@@ -79,17 +79,13 @@ run_kit_layer() { "$VM_CHECKOUT/scripts/vm/kit-layer.sh" "$1" "$3" "$2"; }
 # The QEMU command line for a disk, kernel directory and optional 9p share (into the array QEMU).
 qemu_command() {
   local kit="$1" disk="$2" share="${3:-}"
-  local accel="${LXCLAB_VM_ACCEL:-tcg}"
   QEMU=(qemu-system-x86_64 -machine q35 -smp 2 -m "${LXCLAB_VM_MEMORY:-8G}" -no-reboot
         -display none -monitor none -serial stdio -nic none
         -kernel "$kit/vmlinuz" -initrd "$kit/initrd.img"
         -append "root=LABEL=lxclab-root rw console=ttyS0,115200 quiet loglevel=3"
         -drive "file=$disk,if=virtio,format=qcow2,cache=unsafe,discard=unmap")
-  case "$accel" in
-    tcg) QEMU+=(-accel tcg,thread=multi -cpu "${LXCLAB_VM_CPU:-max}") ;;
-    kvm) QEMU+=(-accel kvm -cpu host,-arch-capabilities) ;;
-    *) vm_die "LXCLAB_VM_ACCEL must be tcg or kvm, not '$accel'" ;;
-  esac
+  vm_accel_args
+  QEMU+=("${VM_ACCEL_ARGS[@]}")
   [[ -z "$share" ]] || QEMU+=(-virtfs "local,path=$share,mount_tag=lxclab,security_model=none,id=host0")
 }
 
