@@ -8,7 +8,6 @@ loopback is aborted, so a test can assert that a page needed no network at all.
 
 from __future__ import annotations
 
-import os
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -19,6 +18,8 @@ import pytest
 from playwright.sync_api import Browser as PlaywrightBrowser
 from playwright.sync_api import BrowserContext, Page, Route, WebSocketRoute, sync_playwright
 from playwright.sync_api import Error as PlaywrightError
+
+from polling import SLOWDOWN  # every browser wait is scaled by it
 
 CHROMIUM = "/usr/bin/chromium"
 # Under QEMU's TCG with its `max` CPU (AVX2 emulated) Chromium's GPU process now and then died of SIGSEGV (exit
@@ -31,9 +32,6 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-gpu-
 LOCAL_SCHEMES = ("file", "data", "blob", "about")
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
-# How much slower than a real machine this one is: a VM under TCG (./kit vm-test sets it) renders pages
-# many times slower. Every browser wait is scaled by it; a wait still fails, only later.
-SLOWDOWN = float(os.environ.get("LXCLAB_TEST_SLOWDOWN", "1"))
 PAGE_TIMEOUT_MS = 30_000 * SLOWDOWN
 SCREENSHOT_ATTEMPTS = 3
 

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from typing import TypeVar
 
 T = TypeVar("T")
+# How much slower than a real machine this one is: a VM under TCG (./kit vm-test sets it) runs browsers and
+# starts services many times slower. Waits that such a machine stretches are scaled by it; they still fail, only later.
+SLOWDOWN = float(os.environ.get("LXCLAB_TEST_SLOWDOWN", "1"))
 
 
 def eventually(check: Callable[[], T], timeout: float = 5.0) -> T:

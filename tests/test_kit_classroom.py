@@ -22,9 +22,10 @@ import pytest
 from lxclab.classroom.seed import default_cache_dir, fetch_busybox
 from fixture_jupyterlab import private_jupyter_dirs
 from fixture_lessons import ROOT, load_tool
+from polling import SLOWDOWN
 
 course = load_tool("course")
-START_TIMEOUT = 240  # setup's checks, registry up, seed, the student edition and JupyterLab, on a busy host
+START_TIMEOUT = 240 * SLOWDOWN  # setup's checks, registry up, seed, the student edition and JupyterLab, on a busy host
 PORT = 8890
 
 

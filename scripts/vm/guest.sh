@@ -32,7 +32,8 @@ start_classroom() {
 }
 
 run_tests() {
-  export LXCLAB_TEST_SLOWDOWN=6  # TCG: browser tests wait six times longer before they fail
+  export LXCLAB_TEST_SLOWDOWN=6  # TCG: browser tests and service starts wait six times longer before they fail
+  export PYTEST_TIMEOUT=1800  # and a test may take 30 min, not pyproject's 10 (JupyterLab runs a whole lesson)
   local args=()
   [[ -s "$share/args" ]] && mapfile -d '' args <"$share/args"
   ./kit test "${args[@]}" 2>&1 | tee "$out/test.log"
