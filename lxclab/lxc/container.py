@@ -293,9 +293,10 @@ class Container(UsageMixin, SnapshotsMixin):
                     break  # stopped for good: a reboot keeps the monitor
                 time.sleep(0.1)
             if self.running:
-                raise RebootFailed(f"the init of container {self.name!r} ignored the reboot signal (SIGINT unless "
-                                   f"lxc.signal.reboot names another) for {timeout}s: run one that handles it "
-                                   "(busybox init), or stop() and start() the container")
+                raise RebootFailed(f"container {self.name!r} still runs its first init {timeout}s after LXC sent it "
+                                   "the reboot signal (SIGINT unless lxc.signal.reboot names another): an init like "
+                                   "sh or sleep ignores it, and busybox init needs a few seconds (it syncs and pauses); "
+                                   "give it a longer timeout, or stop() and start() the container")
             self._clear_run(monitor)
         raise RebootFailed(f"container {self.name!r} stopped instead of rebooting: its init could not call "
                            "reboot(2) without CAP_SYS_BOOT; create it with profile=Profile.build(cap_add=['SYS_BOOT'])"
