@@ -11,23 +11,13 @@ debs=(python3 python3-venv python3-dev docker-registry busybox-static skopeo umo
 # Node.js and npm come with this kind of machine; Debian's npm conflicts with them.
 command -v npm >/dev/null || debs+=(nodejs npm)
 
-# Install those of the Debian packages named that are missing.
-install_debs() {
-  local missing=() p
-  for p in "$@"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-  done
-  ((${#missing[@]})) || return 0
-  echo "setup: installing Debian packages: ${missing[*]}"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-}
-install_debs "${debs[@]}"
+source "$here/scripts/debs.sh"
+install_debs setup "${debs[@]}"
 
 # PyPI's python-lxc (3.0.4.0) aborts on attach under Python 3.13 and later (it calls PyOS_AfterFork,
 # lxc/python3-lxc#35); there Debian's python3-lxc, which carries the fix (Debian 13), is linked into the venv.
 debian_lxc=$(/usr/bin/python3 -c 'import sys; print(int(sys.version_info >= (3, 13)))')
-((debian_lxc == 0)) || install_debs python3-lxc
+((debian_lxc == 0)) || install_debs setup python3-lxc
 
 # Debian's docker-registry package starts its own registry service on 127.0.0.1:5000, the classroom's
 # port. On this checkout's first setup, where systemd runs, stop and disable it, and say so once.

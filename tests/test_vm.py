@@ -5,10 +5,13 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
+import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
+from polling import eventually
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -85,6 +88,7 @@ def test_bad_arguments_are_a_usage_error_that_names_the_word(args: list[str], me
 def _repo_with_vm_scripts(tmp_path: Path) -> Path:
     repo = tmp_path / "repo"
     shutil.copytree(ROOT / "scripts/vm", repo / "scripts/vm")
+    shutil.copy(ROOT / "scripts/debs.sh", repo / "scripts/debs.sh")
     (repo / "scripts/setup.sh").write_text("debs=(lxc)\n")
     (repo / "pyproject.toml").write_text("[project]\nname = 'x'\n")
     _git(repo, "init", "-q")
@@ -144,3 +148,38 @@ def test_the_workshop_vm_is_reachable_from_the_hosts_loopback_only() -> None:
     forwards = [word for word in image.replace(",", " ").split() if word.startswith("hostfwd=")]
     assert forwards and all(f.startswith("hostfwd=tcp:127.0.0.1:") for f in forwards)
     assert "restrict=on" in image
+
+
+
+def install_debs(*packages: str) -> subprocess.Popen[str]:
+    """scripts/debs.sh's install_debs for `packages`, started."""
+    script = f'source {shlex.quote(str(ROOT / "scripts/debs.sh"))}; install_debs test "$@"'
+    return subprocess.Popen(["bash", "-c", script, "bash", *packages], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+
+
+def descendants(pid: int) -> list[str]:
+    """The program names of process `pid`'s descendants."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [name for child in children
+            for name in [Path(f"/proc/{child}/comm").read_text().strip(), *descendants(int(child))]]
+
+
+def test_installing_debian_packages_that_are_there_runs_no_apt() -> None:
+    done = install_debs("bash", "coreutils")
+    assert (done.wait(timeout=30), done.stdout.read(), done.stderr.read()) == (0, "", "")
+
+
+def test_two_kit_runs_side_by_side_queue_for_apt_instead_of_failing_on_its_lock() -> None:
+    # Two `./kit vm-test` started together: the second's apt-get stopped at once on apt's lists lock.
+    with open("/run/lock/lxclab-apt.lock", "w") as lock:
+        subprocess.run(["flock", "-n", str(lock.fileno())], pass_fds=(lock.fileno(),), check=True)  # held by `lock`
+        waiting = install_debs("lxclab-no-such-package")
+        try:
+            assert eventually(lambda: "flock" in descendants(waiting.pid), timeout=10)
+            time.sleep(1)
+            assert waiting.poll() is None and "apt-get" not in descendants(waiting.pid)
+        finally:
+            os.killpg(waiting.pid, signal.SIGKILL)
+            waiting.wait()
+    assert waiting.stderr.read() == "test: installing Debian packages: lxclab-no-such-package\n"

@@ -8,6 +8,7 @@
 set -euo pipefail
 VM_CHECKOUT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 source "$VM_CHECKOUT/scripts/vm/lib.sh"
+source "$VM_CHECKOUT/scripts/debs.sh"
 
 usage() {
   sed -n '2,6p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
@@ -41,9 +42,7 @@ ensure_tools() {
     command -v "${pair%%:*}" >/dev/null || need+=("${pair#*:}")
   done
   ((${#need[@]})) || return 0
-  vm_say "installing ${need[*]}"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  install_debs vm "${need[@]}"
 }
 
 # Build into DIR.tmp with a stage script, then rename: a failed build leaves nothing behind.
