@@ -23,6 +23,8 @@ from lxclab.lxc.hierarchies import START_PREFIX, lxc_bases
 from lxclab.security import Profile
 
 BUSYBOX_INIT = ("/sbin/init",)  # busybox's init (no /etc/inittab: its defaults), as PID 1 of the container
+# Its halt and reboot sync three times and pause 3 s; under CI's load one reboot took more than 10 s.
+BUSYBOX_INIT_SECONDS = 60
 # A process that says goodbye in a file when SIGTERM reaches it (wait returns at once for a trapped signal).
 TRAPPER = ["sh", "-c", "(trap 'echo bye > /tmp/bye; exit 0' TERM; echo > /tmp/ready; sleep 600 & wait) "
                        ">/dev/null 2>&1 &"]
@@ -61,7 +63,7 @@ def start_trapper(container: Container) -> Path:
 
 def test_shutdown_lets_busybox_init_terminate_its_processes_where_stop_kills_them(box):
     goodbye = start_trapper(running(box))
-    box.shutdown(timeout=10)
+    box.shutdown(timeout=BUSYBOX_INIT_SECONDS)
     assert box.state is State.STOPPED and lxc_cgroups(box.name) == []
     assert goodbye.read_text() == "bye\n"  # SIGTERM from busybox init, then its handler ran
 
@@ -82,7 +84,7 @@ def test_shutdown_of_an_init_that_ignores_the_halt_signal_times_out_and_leaves_i
 
 def test_reboot_starts_a_new_init_and_stop_still_leaves_nothing(box):
     old_init = running(box).init_pid
-    box.reboot(timeout=60)  # busybox init syncs three times and pauses for 3 s: under CI's load it once took over 10 s
+    box.reboot(timeout=BUSYBOX_INIT_SECONDS)
     assert box.state is State.RUNNING and box.init_pid not in (old_init, -1)
     assert box.execute(["cat", "/proc/1/comm"]).stdout == "init\n"
     # The monitor rebooted the container from the lxc.pivot it had moved into: its cgroups are one level deeper.
@@ -109,7 +111,7 @@ def test_reboot_without_cap_sys_boot_stops_the_container_and_says_why(make_modul
     container = make_module_container(cmd=BUSYBOX_INIT)  # Docker's default capabilities: no SYS_BOOT
     container.start()
     with pytest.raises(RebootFailed, match=f"{container.name}.*stopped instead of rebooting.*CAP_SYS_BOOT"):
-        container.reboot(timeout=10)
+        container.reboot(timeout=BUSYBOX_INIT_SECONDS)
     assert container.state is State.STOPPED and lxc_cgroups(container.name) == []
 
 
