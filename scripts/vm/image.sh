@@ -63,7 +63,7 @@ prove_image() {
     </dev/null >"$dir.tmp/first-boot.log" 2>&1 &
   qemu_pid=$!
   while kill -0 "$qemu_pid" 2>/dev/null && (($(vm_now) < deadline)); do
-    if curl -s -o /dev/null -m 5 "http://127.0.0.1:$port/api/status"; then answered=0; break; fi
+    if curl -s --noproxy '*' -o /dev/null -m 5 "http://127.0.0.1:$port/api/status"; then answered=0; break; fi
     sleep 5
   done
   kill "$qemu_pid" 2>/dev/null; wait "$qemu_pid" 2>/dev/null || true
