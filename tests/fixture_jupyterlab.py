@@ -22,8 +22,9 @@ import pytest
 
 from fixture_classroom import free_port
 from fixture_lessons import LessonClassroom
+from polling import SLOWDOWN
 
-START_TIMEOUT = 90.0
+START_TIMEOUT = 90.0 * SLOWDOWN  # under TCG JupyterLab printed nothing in its first 90 s
 QUIET_LAB = {"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": True}}
 # Start the notebook's kernel without asking (JupyterLab otherwise may show a "Select Kernel" dialog).
 SETTINGS = {"@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"autoStartDefaultKernel": True}}
