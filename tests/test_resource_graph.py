@@ -194,7 +194,7 @@ def test_follow_shows_why_sampling_stopped():
     sampler = Sampler(vanished, interval=0.01)
     graph.follow(sampler)
     sampler.start()
-    sampler.stop()
+    sampler.stop(timeout=60 * SLOWDOWN)  # the graph's last redraw took over 60 s in a TCG VM
     assert "sampling stopped: /sys/fs/cgroup/memory/gone" in graph.caption.value
 
 

@@ -159,10 +159,19 @@ def install_debs(*packages: str) -> subprocess.Popen[str]:
 
 
 def descendants(pid: int) -> list[str]:
-    """The program names of process `pid`'s descendants."""
-    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    return [name for child in children
-            for name in [Path(f"/proc/{child}/comm").read_text().strip(), *descendants(int(child))]]
+    """The program names of process `pid`'s descendants (one that ends while they are read is left out)."""
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except (FileNotFoundError, ProcessLookupError):
+        return []
+    names = []
+    for child in children:
+        try:
+            names.append(Path(f"/proc/{child}/comm").read_text().strip())
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        names += descendants(int(child))
+    return names
 
 
 def test_installing_debian_packages_that_are_there_runs_no_apt() -> None:
