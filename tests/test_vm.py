@@ -150,7 +150,6 @@ def test_the_workshop_vm_is_reachable_from_the_hosts_loopback_only() -> None:
     assert "restrict=on" in image
 
 
-
 def install_debs(*packages: str) -> subprocess.Popen[str]:
     """scripts/debs.sh's install_debs for `packages`, started."""
     script = f'source {shlex.quote(str(ROOT / "scripts/debs.sh"))}; install_debs test "$@"'
