@@ -100,7 +100,8 @@ def test_a_lesson_runs_in_jupyterlab_and_shows_its_widget(notebook: Path, widget
     relative = serve_without_outputs(notebook, jupyterlab)
     code_cells = sum(cell.cell_type == "code" for cell in nbformat.read(notebook, as_version=4).cells)
     page = browser.page()
-    page.goto(jupyterlab.open_url(relative, workspace=notebook.stem))
+    # the load event waits for every chunk of JupyterLab; run_every_cell waits for what the test needs, longer
+    page.goto(jupyterlab.open_url(relative, workspace=notebook.stem), wait_until="domcontentloaded")
     run_every_cell(page, notebook.stem, code_cells)
     show_widget(page, widget)
     screenshot(page, f"jupyterlab-{notebook.stem}")
