@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from fixture_engine import busybox, engine_home  # noqa: F401
 from fixture_nobody import NobodyPython
+from polling import SLOWDOWN
 
 from lxclab.engine import containers
 from lxclab.engine.pull import pull
@@ -25,7 +26,7 @@ from lxclab.store import Store
 def lxclab(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
     """Run the CLI as a separate process with this test's $LXCLAB_HOME."""
     return subprocess.run([sys.executable, "-m", "lxclab", *args], input=stdin, capture_output=True, text=True,
-                          timeout=60, stdin=None if stdin is not None else subprocess.DEVNULL)
+                          timeout=60 * SLOWDOWN, stdin=None if stdin is not None else subprocess.DEVNULL)
 
 
 def test_run_streams_output_and_passes_the_exit_status_through(busybox):
@@ -49,7 +50,7 @@ def test_without_i_the_container_reads_nothing(busybox):
     assert (done.returncode, done.stdout) == (0, "/dev/null\n")
 
 
-def on_a_terminal(*args: str, typed: bytes = b"", timeout: float = 60) -> tuple[int, bytes]:
+def on_a_terminal(*args: str, typed: bytes = b"", timeout: float = 60 * SLOWDOWN) -> tuple[int, bytes]:
     """Run the CLI with a new pty as its stdin, stdout and stderr (a user at a terminal); returns (status, output)."""
     import pty
 
@@ -72,7 +73,7 @@ def on_a_terminal(*args: str, typed: bytes = b"", timeout: float = 60) -> tuple[
         output += chunk
     os.close(master)
     try:
-        return cli.wait(timeout=30), output
+        return cli.wait(timeout=30 * SLOWDOWN), output
     except subprocess.TimeoutExpired:
         cli.kill()
         raise AssertionError(f"lxclab {' '.join(args)} did not end; it wrote {output!r}") from None
@@ -126,12 +127,12 @@ def test_detached_exec_ps_rm(busybox):
 def test_sigterm_to_a_foreground_run_kills_the_container_and_records_it(busybox):
     cli = subprocess.Popen([sys.executable, "-m", "lxclab", "run", "--name", "stopped", busybox, "sleep", "60"],
                            stdin=subprocess.DEVNULL)
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 30 * SLOWDOWN
     while "Up " not in lxclab("ps").stdout and time.monotonic() < deadline:
         time.sleep(0.1)
     [container] = containers.containers()
     cli.send_signal(signal.SIGTERM)
-    assert cli.wait(timeout=30) == 130
+    assert cli.wait(timeout=30 * SLOWDOWN) == 130
     assert containers.find("stopped").describe().startswith("Exited (137)")
     assert not any(Path(path).exists() for path in container.state.footprint.cgroups)
 
