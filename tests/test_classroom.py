@@ -13,7 +13,6 @@ import signal
 import socket
 import stat
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -22,8 +21,8 @@ from urllib.parse import urljoin
 
 import httpx
 import pytest
+from cli_process import lxclab
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 from fixture_classroom import free_port
 from polling import eventually
 
@@ -326,11 +325,6 @@ def test_ports_come_from_the_environment_unless_given(monkeypatch, tmp_path):
 def test_unspecified_host_is_refused():
     with pytest.raises(ClassroomError, match="address students reach"):
         Classroom(host="0.0.0.0")
-
-
-def lxclab(*args: str) -> subprocess.CompletedProcess:
-    """Run `python -m lxclab ARGS` and capture what it says."""
-    return subprocess.run([sys.executable, "-m", "lxclab", *args], capture_output=True, text=True, timeout=60)
 
 
 def test_cli_up_status_adduser_down(tmp_path):

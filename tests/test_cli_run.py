@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from cli_process import lxclab
 from fixture_engine import busybox, engine_home  # noqa: F401
 from fixture_nobody import NobodyPython
 from polling import SLOWDOWN
@@ -21,12 +22,6 @@ from polling import SLOWDOWN
 from lxclab.engine import containers
 from lxclab.engine.pull import pull
 from lxclab.store import Store
-
-
-def lxclab(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
-    """Run the CLI as a separate process with this test's $LXCLAB_HOME."""
-    return subprocess.run([sys.executable, "-m", "lxclab", *args], input=stdin, capture_output=True, text=True,
-                          timeout=60 * SLOWDOWN, stdin=None if stdin is not None else subprocess.DEVNULL)
 
 
 def test_run_streams_output_and_passes_the_exit_status_through(busybox):

@@ -6,14 +6,12 @@ from __future__ import annotations
 import gzip
 import io
 import json
-import os
 import subprocess
-import sys
 import tarfile
 import uuid
-from pathlib import Path
 
 import pytest
+from cli_process import lxclab
 from faultproxy import FaultProxy
 from fixture_engine import busybox, engine_home  # noqa: F401
 
@@ -25,13 +23,6 @@ from lxclab.manifest import ImageConfig, chain_ids
 from lxclab.store import Store
 
 CHANGE = "echo changed > /opt/lab/README.txt; rm /opt/lab/bin/greet"
-
-
-def lxclab(*args: str, stdin: str | None = None, home: Path | None = None) -> subprocess.CompletedProcess:
-    """Run the CLI as a separate process (with this test's $LXCLAB_HOME, or `home`)."""
-    env = {**os.environ, "LXCLAB_HOME": str(home)} if home else None
-    return subprocess.run([sys.executable, "-m", "lxclab", *args], input=stdin, capture_output=True, text=True,
-                          timeout=120, env=env, stdin=None if stdin is not None else subprocess.DEVNULL)
 
 
 def layer_entries(blob: bytes) -> list[str]:

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from cli_process import lxclab
 from fixture_engine import busybox, engine_home  # noqa: F401
 
 from lxclab import procfs
@@ -26,12 +27,6 @@ from lxclab.lxc.hierarchies import PIVOT, cgroup_version, lxc_bases, swap_accoun
 from lxclab.lxc.usage import config_items
 
 MIB = 1 << 20
-
-
-def lxclab(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
-    """Run the CLI as a separate process with this test's $LXCLAB_HOME."""
-    return subprocess.run([sys.executable, "-m", "lxclab", *args], capture_output=True, text=True, timeout=timeout,
-                          stdin=subprocess.DEVNULL)
 
 
 def lxc_footprint(home: Path, container: containers.ContainerRecord) -> dict[str, object]:

@@ -11,6 +11,7 @@ import errno
 import os
 
 import pytest
+from cli_process import lxclab
 from fixture_engine import busybox, engine_home  # noqa: F401
 
 from lxclab.chroot import in_child
@@ -141,20 +142,13 @@ def test_exec_runs_under_the_same_profile_as_pid_1(busybox, runtime, tmp_path):
 
 
 def test_the_cli_flags_reach_the_profile(busybox):
-    import subprocess
-    import sys
-
-    def lxclab(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "lxclab", "run", "--rm", *args], capture_output=True, text=True,
-                              timeout=60, stdin=subprocess.DEVNULL)
-
-    done = lxclab("--cap-drop", "ALL", "--cap-add", "kill", "--security-opt", "no-new-privileges=false", busybox,
-                  "sh", "-c", STATUS)
+    done = lxclab("run", "--rm", "--cap-drop", "ALL", "--cap-add", "kill", "--security-opt", "no-new-privileges=false",
+                  busybox, "sh", "-c", STATUS)
     fields = status_fields(done.stdout)
     assert capabilities.names(int(fields["CapEff"], 16)) == ("KILL",) and fields["NoNewPrivs"] == "0", done.stderr
-    done = lxclab("--privileged", busybox, "sh", "-c", STATUS)
+    done = lxclab("run", "--rm", "--privileged", busybox, "sh", "-c", STATUS)
     assert status_fields(done.stdout)["Seccomp"] == "0", done.stderr
-    refused = lxclab("--security-opt", "apparmor=unconfined", busybox, "true")
+    refused = lxclab("run", "--rm", "--security-opt", "apparmor=unconfined", busybox, "true")
     assert refused.returncode != 0 and "unknown --security-opt 'apparmor=unconfined'" in refused.stderr
 
 

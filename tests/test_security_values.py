@@ -8,11 +8,10 @@ the LXC layer refuses a value with a newline whatever its caller checked.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from cli_process import lxclab
 from fixture_engine import busybox, engine_home  # noqa: F401
 from fixture_images import push_image, random_image, unique_repository
 
@@ -123,12 +122,6 @@ def rebuilt_with_config(image, config: bytes):
     manifest["config"] = {**manifest["config"], "digest": sha256_digest(config), "size": len(config)}
     image.config, image.manifest = config, json.dumps(manifest).encode()
     return image
-
-
-def lxclab(*args: str) -> subprocess.CompletedProcess:
-    """The CLI in a process of its own, with this test's $LXCLAB_HOME."""
-    return subprocess.run([sys.executable, "-m", "lxclab", *args], capture_output=True, text=True, timeout=60,
-                          stdin=subprocess.DEVNULL)
 
 
 @pytest.mark.parametrize(("option", "value", "message"), [

@@ -8,11 +8,10 @@ combinations that cannot work. The escape corpus runs under --userns in tests/te
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from cli_process import lxclab
 from fixture_engine import busybox, engine_home  # noqa: F401
 
 from lxclab import namespaces, validation
@@ -39,12 +38,6 @@ def test_the_remap_range_is_lxclab_remaps_in_etc_subuid_and_subgid():
     for path, start in (("/etc/subuid", idmap.uid), ("/etc/subgid", idmap.gid)):
         assert f"lxclab-remap:{start}:" in Path(path).read_text()
     assert idmap.size == 65536 and min(idmap.uid, idmap.gid) > 0
-
-
-def lxclab(*args: str) -> subprocess.CompletedProcess:
-    """The CLI, as a user types it, with this test's $LXCLAB_HOME."""
-    return subprocess.run([sys.executable, "-m", "lxclab", *args], capture_output=True, text=True, timeout=120,
-                          stdin=subprocess.DEVNULL)
 
 
 def test_the_container_sees_the_subuid_range_in_its_maps(busybox):
