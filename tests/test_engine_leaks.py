@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+from cli_process import lxclab
 from fixture_engine import busybox, engine_home, host_footprint, mentioning  # noqa: F401
 
 from lxclab import network, procfs
@@ -63,7 +64,7 @@ def test_sigkilled_run_then_gc_leaves_nothing(busybox, engine_home):
     assert containers.find("victim").status == containers.DEAD
     assert procfs.is_alive(victim.state.pid)  # the container outlived its lxclab process
 
-    done = subprocess.run([sys.executable, "-m", "lxclab", "gc"], capture_output=True, text=True, timeout=60)
+    done = lxclab("gc")
     assert done.returncode == 0, done.stderr
     assert f"removed container {victim.short_id} (victim)" in done.stdout
     assert not procfs.is_alive(victim.state.pid)

@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import pytest
+from cli_process import lxclab
 from fixture_images import unique_repository
 
 from lxclab import manifest as m
@@ -102,7 +103,7 @@ def test_errors_are_one_clear_line(run, classroom):
 
 
 def test_the_installed_command_runs(lxclab_home):
-    done = subprocess.run([sys.executable, "-m", "lxclab", "images"], capture_output=True, text=True, timeout=60)
+    done = lxclab("images")
     assert done.returncode == 0 and done.stdout.split() == ["REPOSITORY", "TAG", "DIGEST", "PLATFORM", "SIZE"]
 
 
