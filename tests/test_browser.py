@@ -17,6 +17,7 @@ from fixture_lessons import (IPYTHON_DIR, LessonClassroom, lesson_classroom, les
 export = load_tool("export")
 slides = load_tool("slides")
 WIDGET_TIMEOUT_MS = PAGE_TIMEOUT_MS
+DECK_TIMEOUT_MS = 3 * PAGE_TIMEOUT_MS  # reveal.js and all the deck's widgets: over 180 s under TCG beside another Chromium
 
 WIDGET_CELLS = [
     '''import io, tarfile
@@ -112,7 +113,7 @@ def test_the_deck_runs_its_demos_and_shows_its_widgets_offline(browser: Browser,
     assert [o for c in executed.cells for o in c.get("outputs", []) if o.output_type == "error"] == []
     page = browser.page()
     page.goto(deck.as_uri())
-    page.wait_for_function("window.lxclabReveal && window.lxclabReveal.isReady()", timeout=WIDGET_TIMEOUT_MS)
+    page.wait_for_function("window.lxclabReveal && window.lxclabReveal.isReady()", timeout=DECK_TIMEOUT_MS)
     assert page.evaluate("window.lxclabReveal.getTotalSlides()") > 10
     page.wait_for_selector(".reveal .widget-tab", state="attached", timeout=WIDGET_TIMEOUT_MS)
     show_slide_of(page, ".reveal .widget-tab")

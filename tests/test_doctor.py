@@ -21,6 +21,8 @@ from pathlib import Path
 import pytest
 
 from fixture_nobody import NobodyPython
+from polling import SLOWDOWN
+
 from lxclab import cgroups, doctor, procfs
 from lxclab.classroom import Classroom
 from lxclab.classroom.daemon import free_port
@@ -56,7 +58,7 @@ def run_doctor(env: dict[str, str], *options: str, prefix: tuple[str, ...] = (),
                python: str = sys.executable) -> subprocess.CompletedProcess:
     """`python -m lxclab doctor OPTIONS`, from a folder every user may enter."""
     return subprocess.run([*prefix, python, "-m", "lxclab", "doctor", *options], env=env, cwd="/tmp",
-                          capture_output=True, text=True, timeout=60)
+                          capture_output=True, text=True, timeout=60 * SLOWDOWN)  # over 60 s beside a TCG Chromium
 
 
 def as_json(done: subprocess.CompletedProcess) -> dict:
@@ -316,7 +318,7 @@ def test_user_namespaces_turned_off_are_reported_with_the_sysctl_to_fix():
     assert child.stdout.readline() == "ready\n"
     for name in ("uid_map", "gid_map"):
         Path(f"/proc/{child.pid}/{name}").write_text("0 0 65536")
-    output, _ = child.communicate("go\n", timeout=30)
+    output, _ = child.communicate("go\n", timeout=30 * SLOWDOWN)
     userns, userxattr = json.loads(output)
     assert not userns["ok"] and userns["detail"] == (
         "uid 65534: unshare(CLONE_NEWNS|CLONE_NEWUSER) failed: No space left on device (errno 28); "
@@ -362,7 +364,7 @@ def test_on_a_v2_tree_without_its_controllers_the_cgroups_line_says_to_delegate_
     """In a private mount namespace, only cgroup2 mounted: on a hybrid host memory, cpu and pids stay bound to
     v1, so the v2 tree has none of them; on a pure v2 host (Debian 12, 13) it is the host's own tree, which has."""
     done = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", PURE_V2, sys.executable],
-                          capture_output=True, text=True, timeout=60, cwd="/tmp")
+                          capture_output=True, text=True, timeout=60 * SLOWDOWN, cwd="/tmp")
     assert done.returncode == 0, done.stderr
     hybrid = any(mount.fstype == "cgroup" for mount in procfs.mounts())
     if hybrid:

@@ -4,6 +4,7 @@ live and replayed, the SVG a speaker saves, and its static HTML export rendered 
 from __future__ import annotations
 
 import html
+import itertools
 import json
 import os
 import re
@@ -11,7 +12,9 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -26,8 +29,9 @@ from polling import SLOWDOWN
 
 from lxclab.errors import LxclabError, SamplingError
 from lxclab.sampling import Recording, Sample, Sampler
+from lxclab.widgets import graphs
 from lxclab.widgets.export import save_offline_html
-from lxclab.widgets.graphs import ResourceGraph, caption, draw, nice_ceiling, panel_svg
+from lxclab.widgets.graphs import METRICS, ResourceGraph, caption, draw, nice_ceiling, panel_svg
 
 MiB = 2**20
 RED = "#d62728"
@@ -184,6 +188,48 @@ def test_follow_draws_a_live_process_and_the_final_state_when_sampling_stops():
     assert graph.panels["cpu"].value == panel_svg(graph.recording, "cpu", window_seconds=30)
     drawn = artist(graph.figure().axes[0], "series-memory")
     assert list(drawn.get_xdata()) == [s.t for s in graph.recording]
+
+
+def slow_draws(monkeypatch: pytest.MonkeyPatch, seconds: float, on: Callable[[], bool]) -> Callable:
+    """Make each draw of the graph's three panels take `seconds` while `on()` says so; returns the real panel_svg."""
+    real = graphs.panel_svg
+
+    def slow_panel_svg(*args, **kwargs):
+        if on():
+            time.sleep(seconds / len(METRICS))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(graphs, "panel_svg", slow_panel_svg)
+    return real
+
+
+def counting_stats() -> Callable[[], dict]:
+    """Stats of a process whose memory grows by 1 MiB per read."""
+    reads = itertools.count(1)
+    return lambda: {"memory_bytes": next(reads) * MiB, "memory_limit": None, "pids": 1, "cpu_seconds": 0.0}
+
+
+def test_a_slow_draw_never_holds_up_sampling(monkeypatch):
+    draw_seconds = 0.6 * SLOWDOWN  # a draw as slow as on an emulated VM
+    graph = ResourceGraph(window_seconds=None)
+    slow_draws(monkeypatch, draw_seconds, on=lambda: True)
+    with Sampler(counting_stats(), interval=0.01) as sampler:
+        graph.follow(sampler)
+        time.sleep(graphs.MIN_REDRAW_SECONDS + 2 * draw_seconds)
+    times = [s.t for s in graph.recording]
+    assert max(later - earlier for earlier, later in zip(times, times[1:])) < draw_seconds / 2
+
+
+def test_the_final_draw_shows_every_sample_though_an_earlier_draw_ends_after_it(monkeypatch):
+    draw_seconds = 0.6 * SLOWDOWN
+    graph = ResourceGraph(window_seconds=None)
+    real = slow_draws(monkeypatch, draw_seconds, on=lambda: threading.current_thread().name != "lxclab-sampler")
+    with Sampler(counting_stats(), interval=0.01) as sampler:
+        graph.follow(sampler)
+        time.sleep(graphs.MIN_REDRAW_SECONDS + draw_seconds / 2)  # a timer's slow draw of fewer samples is under way
+    for timer in [thread for thread in threading.enumerate() if isinstance(thread, threading.Timer)]:
+        timer.join()
+    assert [graph.panels[metric].value for metric in METRICS] == [real(graph.recording, m, None) for m in METRICS]
 
 
 def test_follow_shows_why_sampling_stopped():

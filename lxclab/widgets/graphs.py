@@ -164,9 +164,12 @@ class ResourceGraph(ipywidgets.VBox):
         self.caption = ipywidgets.HTML()
         heading = [ipywidgets.HTML(f"<b>{html.escape(title)}</b>")] if title else []
         super().__init__(children=heading + list(self.panels.values()) + [self.caption])
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards the recording, the pending timer and the stop note
+        self._drawing = threading.Lock()  # one draw at a time, so the last to start (the final one) ends last
         self._last_draw = -math.inf
         self._pending: threading.Timer | None = None
+        self._stopped = False
+        self._stop_note = ""
         self.redraw()
 
     @classmethod
@@ -175,33 +178,34 @@ class ResourceGraph(ipywidgets.VBox):
         return cls(recording, window_seconds=None, title=title)
 
     def add(self, sample: Sample) -> None:
-        """Append a sample and redraw, at most about twice a second (a late redraw catches up)."""
+        """Append a sample; a timer thread redraws at most about twice a second, so a slow draw never delays sampling."""
         with self._lock:
             self.recording.append(sample)
-            wait = self._last_draw + MIN_REDRAW_SECONDS - time.monotonic()
-            if self._pending is not None:
-                return
-            if wait > 0:
-                self._pending = threading.Timer(wait, self._redraw_pending)
-                self._pending.daemon = True
-                self._pending.start()
-                return
-        self.redraw()
+            self._schedule_draw()
 
     def follow(self, sampler: Sampler) -> None:
         """Draw every sample `sampler` takes, and the final state (and any error) when it stops."""
+        with self._lock:
+            self._stopped, self._stop_note = False, ""
         sampler.subscribe(self.add)
         sampler.on_stop(self._sampler_stopped)
 
     def redraw(self, note: str = "") -> None:
-        """Draw every panel and the caption from the recording now; `note` is added to the caption."""
-        recording = self._snapshot()
-        for metric, widget in self.panels.items():
-            widget.value = panel_svg(recording, metric, self.window_seconds)
-        text = caption(recording) + (f" — {note}" if note else "")
-        self.caption.value = f'<span class="lxclab-caption">{html.escape(text)}</span>'
-        with self._lock:
-            self._last_draw = time.monotonic()  # from the end of a draw: a slow draw on a busy host is not redone at once
+        """Draw every panel and the caption from the recording as it is now; `note` (or why sampling stopped) is added."""
+        self._draw(note)
+
+    def _draw(self, note: str = "") -> int:
+        """Draw as `redraw` does, and return how many samples were drawn."""
+        with self._drawing:
+            recording = self._snapshot()  # taken once this draw's turn comes: a later draw never shows older samples
+            for metric, widget in self.panels.items():
+                widget.value = panel_svg(recording, metric, self.window_seconds)
+            note = note or self._stop_note
+            text = caption(recording) + (f" — {note}" if note else "")
+            self.caption.value = f'<span class="lxclab-caption">{html.escape(text)}</span>'
+            with self._lock:
+                self._last_draw = time.monotonic()  # from the end of a draw: a slow draw is not redone at once
+            return len(recording)
 
     def figure(self) -> Figure:
         """All three panels of the recording so far as one matplotlib Figure (the widget's time window)."""
@@ -215,17 +219,30 @@ class ResourceGraph(ipywidgets.VBox):
         with self._lock:
             return Recording(list(self.recording.samples))
 
+    def _schedule_draw(self) -> None:
+        """Start the timer of the next draw, unless one is waiting or drawing (the caller holds the lock)."""
+        if self._pending is None:
+            wait = max(0.0, self._last_draw + MIN_REDRAW_SECONDS - time.monotonic())
+            self._pending = threading.Timer(wait, self._redraw_pending)
+            self._pending.daemon = True
+            self._pending.start()
+
     def _redraw_pending(self) -> None:
+        """The timer's draw; samples that came while it drew get a draw of their own."""
+        drawn = self._draw()
         with self._lock:
             self._pending = None
-        self.redraw()
+            if len(self.recording) > drawn and not self._stopped:
+                self._schedule_draw()
 
     def _sampler_stopped(self, error: BaseException | None) -> None:
         with self._lock:
+            self._stopped = True
+            self._stop_note = f"sampling stopped: {error}" if error is not None else ""
             if self._pending is not None:
                 self._pending.cancel()
                 self._pending = None
-        self.redraw(f"sampling stopped: {error}" if error is not None else "")
+        self.redraw()
 
     def __repr__(self) -> str:
         samples = self.recording.samples
