@@ -14,8 +14,8 @@ SLOWDOWN = float(os.environ.get("LXCLAB_TEST_SLOWDOWN", "1"))
 
 
 def eventually(check: Callable[[], T], timeout: float = 5.0) -> T:
-    """Poll `check` until it returns something truthy or `timeout` passes; return its last value."""
-    deadline = time.monotonic() + timeout
+    """Poll `check` until it returns something truthy or `timeout` seconds (times SLOWDOWN) pass; return its last value."""
+    deadline = time.monotonic() + timeout * SLOWDOWN
     while not (result := check()) and time.monotonic() < deadline:
         time.sleep(0.05)
     return result
