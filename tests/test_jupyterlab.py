@@ -76,8 +76,13 @@ def saved_after_run(lab: JupyterLab, relative: str, page: Page, timeout: float =
 
 def run_every_cell(page: Page, name: str, code_cells: int) -> None:
     """Run All Cells once the kernel is up, and wait until every code cell shows its execution count."""
-    page.wait_for_selector(".jp-Notebook .jp-CodeCell", timeout=RUN_ALL_TIMEOUT_MS)
-    page.get_by_text(KERNEL_READY).wait_for(timeout=RUN_ALL_TIMEOUT_MS)
+    try:
+        page.wait_for_selector(".jp-Notebook .jp-CodeCell", timeout=RUN_ALL_TIMEOUT_MS)
+        page.get_by_text(KERNEL_READY).wait_for(timeout=RUN_ALL_TIMEOUT_MS)
+    except PlaywrightTimeoutError:
+        screenshot(page, f"jupyterlab-{name}-not-open")
+        shown = " ".join(page.inner_text("body").split())[:600]
+        raise AssertionError(f"{name}: the notebook or its kernel was not ready; {page.url} shows: {shown!r}") from None
     run_all_cells(page)
     try:
         page.wait_for_function(ALL_CELLS_RAN, arg=code_cells, timeout=RUN_ALL_TIMEOUT_MS, polling=500)
