@@ -3,6 +3,7 @@ runs without an error and the lesson's widget renders. Screenshots go to test-ar
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
@@ -20,6 +21,8 @@ WIDGET_TIMEOUT_MS = PAGE_TIMEOUT_MS
 RUN_ALL_TIMEOUT_MS = 4 * PAGE_TIMEOUT_MS
 WIDGET_LESSONS = {"04": ".widget-tab", "07": "svg g[id^='series-']"}  # the layer explorer, the resource graph
 KERNEL_READY = "Python 3 (ipykernel) | Idle"  # the status bar, once the notebook's kernel is up
+CHUNK_TIMEOUT = re.compile(r"Loading chunk \S+ failed\.\n\(timeout: ")  # rspack's ChunkLoadError after its 120 s
+OPEN_ATTEMPTS = 2
 PROMPTS = """() => [...document.querySelectorAll(".jp-Notebook .jp-CodeCell .jp-InputArea-prompt")]
     .map(prompt => prompt.textContent)"""
 ALL_CELLS_RAN = """count => {
@@ -74,15 +77,43 @@ def saved_after_run(lab: JupyterLab, relative: str, page: Page, timeout: float =
         assert time.monotonic() < deadline, f"{relative} was not saved with its outputs within {timeout} s: {counts}"
 
 
+def chunk_timed_out(errors: list[str]) -> bool:
+    """Whether a page error says a chunk of JupyterLab's code did not load within the bundler's 120 s."""
+    return any(CHUNK_TIMEOUT.search(error) for error in errors)
+
+
+def not_ready(page: Page, name: str) -> AssertionError:
+    """The failure for a notebook that never opened: what the page shows, with a screenshot."""
+    screenshot(page, f"jupyterlab-{name}-not-open")
+    shown = " ".join(page.inner_text("body").split())[:600]
+    return AssertionError(f"{name}: the notebook or its kernel was not ready; {page.url} shows: {shown!r}")
+
+
+def open_notebook(page: Page, errors: list[str], url: str, name: str) -> int:
+    """Open `url` until a code cell shows and the kernel is idle; returns where that load's errors start in `errors`.
+
+    Under TCG the first load of JupyterLab may take one of its chunks past the bundler's 120 s, and such a page
+    never recovers (it stays blank); then it is loaded once more, at most, from a server that is warm by then.
+    """
+    deadline = time.monotonic() + RUN_ALL_TIMEOUT_MS / 1000
+    for _ in range(OPEN_ATTEMPTS):
+        first_error = len(errors)
+        page.goto(url, wait_until="domcontentloaded")
+        while not chunk_timed_out(errors[first_error:]):
+            if page.locator(".jp-Notebook .jp-CodeCell").count():
+                try:
+                    page.get_by_text(KERNEL_READY).wait_for(timeout=max(deadline - time.monotonic(), 1) * 1000)
+                except PlaywrightTimeoutError:
+                    raise not_ready(page, name) from None
+                return first_error
+            if time.monotonic() > deadline:
+                raise not_ready(page, name)
+            page.wait_for_timeout(1000)
+    raise AssertionError(f"{name}: JupyterLab's code did not load in {OPEN_ATTEMPTS} tries: {errors}")
+
+
 def run_every_cell(page: Page, name: str, code_cells: int) -> None:
-    """Run All Cells once the kernel is up, and wait until every code cell shows its execution count."""
-    try:
-        page.wait_for_selector(".jp-Notebook .jp-CodeCell", timeout=RUN_ALL_TIMEOUT_MS)
-        page.get_by_text(KERNEL_READY).wait_for(timeout=RUN_ALL_TIMEOUT_MS)
-    except PlaywrightTimeoutError:
-        screenshot(page, f"jupyterlab-{name}-not-open")
-        shown = " ".join(page.inner_text("body").split())[:600]
-        raise AssertionError(f"{name}: the notebook or its kernel was not ready; {page.url} shows: {shown!r}") from None
+    """Run All Cells, and wait until every code cell shows its execution count."""
     run_all_cells(page)
     try:
         page.wait_for_function(ALL_CELLS_RAN, arg=code_cells, timeout=RUN_ALL_TIMEOUT_MS, polling=500)
@@ -105,11 +136,12 @@ def test_a_lesson_runs_in_jupyterlab_and_shows_its_widget(notebook: Path, widget
     relative = serve_without_outputs(notebook, jupyterlab)
     code_cells = sum(cell.cell_type == "code" for cell in nbformat.read(notebook, as_version=4).cells)
     page = browser.page()
-    # the load event waits for every chunk of JupyterLab; run_every_cell waits for what the test needs, longer
-    page.goto(jupyterlab.open_url(relative, workspace=notebook.stem), wait_until="domcontentloaded")
+    # the load event waits for every chunk of JupyterLab; open_notebook waits for what the test needs, longer
+    url = jupyterlab.open_url(relative, workspace=notebook.stem)
+    first_error = open_notebook(page, browser.errors, url, notebook.stem)
     run_every_cell(page, notebook.stem, code_cells)
     show_widget(page, widget)
     screenshot(page, f"jupyterlab-{notebook.stem}")
     saved = saved_after_run(jupyterlab, relative, page)
     assert [error_outputs(cell) for cell in saved.cells if error_outputs(cell)] == []
-    assert browser.guard.remote == [] and browser.errors == []
+    assert browser.guard.remote == [] and browser.errors[first_error:] == []
