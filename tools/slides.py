@@ -41,7 +41,9 @@ REVEAL_FILES = {  # folder inside reveal.js → files the deck needs
 CELL_TIMEOUT = 300
 DECK_SIZE = ("1200", "900")  # reveal.js scales this canvas to the screen: room for code and a widget
 
-# The reveal page without its CDN scripts; Reveal started by require.js from the local copy.
+# The reveal page without its CDN scripts; Reveal started by require.js from the local copy. require.js gives
+# up on a module after 7 s unless told otherwise; a local file that is missing fails at once anyway, so the
+# deck waits as long as a slow machine needs (in a TCG VM reveal.js took longer than 7 s to load).
 # ipywidgets' progress bars have class `progress`, which reveal.css hides: show them again.
 OFFLINE_DECK = """{%- extends 'index.html.j2' -%}
 {%- block html_head_js_jquery -%}{%- endblock html_head_js_jquery -%}
@@ -57,7 +59,7 @@ OFFLINE_DECK = """{%- extends 'index.html.j2' -%}
 {%- endblock html_head_css -%}
 {% block footer_js %}
 <script>
-require(["{{ reveal_url_prefix }}/dist/reveal.js", "{{ reveal_url_prefix }}/plugin/notes/notes.js"],
+require({waitSeconds: 0}, ["{{ reveal_url_prefix }}/dist/reveal.js", "{{ reveal_url_prefix }}/plugin/notes/notes.js"],
   function (Reveal, RevealNotes) {
     Reveal.initialize({controls: true, progress: true, history: true, transition: "{{ reveal_transition }}",
                        slideNumber: "c/t", plugins: [RevealNotes], width: {{ reveal_width }}, height: {{ reveal_height }}});
