@@ -27,6 +27,7 @@ from polling import SLOWDOWN
 course = load_tool("course")
 START_TIMEOUT = 240 * SLOWDOWN  # setup's checks, registry up, seed, the student edition and JupyterLab, on a busy host
 PORT = 8890
+ANSWER_TIMEOUT = 5 * SLOWDOWN  # one contents API answer (under TCG a notebook took longer than 5 s)
 
 
 def inside(netns: str, *command: str, **kwargs) -> subprocess.CompletedProcess:
@@ -34,11 +35,23 @@ def inside(netns: str, *command: str, **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run(["ip", "netns", "exec", netns, *command], capture_output=True, text=True, **kwargs)
 
 
+def contents(netns: str, token: str, path: str = "") -> subprocess.CompletedProcess:
+    """Ask JupyterLab's contents API for `path` with curl, inside `netns`."""
+    url = f"http://127.0.0.1:{PORT}/api/contents/{path}?token={token}"
+    return inside(netns, "curl", "-sS", "-f", "--max-time", str(ANSWER_TIMEOUT), url)
+
+
 def served(netns: str, token: str, path: str = "") -> dict | None:
     """JupyterLab's contents API answer for `path`, or None while it is not serving yet."""
-    url = f"http://127.0.0.1:{PORT}/api/contents/{path}?token={token}"
-    answer = inside(netns, "curl", "-sf", "--max-time", "5", url)
+    answer = contents(netns, token, path)
     return json.loads(answer.stdout) if answer.returncode == 0 else None
+
+
+def notebook_served(netns: str, token: str, name: str) -> dict:
+    """The notebook `name` as JupyterLab serves it, once the lab is up; fails with what curl said."""
+    answer = contents(netns, token, name)
+    assert answer.returncode == 0, f"JupyterLab did not give {name}: {answer.stderr.strip()}"
+    return json.loads(answer.stdout)["content"]
 
 
 @pytest.fixture
@@ -106,7 +119,7 @@ def test_kit_classroom_serves_the_student_edition_and_keeps_a_learners_work(netn
         listing = wait_for_lab(kit, netns, token, tmp_path / "kit.log")
         names = {item["name"] for item in listing["content"]}
         assert {path.name for path in course.lessons()} <= names and {"build", "TROUBLESHOOTING.md"} <= names
-        lesson = served(netns, token, "05-chroot.ipynb")["content"]
+        lesson = notebook_served(netns, token, "05-chroot.ipynb")
         sources = "\n".join("".join(cell["source"]) for cell in lesson["cells"])
         assert course.BEGIN not in sources and "raise NotImplementedError(" in sources
         pull = inside(netns, str(ROOT / ".venv/bin/lxclab"), "pull", "127.0.0.1:5000/lab/busybox",
@@ -131,7 +144,7 @@ def test_kit_classroom_instructor_serves_the_notebooks_with_solutions(netns, cla
     kit = start_kit_classroom(netns, classroom_env, token, tmp_path / "kit.log", "--instructor")
     try:
         wait_for_lab(kit, netns, token, tmp_path / "kit.log")
-        lesson = served(netns, token, "05-chroot.ipynb")["content"]
+        lesson = notebook_served(netns, token, "05-chroot.ipynb")
         assert course.BEGIN in "\n".join("".join(cell["source"]) for cell in lesson["cells"])
         assert not Path(classroom_env["LXCLAB_STUDENT_DIR"]).exists()
     finally:
