@@ -41,9 +41,9 @@ def contents(netns: str, token: str, path: str = "") -> subprocess.CompletedProc
     return inside(netns, "curl", "-sS", "-f", "--max-time", str(ANSWER_TIMEOUT), url)
 
 
-def served(netns: str, token: str, path: str = "") -> dict | None:
-    """JupyterLab's contents API answer for `path`, or None while it is not serving yet."""
-    answer = contents(netns, token, path)
+def served(netns: str, token: str) -> dict | None:
+    """JupyterLab's listing of the folder it serves, or None while it is not serving yet."""
+    answer = contents(netns, token)
     return json.loads(answer.stdout) if answer.returncode == 0 else None
 
 
