@@ -32,15 +32,21 @@ SETTINGS = {"@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"auto
 
 @dataclass(frozen=True)
 class JupyterLab:
-    """A running JupyterLab: where it listens, its token, and the folder it serves."""
+    """A running JupyterLab: where it listens, its token, the folder it serves and its log."""
 
     url: str
     token: str
     root: Path
+    log: Path
 
     def open_url(self, relative: str, workspace: str) -> str:
         """The URL that opens `relative` (a path under root) alone in a fresh workspace, logged in by the token."""
         return f"{self.url}/lab/workspaces/{workspace}/tree/{relative}?reset&token={self.token}"
+
+    def kernel_states(self) -> list[str]:
+        """The execution state of each kernel the server runs, as its REST API reports them."""
+        answer = httpx.get(f"{self.url}/api/kernels", params={"token": self.token}, timeout=10, trust_env=False)
+        return [kernel["execution_state"] for kernel in answer.json()]
 
 
 def private_jupyter_dirs(base: Path) -> dict[str, str]:
@@ -88,7 +94,7 @@ def jupyterlab(tmp_path_factory: pytest.TempPathFactory, lesson_classroom: Lesso
         server = subprocess.Popen(command, env=env, cwd=root, stdout=output, stderr=subprocess.STDOUT)
     try:
         wait_until_serving(server, f"http://127.0.0.1:{port}", token, log)
-        yield JupyterLab(f"http://127.0.0.1:{port}", token, root)
+        yield JupyterLab(f"http://127.0.0.1:{port}", token, root, log)
     finally:
         server.terminate()
         try:

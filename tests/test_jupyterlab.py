@@ -21,6 +21,8 @@ WIDGET_TIMEOUT_MS = PAGE_TIMEOUT_MS
 RUN_ALL_TIMEOUT_MS = 4 * PAGE_TIMEOUT_MS
 WIDGET_LESSONS = {"04": ".widget-tab", "07": "svg g[id^='series-']"}  # the layer explorer, the resource graph
 KERNEL_READY = "Python 3 (ipykernel) | Idle"  # the status bar, once the notebook's kernel is up
+STATUS_BAR = "#jp-main-statusbar"
+LOG_TAIL = 3000  # characters of the server's log that a failure shows
 CHUNK_TIMEOUT = re.compile(r"Loading chunk \S+ failed\.\n\(timeout: ")  # rspack's ChunkLoadError after its 120 s
 OPEN_ATTEMPTS = 2
 PROMPTS = """() => [...document.querySelectorAll(".jp-Notebook .jp-CodeCell .jp-InputArea-prompt")]
@@ -82,14 +84,18 @@ def chunk_timed_out(errors: list[str]) -> bool:
     return any(CHUNK_TIMEOUT.search(error) for error in errors)
 
 
-def not_ready(page: Page, name: str) -> AssertionError:
-    """The failure for a notebook that never opened: what the page shows, with a screenshot."""
+def not_ready(page: Page, lab: JupyterLab, name: str) -> AssertionError:
+    """The failure for a notebook that never opened: what the page and its status bar show, the server's
+    kernels and the end of its log, with a screenshot."""
     screenshot(page, f"jupyterlab-{name}-not-open")
     shown = " ".join(page.inner_text("body").split())[:600]
-    return AssertionError(f"{name}: the notebook or its kernel was not ready; {page.url} shows: {shown!r}")
+    status = " ".join(page.locator(STATUS_BAR).inner_text().split()) if page.locator(STATUS_BAR).count() else None
+    return AssertionError(f"{name}: the notebook or its kernel was not ready; {page.url} shows: {shown!r}\n"
+                          f"status bar: {status!r}; kernels: {lab.kernel_states()}\n"
+                          f"server log ends:\n{lab.log.read_text(errors='replace')[-LOG_TAIL:]}")
 
 
-def open_notebook(page: Page, errors: list[str], url: str, name: str) -> int:
+def open_notebook(page: Page, errors: list[str], lab: JupyterLab, url: str, name: str) -> int:
     """Open `url` until a code cell shows and the kernel is idle; returns where that load's errors start in `errors`.
 
     Under TCG the first load of JupyterLab may take one of its chunks past the bundler's 120 s, and such a page
@@ -104,10 +110,10 @@ def open_notebook(page: Page, errors: list[str], url: str, name: str) -> int:
                 try:
                     page.get_by_text(KERNEL_READY).wait_for(timeout=max(deadline - time.monotonic(), 1) * 1000)
                 except PlaywrightTimeoutError:
-                    raise not_ready(page, name) from None
+                    raise not_ready(page, lab, name) from None
                 return first_error
             if time.monotonic() > deadline:
-                raise not_ready(page, name)
+                raise not_ready(page, lab, name)
             page.wait_for_timeout(1000)
     raise AssertionError(f"{name}: JupyterLab's code did not load in {OPEN_ATTEMPTS} tries: {errors}")
 
@@ -138,7 +144,7 @@ def test_a_lesson_runs_in_jupyterlab_and_shows_its_widget(notebook: Path, widget
     page = browser.page()
     # the load event waits for every chunk of JupyterLab; open_notebook waits for what the test needs, longer
     url = jupyterlab.open_url(relative, workspace=notebook.stem)
-    first_error = open_notebook(page, browser.errors, url, notebook.stem)
+    first_error = open_notebook(page, browser.errors, jupyterlab, url, notebook.stem)
     run_every_cell(page, notebook.stem, code_cells)
     show_widget(page, widget)
     screenshot(page, f"jupyterlab-{notebook.stem}")
