@@ -35,6 +35,7 @@ run_tests() {
   export LXCLAB_TEST_SLOWDOWN=6  # TCG: browser tests and service starts wait six times longer before they fail
   export LXCLAB_TEST_TRACEBACKS_AT_ONCE=1  # a run lasts hours: each failure's traceback when it happens, not at the end
   export PYTEST_TIMEOUT=1800  # and a test may take 30 min, not pyproject's 10 (JupyterLab runs a whole lesson)
+  export PYTEST_ADDOPTS="-v ${PYTEST_ADDOPTS:-}"  # one line per test (and per lesson cell): the log shows where it is
   local args=()
   [[ -s "$share/args" ]] && mapfile -d '' args <"$share/args"
   # screenshots go straight to the host, so that a run stopped before its end still brings them back
