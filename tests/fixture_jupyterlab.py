@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -43,10 +44,16 @@ class JupyterLab:
         """The URL that opens `relative` (a path under root) alone in a fresh workspace, logged in by the token."""
         return f"{self.url}/lab/workspaces/{workspace}/tree/{relative}?reset&token={self.token}"
 
+    def api(self, path: str, **params: str | int) -> Any:
+        """The decoded JSON answer of the server's REST API at /api/`path`; an HTTP error status raises."""
+        answer = httpx.get(f"{self.url}/api/{path}", params={"token": self.token, **params}, timeout=10,
+                           trust_env=False)
+        answer.raise_for_status()
+        return answer.json()
+
     def kernel_states(self) -> list[str]:
         """The execution state of each kernel the server runs, as its REST API reports them."""
-        answer = httpx.get(f"{self.url}/api/kernels", params={"token": self.token}, timeout=10, trust_env=False)
-        return [kernel["execution_state"] for kernel in answer.json()]
+        return [kernel["execution_state"] for kernel in self.api("kernels")]
 
 
 def private_jupyter_dirs(base: Path) -> dict[str, str]:

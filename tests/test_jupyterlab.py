@@ -7,7 +7,6 @@ import re
 import time
 from pathlib import Path
 
-import httpx
 import nbformat
 import pytest
 from playwright.sync_api import Page
@@ -60,10 +59,7 @@ def run_all_cells(page: Page) -> None:
 
 def saved_notebook(lab: JupyterLab, relative: str) -> nbformat.NotebookNode:
     """The notebook as the server has it saved, through the contents API."""
-    answer = httpx.get(f"{lab.url}/api/contents/{relative}", params={"token": lab.token, "content": 1},
-                       timeout=10, trust_env=False)
-    answer.raise_for_status()
-    return nbformat.from_dict(answer.json()["content"])
+    return nbformat.from_dict(lab.api(f"contents/{relative}", content=1)["content"])
 
 
 def saved_after_run(lab: JupyterLab, relative: str, page: Page, timeout: float = 30.0) -> nbformat.NotebookNode:
@@ -89,18 +85,21 @@ def not_ready(page: Page, lab: JupyterLab, name: str) -> AssertionError:
     kernels and the end of its log, with a screenshot."""
     screenshot(page, f"jupyterlab-{name}-not-open")
     shown = " ".join(page.inner_text("body").split())[:600]
-    status = " ".join(page.locator(STATUS_BAR).inner_text().split()) if page.locator(STATUS_BAR).count() else None
+    status_bar = page.locator(STATUS_BAR)
+    status = " ".join(status_bar.inner_text().split()) if status_bar.count() else None
     return AssertionError(f"{name}: the notebook or its kernel was not ready; {page.url} shows: {shown!r}\n"
                           f"status bar: {status!r}; kernels: {lab.kernel_states()}\n"
                           f"server log ends:\n{lab.log.read_text(errors='replace')[-LOG_TAIL:]}")
 
 
-def open_notebook(page: Page, errors: list[str], lab: JupyterLab, url: str, name: str) -> int:
-    """Open `url` until a code cell shows and the kernel is idle; returns where that load's errors start in `errors`.
+def open_notebook(page: Page, errors: list[str], lab: JupyterLab, relative: str, name: str) -> int:
+    """Open `relative` in a fresh workspace `name` until a code cell shows and the kernel is idle; returns where
+    that load's errors start in `errors`.
 
     Under TCG the first load of JupyterLab may take one of its chunks past the bundler's 120 s, and such a page
     never recovers (it stays blank); then it is loaded once more, at most, from a server that is warm by then.
     """
+    url = lab.open_url(relative, workspace=name)
     deadline = time.monotonic() + RUN_ALL_TIMEOUT_MS / 1000
     for _ in range(OPEN_ATTEMPTS):
         first_error = len(errors)
@@ -143,8 +142,7 @@ def test_a_lesson_runs_in_jupyterlab_and_shows_its_widget(notebook: Path, widget
     code_cells = sum(cell.cell_type == "code" for cell in nbformat.read(notebook, as_version=4).cells)
     page = browser.page()
     # the load event waits for every chunk of JupyterLab; open_notebook waits for what the test needs, longer
-    url = jupyterlab.open_url(relative, workspace=notebook.stem)
-    first_error = open_notebook(page, browser.errors, jupyterlab, url, notebook.stem)
+    first_error = open_notebook(page, browser.errors, jupyterlab, relative, notebook.stem)
     run_every_cell(page, notebook.stem, code_cells)
     show_widget(page, widget)
     screenshot(page, f"jupyterlab-{notebook.stem}")
