@@ -375,7 +375,9 @@ def test_a_daemon_this_process_started_runs_until_it_ends_whatever_its_cmdline_s
 def test_a_pid_file_left_by_another_process_counts_only_for_a_process_with_the_marker(tmp_path):
     other = subprocess.Popen(["sh", "-c", "sleep 60", str(tmp_path)])  # not started through Daemon: judged by cmdline
     try:
-        assert eventually(Path(f"/proc/{other.pid}/cmdline").read_bytes)  # exec has written it
+        cmdline = Path(f"/proc/{other.pid}/cmdline")
+        # until exec, the child's cmdline is its parent's (python's): wait for sh's own
+        assert eventually(lambda: str(tmp_path).encode() in cmdline.read_bytes().split(b"\0"))
         (tmp_path / "sleeper.pid").write_text(f"{other.pid}\n")
         assert Daemon("sleeper", ("sleep",), tmp_path, marker=str(tmp_path)).pid() == other.pid
         assert Daemon("sleeper", ("sleep",), tmp_path, marker="another-marker").pid() is None
