@@ -1,4 +1,5 @@
-"""`./kit vm-test` and `./kit vm-image` without booting: arguments, cache keys and the QEMU command they plan."""
+"""`./kit vm-test` and `./kit vm-image`: arguments, cache keys and the QEMU command they plan, without booting
+Debian; QEMU itself only with no disk, to prove that an interrupted run stops its VM."""
 
 from __future__ import annotations
 
@@ -191,3 +192,35 @@ def test_two_kit_runs_side_by_side_queue_for_apt_instead_of_failing_on_its_lock(
             os.killpg(waiting.pid, signal.SIGKILL)
             waiting.wait()
     assert waiting.stderr.read() == "test: installing Debian packages: lxclab-no-such-package\n"
+
+
+def start_a_vm(tmp_path: Path) -> subprocess.Popen[str]:
+    """lib.sh's vm_start and vm_wait on a real QEMU with no disk (its firmware finds nothing to boot and waits)."""
+    assert install_debs("qemu-system-x86").wait(timeout=900) == 0
+    script = (f"VM_CHECKOUT={shlex.quote(str(ROOT))}; source {shlex.quote(str(ROOT / 'scripts/vm/lib.sh'))}; "
+              f"vm_start {shlex.quote(str(tmp_path / 'qemu.pid'))} {shlex.quote(str(tmp_path / 'console.log'))} 120 "
+              "qemu-system-x86_64 -machine q35 -m 64 -display none -monitor none -serial stdio -nic none -accel tcg; "
+              "vm_wait; echo powered off")
+    return subprocess.Popen(["bash", "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+
+
+@pytest.mark.parametrize(("signal_number", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_ctrl_c_or_kill_stops_the_vm_and_not_only_the_script(tmp_path: Path, signal_number: int, status: int) -> None:
+    # `timeout` puts QEMU in a process group of its own, out of reach of a terminal's Ctrl-C: a script that waited
+    # for it in the foreground hung with the VM running on (for up to the run's 4 hours).
+    script = start_a_vm(tmp_path)
+    try:
+        pidfile = tmp_path / "qemu.pid"
+        assert eventually(lambda: pidfile.exists() and pidfile.read_text().strip(), timeout=30)
+        qemu = int(pidfile.read_text())
+        assert Path(f"/proc/{qemu}/comm").read_text().strip().startswith("qemu-system")
+        os.killpg(script.pid, signal_number)  # a Ctrl-C signals the terminal's foreground process group
+        assert script.wait(timeout=30) == status
+    finally:
+        if script.poll() is None:
+            os.killpg(script.pid, signal.SIGKILL)
+            script.wait()
+    assert not Path(f"/proc/{qemu}").exists()
+    assert "powered off" not in script.stdout.read()
+    assert script.stderr.read() == "vm: stopped the VM\n"

@@ -31,12 +31,13 @@ configure_in_vm() {
   vm_share_checkout "$share" "$commit"
   cp "$VM_CHECKOUT/scripts/vm/image-guest.sh" "$share/guest.sh"
   # shellcheck disable=SC2086
-  timeout 5400 qemu-system-x86_64 -machine q35 -smp 2 -m 4G -no-reboot -display none -monitor none \
+  vm_start "$dir.tmp/configure.pid" "$dir.tmp/configure.log" 5400 \
+    qemu-system-x86_64 -machine q35 -smp 2 -m 4G -no-reboot -display none -monitor none \
     -serial stdio -nic none $accel_args -kernel "$kit/vmlinuz" -initrd "$kit/initrd.img" \
     -append "root=LABEL=lxclab-root rw console=ttyS0,115200 quiet loglevel=3" \
     -drive "file=$disk,if=virtio,format=raw,cache=unsafe,discard=unmap" \
-    -virtfs "local,path=$share,mount_tag=lxclab,security_model=none,id=host0" </dev/null 2>&1 \
-    | sed -u 's/\r$//' >"$dir.tmp/configure.log" || true
+    -virtfs "local,path=$share,mount_tag=lxclab,security_model=none,id=host0" >/dev/null
+  vm_wait
   [[ "$(cat "$share/out/status" 2>/dev/null)" == 0 ]] || { tail -30 "$dir.tmp/configure.log" >&2; return 1; }
 }
 
@@ -56,17 +57,16 @@ EOF
 
 # Boot the finished image from GRUB (a throw-away snapshot) until JupyterLab answers through the forward.
 prove_image() {
-  local port qemu_pid answered=1 t0 deadline
-  t0=$(vm_now) deadline=$(($(vm_now) + 2700))
+  local port answered=1 t0
+  t0=$(vm_now)
   port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-  PORT=$port ACCEL="$accel_args" MEMORY=4G "$dir.tmp/run-workshop.sh" -snapshot \
-    </dev/null >"$dir.tmp/first-boot.log" 2>&1 &
-  qemu_pid=$!
-  while kill -0 "$qemu_pid" 2>/dev/null && (($(vm_now) < deadline)); do
+  PORT=$port ACCEL="$accel_args" MEMORY=4G \
+    vm_start "$dir.tmp/first-boot.pid" "$dir.tmp/first-boot.log" 2700 "$dir.tmp/run-workshop.sh" -snapshot >/dev/null
+  while vm_running; do
     if curl -s --noproxy '*' -o /dev/null -m 5 "http://127.0.0.1:$port/api/status"; then answered=0; break; fi
     sleep 5
   done
-  kill "$qemu_pid" 2>/dev/null; wait "$qemu_pid" 2>/dev/null || true
+  vm_stop
   ((answered == 0)) || { tail -30 "$dir.tmp/first-boot.log" >&2; return 1; }
   vm_say "the image booted from GRUB and JupyterLab answered on 127.0.0.1:$port in $(vm_took $(($(vm_now) - t0)))"
 }

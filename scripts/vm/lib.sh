@@ -114,6 +114,42 @@ vm_chroot_unshare_network() {
 VM_CA_ENV=(PIP_CERT=/etc/vm-host-ca.crt NODE_EXTRA_CA_CERTS=/etc/vm-host-ca.crt npm_config_cafile=/etc/vm-host-ca.crt
            SSL_CERT_FILE=/etc/vm-host-ca.crt REQUESTS_CA_BUNDLE=/etc/vm-host-ca.crt)
 
+# Start QEMU in the background for at most LIMIT seconds: `vm_start PIDFILE LOG LIMIT QEMU-WORDS...`.
+# Its serial console goes, without CRs, to LOG and to stdout. Until vm_wait returns, Ctrl-C or TERM stops the VM
+# as well as the script: under `timeout` QEMU has a process group of its own, which a terminal's Ctrl-C never
+# reaches, so a script that only waited in the foreground would hang there with the VM still running.
+vm_start() {
+  local pidfile="$1" log="$2" limit="$3"; shift 3
+  rm -f "$pidfile"
+  timeout "$limit" "$@" -pidfile "$pidfile" </dev/null 2>&1 | sed -u 's/\r$//' | tee "$log" &
+  VM_JOB=$! VM_PIDFILE="$pidfile"
+  trap 'vm_stop; exit 130' INT
+  trap 'vm_stop; exit 143' TERM
+}
+
+# Whether the VM that vm_start started is still running (its console is still being written).
+vm_running() { kill -0 "$VM_JOB" 2>/dev/null; }
+
+# Wait until the VM that vm_start started powers off or runs out of time.
+vm_wait() {
+  wait "$VM_JOB" || true
+  trap - INT TERM
+}
+
+# Stop the VM that vm_start started, by its QEMU's PID, and wait until its console is written out.
+vm_stop() {
+  local tries
+  for ((tries = 0; tries < 100; tries++)); do  # QEMU writes its pidfile a moment after it starts
+    vm_running || break
+    if [[ -s "$VM_PIDFILE" ]]; then
+      kill "$(cat "$VM_PIDFILE")" 2>/dev/null && vm_say "stopped the VM"
+      break
+    fi
+    sleep 0.1
+  done
+  vm_wait
+}
+
 # Seconds since the epoch, and a duration in seconds as "12m34s".
 vm_now() { date +%s; }
 vm_took() { local s=$(($1)); printf '%dm%02ds' $((s / 60)) $((s % 60)); }

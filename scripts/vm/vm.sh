@@ -103,11 +103,11 @@ run_test() {
   qemu_command "$kit" "$run/disk.qcow2" "$run/share"
   vm_say "booting $RELEASE (${LXCLAB_VM_ACCEL:-tcg}); console log: $run/console.log"
   t0=$(vm_now)
+  vm_start "$run/qemu.pid" "$run/console.log" "${LXCLAB_VM_TIMEOUT:-14400}" "${QEMU[@]}"
   watch_boot "$run" & local watchdog=$!
-  timeout "${LXCLAB_VM_TIMEOUT:-14400}" "${QEMU[@]}" -pidfile "$run/qemu.pid" </dev/null 2>&1 \
-    | sed -u 's/\r$//' | tee "$run/console.log" || true
-  kill "$watchdog" 2>/dev/null || true
-  rm -f "$run/disk.qcow2" "$run/share/checkout.bundle"
+  # shellcheck disable=SC2064  # the values now: the trap may run after run_test's locals are gone
+  trap "kill $watchdog 2>/dev/null; rm -f $(printf '%q ' "$run/disk.qcow2" "$run/share/checkout.bundle")" EXIT
+  vm_wait
   report "$run" "$(($(vm_now) - t0))"
 }
 
