@@ -1,8 +1,10 @@
-"""Shared fixtures: each lives in its own tests/fixture_*.py module and is imported here."""
+"""Shared fixtures (each lives in its own tests/fixture_*.py module and is imported here), and the scheduling of
+the modules that fill the machine."""
 
 import os
 
 import pytest
+from xdist.scheduler import LoadFileScheduling
 
 from fixture_rootfs import busybox_rootfs  # noqa: F401
 from fixture_classroom import classroom, short_token_classroom  # noqa: F401
@@ -32,3 +34,28 @@ def pytest_configure(config) -> None:
     terminal = config.pluginmanager.get_plugin("terminalreporter")
     if os.environ.get("LXCLAB_TEST_TRACEBACKS_AT_ONCE") and terminal is not None and not hasattr(config, "workerinput"):
         config.pluginmanager.register(TracebacksAtOnce(terminal), "lxclab-tracebacks-at-once")
+
+
+# Modules whose tests each fill a two-core machine (Chromium, JupyterLab and its kernels, a whole `./kit
+# classroom`). Side by side on two workers under TCG, a lesson's kernel and the classroom's token server each
+# missed its deadline (bookworm's VM run of 3d45365), so one worker runs them, one after another.
+WHOLE_MACHINE = ("tests/test_browser.py", "tests/test_jupyterlab.py", "tests/test_kit_classroom.py")
+
+
+def scheduling_unit(nodeid: str) -> str:
+    """The unit of work a test is scheduled in: its file (as --dist loadfile), or "whole-machine"."""
+    file = nodeid.split("::", 1)[0]
+    return "whole-machine" if file in WHOLE_MACHINE else file
+
+
+class LoadFileWholeMachineTogether(LoadFileScheduling):
+    """--dist loadfile with the WHOLE_MACHINE modules as one unit, which one worker runs one after another."""
+
+    def _split_scope(self, nodeid: str) -> str:
+        return scheduling_unit(nodeid)
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own, which would return plain loadfile
+def pytest_xdist_make_scheduler(config, log):
+    """Schedule --dist loadfile runs with LoadFileWholeMachineTogether; leave other modes to xdist."""
+    return LoadFileWholeMachineTogether(config, log) if config.getvalue("dist") == "loadfile" else None

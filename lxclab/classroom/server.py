@@ -35,7 +35,9 @@ from .daemon import Daemon, check_port_free
 REGISTRY_BINARY = Path("/usr/bin/docker-registry")
 SETTINGS_FILE = "classroom.json"
 REGISTRY_CONFIG_FILE = "registry.yml"
-START_TIMEOUT = 30.0
+# A server that is alive but silent this long is stuck. Not less: in a VM under TCG on a busy host the token
+# server, alive, did not answer within 30 s (a dead one is reported at once, whatever this says).
+START_TIMEOUT = 180.0
 _UNSPECIFIED_HOSTS = ("0.0.0.0", "::", "")
 
 
