@@ -201,8 +201,10 @@ def start_a_vm(tmp_path: Path) -> subprocess.Popen[str]:
               f"vm_start {shlex.quote(str(tmp_path / 'qemu.pid'))} {shlex.quote(str(tmp_path / 'console.log'))} 120 "
               "qemu-system-x86_64 -machine q35 -m 64 -display none -monitor none -serial stdio -nic none -accel tcg; "
               "vm_wait; echo powered off")
-    return subprocess.Popen(["bash", "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    # A shell cannot trap a signal that was ignored when it started, and a suite started in the background (as a
+    # job of a script) runs with SIGINT ignored: give the script the default a terminal's shell has.
+    return subprocess.Popen(["env", "--default-signal=INT", "bash", "-c", script], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
 
 
 @pytest.mark.parametrize(("signal_number", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
