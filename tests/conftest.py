@@ -49,10 +49,16 @@ def scheduling_unit(nodeid: str) -> str:
 
 
 class LoadFileWholeMachineTogether(LoadFileScheduling):
-    """--dist loadfile with the WHOLE_MACHINE modules as one unit, which one worker runs one after another."""
+    """--dist loadfile with the WHOLE_MACHINE modules as one unit, which one worker runs first, one after another."""
 
     def _split_scope(self, nodeid: str) -> str:
         return scheduling_unit(nodeid)
+
+    def _assign_work_unit(self, node) -> None:
+        # xdist queues the largest units first; the longest-running unit goes first, so that it has no serial tail
+        if "whole-machine" in self.workqueue:
+            self.workqueue.move_to_end("whole-machine", last=False)
+        super()._assign_work_unit(node)
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's own, which would return plain loadfile

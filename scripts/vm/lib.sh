@@ -122,13 +122,14 @@ vm_start() {
   local pidfile="$1" log="$2" limit="$3"; shift 3
   rm -f "$pidfile"
   timeout "$limit" "$@" -pidfile "$pidfile" </dev/null 2>&1 | sed -u 's/\r$//' | tee "$log" &
-  VM_JOB=$! VM_PIDFILE="$pidfile"
+  # The job's first process, `timeout`, lives as long as the VM; the signal that stops the script kills sed and tee.
+  VM_JOB=$! VM_TIMEOUT=$(jobs -p %+) VM_PIDFILE="$pidfile"
   trap 'vm_stop; exit 130' INT
   trap 'vm_stop; exit 143' TERM
 }
 
-# Whether the VM that vm_start started is still running (its console is still being written).
-vm_running() { kill -0 "$VM_JOB" 2>/dev/null; }
+# Whether the VM that vm_start started is still running.
+vm_running() { kill -0 "$VM_TIMEOUT" 2>/dev/null; }
 
 # Wait until the VM that vm_start started powers off or runs out of time.
 vm_wait() {
