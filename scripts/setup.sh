@@ -5,9 +5,10 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="${LXCLAB_VENV:-$here/.venv}"
 
 # Debian packages: the real components (registry, oracles, LXC, a browser for widget tests).
-# rsync: LXC copies a container's rootfs with it to snapshot it; e2fsprogs: chattr, in the hostile-layer tests.
+# rsync: LXC copies a container's rootfs with it to snapshot it; e2fsprogs: chattr, in the hostile-layer tests;
+# qemu-system-x86: the VM scripts' tests stop a real QEMU (and a VM built by ./kit vm-test has no network to fetch it).
 debs=(python3 python3-venv python3-dev docker-registry busybox-static skopeo umoci crun lxc lxc-dev pkg-config gcc
-      zstd iproute2 util-linux uidmap chromium rsync e2fsprogs)
+      zstd iproute2 util-linux uidmap chromium rsync e2fsprogs qemu-system-x86)
 # Node.js and npm come with this kind of machine; Debian's npm conflicts with them.
 command -v npm >/dev/null || debs+=(nodejs npm)
 

@@ -15,7 +15,8 @@ ROOT = Path(__file__).resolve().parents[1]
 PROGRAMS = {"docker-registry": "docker-registry", "skopeo": "skopeo", "umoci": "umoci", "crun": "crun",
             "lxc-ls": "lxc", "lxc-attach": "lxc", "rsync": "rsync", "ip": "iproute2", "unshare": "util-linux",
             "setpriv": "util-linux", "newuidmap": "uidmap", "chattr": "e2fsprogs",
-            "zstd": "zstd", "chromium": "chromium", "gcc": "gcc", "pkg-config": "pkg-config"}
+            "zstd": "zstd", "chromium": "chromium", "gcc": "gcc", "pkg-config": "pkg-config",
+            "qemu-system-x86_64": "qemu-system-x86"}
 
 
 def _pip_requirements(env_file: Path) -> set[str]:

@@ -196,7 +196,7 @@ def test_two_kit_runs_side_by_side_queue_for_apt_instead_of_failing_on_its_lock(
 
 def start_a_vm(tmp_path: Path) -> subprocess.Popen[str]:
     """lib.sh's vm_start and vm_wait on a real QEMU with no disk (its firmware finds nothing to boot and waits)."""
-    assert install_debs("qemu-system-x86").wait(timeout=900) == 0
+    assert shutil.which("qemu-system-x86_64"), "./kit setup installs qemu-system-x86"
     script = (f"VM_CHECKOUT={shlex.quote(str(ROOT))}; source {shlex.quote(str(ROOT / 'scripts/vm/lib.sh'))}; "
               f"vm_start {shlex.quote(str(tmp_path / 'qemu.pid'))} {shlex.quote(str(tmp_path / 'console.log'))} 120 "
               "qemu-system-x86_64 -machine q35 -m 64 -display none -monitor none -serial stdio -nic none -accel tcg; "
