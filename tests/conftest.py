@@ -40,12 +40,13 @@ def pytest_configure(config) -> None:
 # classroom`). Side by side on two workers under TCG, a lesson's kernel and the classroom's token server each
 # missed its deadline (bookworm's VM run of 3d45365), so one worker runs them, one after another.
 WHOLE_MACHINE = ("tests/test_browser.py", "tests/test_jupyterlab.py", "tests/test_kit_classroom.py")
+WHOLE_MACHINE_UNIT = "whole-machine"
 
 
 def scheduling_unit(nodeid: str) -> str:
     """The unit of work a test is scheduled in: its file (as --dist loadfile), or "whole-machine"."""
     file = nodeid.split("::", 1)[0]
-    return "whole-machine" if file in WHOLE_MACHINE else file
+    return WHOLE_MACHINE_UNIT if file in WHOLE_MACHINE else file
 
 
 class LoadFileWholeMachineTogether(LoadFileScheduling):
@@ -56,8 +57,8 @@ class LoadFileWholeMachineTogether(LoadFileScheduling):
 
     def _assign_work_unit(self, node) -> None:
         # xdist queues the largest units first; the longest-running unit goes first, so that it has no serial tail
-        if "whole-machine" in self.workqueue:
-            self.workqueue.move_to_end("whole-machine", last=False)
+        if WHOLE_MACHINE_UNIT in self.workqueue:
+            self.workqueue.move_to_end(WHOLE_MACHINE_UNIT, last=False)
         super()._assign_work_unit(node)
 
 

@@ -4,7 +4,6 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-
 from conftest import WHOLE_MACHINE, LoadFileWholeMachineTogether, scheduling_unit
 
 ROOT = Path(__file__).resolve().parents[1]
