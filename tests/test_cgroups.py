@@ -477,7 +477,7 @@ def test_cpu_spinner_gets_its_quota(busybox_rootfs):
 def test_fork_bomb_stops_at_pids_max_and_the_host_is_unaffected(busybox_rootfs):
     with cgroups.create(unique_name(), Limits(pids=20)) as group:
         with open(os.devnull, "w") as quiet:
-            process = namespaces.spawn(busybox_rootfs, ["sh", "-c", "bomb() { bomb | bomb & }; bomb; exec sleep 60"],
+            process = namespaces.spawn(busybox_rootfs, ["sh", "-c", "bomb() { bomb | bomb & }; bomb & exec sleep 60"],
                                        cgroup=group, stdout=quiet.fileno(), stderr=quiet.fileno())
         try:
             deadline = time.monotonic() + 10
