@@ -33,6 +33,7 @@ NOTEBOOKS = ROOT / "notebooks"
 DOCKERHUB = NOTEBOOKS / "data/dockerhub"  # the recorded Docker Hub exchanges, lessons 01, 02 and tests
 IPYTHON_DIR = ROOT / "tests/ipython"  # its kernel config turns colours off, so tracebacks are plain words
 CELL_TIMEOUT = int(300 * SLOWDOWN)  # a cell of the build track's B8 (a whole run) took over 300 s in a TCG VM
+KERNEL_STARTUP_TIMEOUT = int(60 * SLOWDOWN)  # nbclient's 60 s was too short in trixie's TCG VM beside the browser tests
 
 
 def load_tool(name: str) -> ModuleType:
@@ -96,12 +97,16 @@ def remove_empty_lxc_lock_dirs(lxcpath: Path) -> None:
         folder = folder.parent
 
 
+def notebook_client(notebook: nbformat.NotebookNode, folder: Path, allow_errors: bool) -> NotebookClient:
+    """A client that runs `notebook` in `folder` with a Python kernel, with time for a slow machine."""
+    return NotebookClient(notebook, timeout=CELL_TIMEOUT, startup_timeout=KERNEL_STARTUP_TIMEOUT, kernel_name="python3",
+                          allow_errors=allow_errors, resources={"metadata": {"path": str(folder)}})
+
+
 def run_notebook(path: Path, env: dict[str, str], allow_errors: bool = True) -> nbformat.NotebookNode:
     """Execute the notebook at `path` in its own folder (outputs kept in the returned node, the file unchanged)."""
     notebook = nbformat.read(path, as_version=4)
-    client = NotebookClient(notebook, timeout=CELL_TIMEOUT, allow_errors=allow_errors, kernel_name="python3",
-                            resources={"metadata": {"path": str(path.parent)}})
-    client.execute(env=env, cwd=str(path.parent))
+    notebook_client(notebook, path.parent, allow_errors).execute(env=env, cwd=str(path.parent))
     return notebook
 
 
@@ -123,9 +128,6 @@ def cell_text(cell: nbformat.NotebookNode) -> str:
     return "\n".join(parts)
 
 
-
-
-
 def run_student_edition(lesson: Path, folder: Path, env: dict[str, str]) -> list[tuple[int, str, str]]:
     """Run the student edition of `lesson` cell by cell; at each check, fail first, then solve and pass.
 
@@ -133,8 +135,7 @@ def run_student_edition(lesson: Path, folder: Path, env: dict[str, str]) -> list
     course = load_tool("course")
     instructor = nbformat.read(lesson, as_version=4)
     student = course.student_edition(lesson)
-    client = NotebookClient(student, timeout=CELL_TIMEOUT, allow_errors=True, kernel_name="python3",
-                            resources={"metadata": {"path": str(folder)}})
+    client = notebook_client(student, folder, allow_errors=True)
     checks, unsolved = [], []
     with client.setup_kernel(env=env, cwd=str(folder)):
         for index, cell in enumerate(student.cells):
