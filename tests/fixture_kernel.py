@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -14,6 +15,11 @@ def children() -> set[int]:
     """This process's living and unreaped children (a session's classroom servers among them)."""
     return {int(pid) for task in Path("/proc/self/task").iterdir()
             for pid in (task / "children").read_text().split()}
+
+
+def open_fds() -> set[str]:
+    """This process's open file descriptors; some may close meanwhile (a finalizer, another thread): not a leak."""
+    return set(os.listdir("/proc/self/fd"))
 
 
 def mounts_under(*paths) -> list[str]:

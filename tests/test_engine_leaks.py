@@ -11,6 +11,7 @@ from pathlib import Path
 
 from cli_process import lxclab
 from fixture_engine import busybox, engine_home, host_footprint, mentioning  # noqa: F401
+from fixture_kernel import open_fds
 
 from lxclab import network, procfs
 from lxclab.engine import containers, gc
@@ -20,13 +21,9 @@ RUNS = 200
 BRIDGE_EVERY = 10  # every tenth run also gets a veth on the bridge
 
 
-def _open_fds() -> list[str]:
-    return sorted(os.listdir("/proc/self/fd"))
-
-
 def test_many_runs_leave_no_mount_cgroup_netns_veth_directory_process_or_fd(busybox, engine_home):
     gc.rm(engine.run(busybox, ["true"]).container_id)  # the layer cache is filled once, and stays
-    before, fds, names = host_footprint(engine_home), _open_fds(), {containers.bridge_name()}
+    before, fds, names = host_footprint(engine_home), open_fds(), {containers.bridge_name()}
     for number in range(RUNS):
         net = "bridge" if number % BRIDGE_EVERY == 0 else "none"
         result = engine.run(busybox, ["true"], remove=number % 2 == 0, net=net)
@@ -38,7 +35,7 @@ def test_many_runs_leave_no_mount_cgroup_netns_veth_directory_process_or_fd(busy
     after = host_footprint(engine_home)
     assert mentioning(after, names) == {"mounts": set(), "cgroups": set(), "netns": set(), "dirs": set()}
     assert (after["mounts"], after["dirs"]) == (before["mounts"], before["dirs"])
-    assert set(_open_fds()) <= set(fds), "a descriptor was left open"  # some may close meanwhile: not a leak
+    assert open_fds() <= fds, "a descriptor was left open"
     assert containers.containers() == []
 
 
