@@ -10,6 +10,9 @@ from pathlib import Path
 import pytest
 
 BUSYBOX = Path("/bin/busybox")
+# A fork bomb for busybox sh. PID 1 forks once, to start it, then execs sleep: a shell whose own fork is
+# refused exits 2, and a PID 1 that exits ends the container before the test measures it.
+FORK_BOMB = ["sh", "-c", "bomb() { bomb | bomb & }; bomb & exec sleep 60"]
 
 
 def make_busybox_rootfs(root: Path) -> Path:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 from fixture_engine import busybox, engine_home  # noqa: F401
+from fixture_rootfs import FORK_BOMB
 
 from lxclab import cgroups, namespaces
 from lxclab.cgroups import (CONTROLLERS, DeviceRule, Hierarchy, Stats, Write, delegation, device_writes, devices_bpf,
@@ -477,8 +478,8 @@ def test_cpu_spinner_gets_its_quota(busybox_rootfs):
 def test_fork_bomb_stops_at_pids_max_and_the_host_is_unaffected(busybox_rootfs):
     with cgroups.create(unique_name(), Limits(pids=20)) as group:
         with open(os.devnull, "w") as quiet:
-            process = namespaces.spawn(busybox_rootfs, ["sh", "-c", "bomb() { bomb | bomb & }; bomb & exec sleep 60"],
-                                       cgroup=group, stdout=quiet.fileno(), stderr=quiet.fileno())
+            process = namespaces.spawn(busybox_rootfs, FORK_BOMB, cgroup=group, stdout=quiet.fileno(),
+                                       stderr=quiet.fileno())
         try:
             deadline = time.monotonic() + 10
             while group.stats().pids_denied == 0 and time.monotonic() < deadline:

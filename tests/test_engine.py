@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from fixture_engine import busybox, engine_home  # noqa: F401
+from fixture_rootfs import FORK_BOMB
 
 from lxclab import paths
 from lxclab.limits import Limits
@@ -165,8 +166,7 @@ def test_cpu_spinner_is_held_under_its_quota(busybox):
 
 
 def test_fork_bomb_stops_at_the_pids_limit(busybox):
-    script = "bomb() { bomb | bomb & }; bomb & exec sleep 60"
-    container = engine.start(busybox, ["sh", "-c", script], limits=Limits.parse(pids="16"))
+    container = engine.start(busybox, FORK_BOMB, limits=Limits.parse(pids="16"))
     deadline = time.monotonic() + 10
     while container.stats().pids_denied == 0 and time.monotonic() < deadline:
         time.sleep(0.05)
