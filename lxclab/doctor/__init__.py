@@ -30,7 +30,7 @@ PACKAGES = {
     "umoci": "tests", "crun": "tests", "lxc": "lessons 08, 09", "lxc-dev": "python-lxc's build",
     "pkg-config": "python-lxc's build", "gcc": "python-lxc's build", "zstd": "tests",
     "iproute2": "lesson 06", "util-linux": "the kit", "uidmap": "rootless runs", "chromium": "browser tests",
-    "rsync": "LXC snapshots (lesson 08)", "e2fsprogs": "tests", "qemu-system-x86": "tests",
+    "rsync": "LXC snapshots (lesson 08)", "e2fsprogs": "tests", "qemu-system-x86": "tests, ./kit vm-test",
 }
 # What a lesson's code names (a regex over its code cells) -> the need; a need -> the checks it rests on.
 NEED_MARKERS = {
