@@ -57,6 +57,12 @@ def run_all_cells(page: Page) -> None:
     page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
 
 
+def save(page: Page) -> None:
+    """Click the notebook's Save button and give the server a second to write it."""
+    page.locator('.jp-NotebookPanel-toolbar [data-command="docmanager:save"]').first.click()
+    page.wait_for_timeout(1000)
+
+
 def saved_notebook(lab: JupyterLab, relative: str) -> nbformat.NotebookNode:
     """The notebook as the server has it saved, through the contents API."""
     return nbformat.from_dict(lab.api(f"contents/{relative}", content=1)["content"])
@@ -66,8 +72,7 @@ def saved_after_run(lab: JupyterLab, relative: str, page: Page, timeout: float =
     """Save the notebook (toolbar button) until the server holds it with every code cell run, and return it."""
     deadline = time.monotonic() + timeout
     while True:
-        page.locator('.jp-NotebookPanel-toolbar [data-command="docmanager:save"]').first.click()
-        page.wait_for_timeout(1000)
+        save(page)
         saved = saved_notebook(lab, relative)
         counts = [cell.execution_count for cell in saved.cells if cell.cell_type == "code"]
         if all(counts):
@@ -117,14 +122,26 @@ def open_notebook(page: Page, errors: list[str], lab: JupyterLab, relative: str,
     raise AssertionError(f"{name}: JupyterLab's code did not load in {OPEN_ATTEMPTS} tries: {errors}")
 
 
-def run_every_cell(page: Page, name: str, code_cells: int) -> None:
+def run_every_cell(page: Page, lab: JupyterLab, relative: str, name: str, code_cells: int) -> None:
     """Run All Cells, and wait until every code cell shows its execution count."""
     run_all_cells(page)
     try:
         page.wait_for_function(ALL_CELLS_RAN, arg=code_cells, timeout=RUN_ALL_TIMEOUT_MS, polling=500)
     except PlaywrightTimeoutError:
-        screenshot(page, f"jupyterlab-{name}-stuck")
-        raise AssertionError(f"{name}: not every cell ran; prompts: {page.evaluate(PROMPTS)}") from None
+        raise stuck(page, lab, relative, name) from None
+
+
+def stuck(page: Page, lab: JupyterLab, relative: str, name: str) -> AssertionError:
+    """The failure for a Run All that did not reach the end: the prompts, the kernels and the traceback of any
+    cell that failed (Run All stops there), from the notebook as saved, with a screenshot."""
+    screenshot(page, f"jupyterlab-{name}-stuck")
+    prompts = page.evaluate(PROMPTS)
+    save(page)
+    code = [cell for cell in saved_notebook(lab, relative).cells if cell.cell_type == "code"]
+    failures = [f"code cell {number}: {error.ename}: {error.evalue}\n" + "\n".join(error.traceback)
+                for number, cell in enumerate(code, 1) for error in error_outputs(cell)]
+    return AssertionError(f"{name}: not every cell ran; prompts: {prompts}; kernels: {lab.kernel_states()}\n"
+                          + ("\n".join(failures) or "no cell shows an error"))
 
 
 def show_widget(page: Page, selector: str) -> None:
@@ -143,7 +160,7 @@ def test_a_lesson_runs_in_jupyterlab_and_shows_its_widget(notebook: Path, widget
     page = browser.page()
     # the load event waits for every chunk of JupyterLab; open_notebook waits for what the test needs, longer
     first_error = open_notebook(page, browser.errors, jupyterlab, relative, notebook.stem)
-    run_every_cell(page, notebook.stem, code_cells)
+    run_every_cell(page, jupyterlab, relative, notebook.stem, code_cells)
     show_widget(page, widget)
     screenshot(page, f"jupyterlab-{notebook.stem}")
     saved = saved_after_run(jupyterlab, relative, page)
