@@ -141,7 +141,7 @@ def stuck(page: Page, lab: JupyterLab, relative: str, name: str) -> AssertionErr
     failures = [f"code cell {number}: {error.ename}: {error.evalue}\n" + "\n".join(error.traceback)
                 for number, cell in enumerate(code, 1) for error in error_outputs(cell)]
     return AssertionError(f"{name}: not every cell ran; prompts: {prompts}; kernels: {lab.kernel_states()}\n"
-                          + ("\n".join(failures) or "no cell shows an error"))
+                          + ("\n".join(failures) or "no cell of the notebook as saved shows an error"))
 
 
 def show_widget(page: Page, selector: str) -> None:
