@@ -15,8 +15,10 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 import threading
 import time
+import traceback
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 
@@ -222,8 +224,8 @@ class Sampler:
             thread.join(timeout)
             if thread.is_alive():
                 raise SamplingError(
-                    f"sampling thread did not end within {timeout} s: read_stats or a listener is blocked; "
-                    "make them return promptly")
+                    f"sampling thread did not end within {timeout} s: read_stats or a listener is blocked, "
+                    f"now in {_where(thread)}; make them return promptly")
 
     def __enter__(self) -> Sampler:
         return self.start()
@@ -257,6 +259,15 @@ class Sampler:
         now = self.clock()
         missed = max(0, math.floor((now - previous) / self.interval))
         return previous + (missed + 1) * self.interval
+
+
+def _where(thread: threading.Thread, depth: int = 5) -> str:
+    """Where a running thread is: its innermost frames, innermost first, as `function (file:line)`."""
+    frame = sys._current_frames().get(thread.ident)
+    if frame is None:
+        return "a frame that is gone"
+    frames = traceback.extract_stack(frame)[-depth:]
+    return " <- ".join(f"{f.name} ({os.path.basename(f.filename)}:{f.lineno})" for f in reversed(frames))
 
 
 def record(sampler: Sampler) -> Recording:

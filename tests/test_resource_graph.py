@@ -220,16 +220,51 @@ def test_a_slow_draw_never_holds_up_sampling(monkeypatch):
     assert max(later - earlier for earlier, later in zip(times, times[1:])) < draw_seconds / 2
 
 
+def in_a_timer() -> bool:
+    """True in a graph's timer thread, where its live draws run."""
+    return isinstance(threading.current_thread(), threading.Timer)
+
+
 def test_the_final_draw_shows_every_sample_though_an_earlier_draw_ends_after_it(monkeypatch):
     draw_seconds = 0.6 * SLOWDOWN
     graph = ResourceGraph(window_seconds=None)
-    real = slow_draws(monkeypatch, draw_seconds, on=lambda: threading.current_thread().name != "lxclab-sampler")
+    timer_drawing = threading.Event()
+    real = slow_draws(monkeypatch, draw_seconds, on=lambda: in_a_timer() and not timer_drawing.set())
     with Sampler(counting_stats(), interval=0.01) as sampler:
         graph.follow(sampler)
-        time.sleep(graphs.MIN_REDRAW_SECONDS + draw_seconds / 2)  # a timer's slow draw of fewer samples is under way
+        assert timer_drawing.wait(60 * SLOWDOWN)
+        time.sleep(draw_seconds / 4)  # a timer's slow draw of fewer samples is under way
     for timer in [thread for thread in threading.enumerate() if isinstance(thread, threading.Timer)]:
         timer.join()
     assert [graph.panels[metric].value for metric in METRICS] == [real(graph.recording, m, None) for m in METRICS]
+
+
+def test_a_slow_live_draw_is_followed_by_a_pause_twice_as_long(monkeypatch):
+    """On a slow machine the live graph leaves two thirds of a CPU to the container it watches."""
+    draws: list[tuple[float, float]] = []  # (start, end) of each live draw's panels
+    real = graphs.panel_svg
+
+    def timed_panel_svg(recording, metric, window_seconds=None):
+        began = time.monotonic()
+        if in_a_timer():
+            time.sleep(0.2)  # three panels: a draw of 0.6 s or more
+        svg = real(recording, metric, window_seconds)
+        if in_a_timer():
+            if metric == METRICS[0]:
+                draws.append((began, began))
+            draws[-1] = (draws[-1][0], time.monotonic())
+        return svg
+
+    graph = ResourceGraph(window_seconds=None)
+    monkeypatch.setattr(graphs, "panel_svg", timed_panel_svg)
+    with Sampler(counting_stats(), interval=0.05) as sampler:
+        graph.follow(sampler)
+        deadline = time.monotonic() + 60 * SLOWDOWN
+        while len(draws) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert len(draws) >= 3
+    for (start, end), (next_start, _) in itertools.pairwise(draws):
+        assert next_start - end >= graphs.PAUSE_PER_DRAW * (end - start), draws
 
 
 def test_follow_shows_why_sampling_stopped():

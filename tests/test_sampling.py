@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -206,8 +207,9 @@ def test_stop_waits_for_a_slow_listener_and_names_a_stuck_one():
     stuck.subscribe(lambda s: release.wait(30))
     stuck.start()
     try:
-        with pytest.raises(SamplingError, match="read_stats or a listener is blocked"):
+        with pytest.raises(SamplingError, match="read_stats or a listener is blocked") as error:
             stuck.stop(timeout=0.2)
+        assert re.search(r"now in wait \(threading\.py:\d+\) <- .*<lambda> \(test_sampling\.py:\d+\)", str(error.value))
     finally:
         release.set()
     stuck.stop()

@@ -26,7 +26,8 @@ from ..errors import SamplingError
 from ..sampling import METRICS, Recording, Sample, Sampler
 from . import figures
 
-MIN_REDRAW_SECONDS = 0.5  # redraw at most twice a second (a redraw of three panels takes ~0.1 s of CPU)
+MIN_REDRAW_SECONDS = 0.5  # redraw at most twice a second (a redraw of three panels takes 0.1-0.4 s of CPU)
+PAUSE_PER_DRAW = 2  # after a draw, wait at least twice as long as it took: a live graph uses at most a third of a CPU
 LIMIT_COLOUR = "#d62728"
 OOM_COLOUR = "#d62728"
 NOTE_COLOUR = "#888888"
@@ -167,6 +168,7 @@ class ResourceGraph(ipywidgets.VBox):
         self._lock = threading.Lock()  # guards the recording, the pending timer and the stop note
         self._drawing = threading.Lock()  # one draw at a time, so the last to start (the final one) ends last
         self._last_draw = -math.inf
+        self._last_draw_seconds = 0.0
         self._pending: threading.Timer | None = None
         self._stopped = False
         self._stop_note = ""
@@ -178,7 +180,7 @@ class ResourceGraph(ipywidgets.VBox):
         return cls(recording, window_seconds=None, title=title)
 
     def add(self, sample: Sample) -> None:
-        """Append a sample; a timer thread redraws at most about twice a second, so a slow draw never delays sampling."""
+        """Append a sample; a timer thread redraws at most twice a second, so a slow draw never delays sampling."""
         with self._lock:
             self.recording.append(sample)
             self._schedule_draw()
@@ -197,6 +199,7 @@ class ResourceGraph(ipywidgets.VBox):
     def _draw(self, note: str = "") -> int:
         """Draw as `redraw` does, and return how many samples were drawn."""
         with self._drawing:
+            began = time.monotonic()
             recording = self._snapshot()  # taken once this draw's turn comes: a later draw never shows older samples
             for metric, widget in self.panels.items():
                 widget.value = panel_svg(recording, metric, self.window_seconds)
@@ -205,6 +208,7 @@ class ResourceGraph(ipywidgets.VBox):
             self.caption.value = f'<span class="lxclab-caption">{html.escape(text)}</span>'
             with self._lock:
                 self._last_draw = time.monotonic()  # from the end of a draw: a slow draw is not redone at once
+                self._last_draw_seconds = self._last_draw - began
             return len(recording)
 
     def figure(self) -> Figure:
@@ -220,9 +224,14 @@ class ResourceGraph(ipywidgets.VBox):
             return Recording(list(self.recording.samples))
 
     def _schedule_draw(self) -> None:
-        """Start the timer of the next draw, unless one is waiting or drawing (the caller holds the lock)."""
+        """Start the timer of the next draw, unless one is waiting or drawing (the caller holds the lock).
+
+        The pause after a draw grows with its length, so on a slow machine (an emulated VM, a
+        loaded classroom server) live graphs leave the CPU to the container they watch.
+        """
         if self._pending is None:
-            wait = max(0.0, self._last_draw + MIN_REDRAW_SECONDS - time.monotonic())
+            pause = max(MIN_REDRAW_SECONDS, PAUSE_PER_DRAW * self._last_draw_seconds)
+            wait = max(0.0, self._last_draw + pause - time.monotonic())
             self._pending = threading.Timer(wait, self._redraw_pending)
             self._pending.daemon = True
             self._pending.start()
