@@ -229,7 +229,15 @@ def test_the_final_draw_shows_every_sample_though_an_earlier_draw_ends_after_it(
     draw_seconds = 0.6 * SLOWDOWN
     graph = ResourceGraph(window_seconds=None)
     timer_drawing = threading.Event()
-    real = slow_draws(monkeypatch, draw_seconds, on=lambda: in_a_timer() and not timer_drawing.set())
+
+    def slow_in_a_timer() -> bool:
+        """Slow the timers' draws, and say when the first one begins."""
+        if not in_a_timer():
+            return False
+        timer_drawing.set()
+        return True
+
+    real = slow_draws(monkeypatch, draw_seconds, on=slow_in_a_timer)
     with Sampler(counting_stats(), interval=0.01) as sampler:
         graph.follow(sampler)
         assert timer_drawing.wait(60 * SLOWDOWN)
