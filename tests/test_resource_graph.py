@@ -250,20 +250,19 @@ def test_the_final_draw_shows_every_sample_though_an_earlier_draw_ends_after_it(
 def test_a_slow_live_draw_is_followed_by_a_pause_twice_as_long(monkeypatch):
     """On a slow machine the live graph leaves two thirds of a CPU to the container it watches."""
     draws: list[tuple[float, float]] = []  # (start, end) of each live draw's panels
-    real = graphs.panel_svg
+    graph = ResourceGraph(window_seconds=None)
+    slow_draws(monkeypatch, 0.6, on=in_a_timer)
+    slowed = graphs.panel_svg
 
     def timed_panel_svg(recording, metric, window_seconds=None):
         began = time.monotonic()
-        if in_a_timer():
-            time.sleep(0.2)  # three panels: a draw of 0.6 s or more
-        svg = real(recording, metric, window_seconds)
+        svg = slowed(recording, metric, window_seconds)
         if in_a_timer():
             if metric == METRICS[0]:
                 draws.append((began, began))
             draws[-1] = (draws[-1][0], time.monotonic())
         return svg
 
-    graph = ResourceGraph(window_seconds=None)
     monkeypatch.setattr(graphs, "panel_svg", timed_panel_svg)
     with Sampler(counting_stats(), interval=0.05) as sampler:
         graph.follow(sampler)
