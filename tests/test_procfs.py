@@ -51,6 +51,16 @@ def _findmnt(pid: int) -> list[dict[str, str]]:
     return json.loads(out)["filesystems"]
 
 
+def _mounts_read_twice_alike(pid: int) -> tuple[list[procfs.Mount], list[dict[str, str]]] | None:
+    """procfs's and findmnt's views of `pid`'s mounts, or None if procfs saw the table change around findmnt's read.
+
+    Unlinking a mount point detaches its mounts in every namespace, private ones included: a test beside this one
+    that deletes a named netns takes its /run/netns mount out of the child's table too.
+    """
+    mine, theirs = procfs.mounts(pid), _findmnt(pid)
+    return (mine, theirs) if procfs.mounts(pid) == mine else None
+
+
 def _ps_state(pid: int) -> str:
     """The state letter ps (procps) reads for `pid`."""
     return subprocess.run(["ps", "-o", "stat=", "-p", str(pid)], capture_output=True, text=True).stdout.strip()[:1]
@@ -66,8 +76,10 @@ def test_parse_mountinfo_reads_optional_fields_and_undoes_escapes():
 
 def test_mounts_of_another_namespace_match_findmnt_odd_names_included(mounted_child):
     child, target = mounted_child
-    mine = procfs.mounts(child.pid)
-    assert [(m.point, m.fstype) for m in mine] == [(f["target"], f["fstype"]) for f in _findmnt(child.pid)]
+    reading = eventually(lambda: _mounts_read_twice_alike(child.pid))
+    assert reading, "the child's mount table kept changing while it was read"
+    mine, theirs = reading
+    assert [(m.point, m.fstype) for m in mine] == [(f["target"], f["fstype"]) for f in theirs]
     odd = [m for m in mine if m.point == str(target)]
     assert len(odd) == 1 and (odd[0].fstype, odd[0].source) == ("tmpfs", "my src")
     assert str(target) not in procfs.mount_points()  # the mount stayed in the child's namespace
