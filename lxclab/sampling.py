@@ -266,7 +266,7 @@ def _where(thread: threading.Thread, depth: int = 5) -> str:
     frame = sys._current_frames().get(thread.ident)
     if frame is None:
         return "a frame that is gone"
-    frames = traceback.extract_stack(frame)[-depth:]
+    frames = traceback.extract_stack(frame, limit=depth)
     return " <- ".join(f"{f.name} ({os.path.basename(f.filename)}:{f.lineno})" for f in reversed(frames))
 
 

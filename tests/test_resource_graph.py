@@ -25,7 +25,7 @@ from matplotlib.colors import to_hex
 from matplotlib.lines import Line2D
 
 from fixture_browser import dump_dom
-from polling import SLOWDOWN
+from polling import SLOWDOWN, eventually
 
 from lxclab.errors import LxclabError, SamplingError
 from lxclab.sampling import Recording, Sample, Sampler
@@ -266,10 +266,7 @@ def test_a_slow_live_draw_is_followed_by_a_pause_twice_as_long(monkeypatch):
     monkeypatch.setattr(graphs, "panel_svg", timed_panel_svg)
     with Sampler(counting_stats(), interval=0.05) as sampler:
         graph.follow(sampler)
-        deadline = time.monotonic() + 60 * SLOWDOWN
-        while len(draws) < 3 and time.monotonic() < deadline:
-            time.sleep(0.05)
-    assert len(draws) >= 3
+        assert eventually(lambda: len(draws) >= 3, timeout=60), draws
     for (start, end), (next_start, _) in itertools.pairwise(draws):
         assert next_start - end >= graphs.PAUSE_PER_DRAW * (end - start), draws
 
